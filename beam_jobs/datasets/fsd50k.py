@@ -1,0 +1,121 @@
+"""FSD50K adapter: reads the released on-disk layout into a manifest, validating before any work.
+
+Layout (methods.md section 1):
+  FSD50K.ground_truth/vocabulary.csv   no header; rows `index,label,mid`
+  FSD50K.ground_truth/dev.csv          `fname,labels,mids,split` (split: train | val)
+  FSD50K.ground_truth/eval.csv         `fname,labels,mids`
+  FSD50K.dev_audio/<fname>.wav, FSD50K.eval_audio/<fname>.wav
+  FSD50K.metadata/dev_clips_info_FSD50K.json, eval_clips_info_FSD50K.json (optional, for uploaders)
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from apache_beam.io.filesystems import FileSystems
+
+from beam_jobs.manifest import DatasetError, Manifest, ManifestRow, join, read_text
+
+GROUND_TRUTH = "FSD50K.ground_truth"
+METADATA = "FSD50K.metadata"
+DEV_AUDIO = "FSD50K.dev_audio"
+EVAL_AUDIO = "FSD50K.eval_audio"
+DEV_HEADER = ["fname", "labels", "mids", "split"]
+EVAL_HEADER = ["fname", "labels", "mids"]
+DEV_SPLITS = ("train", "val")
+
+
+def _csv_rows(path: str) -> list[tuple[int, list[str]]]:
+    if not FileSystems.exists(path):
+        raise DatasetError(f"{path}: file not found")
+    try:
+        text = read_text(path)
+        return [(number, row) for number, row in enumerate(csv.reader(io.StringIO(text, newline="")), 1)
+                if row]
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: malformed CSV: {error}") from error
+
+
+def read_vocabulary(path: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Returns (labels in index order, label -> mid)."""
+    labels, mids = [], {}
+    for number, row in _csv_rows(path):
+        if len(row) != 3:
+            raise DatasetError(f"{path}:{number}: expected 3 fields 'index,label,mid', got {len(row)}: {row}")
+        index, label, mid = row
+        if not index.strip().isdigit():
+            raise DatasetError(f"{path}:{number}: index {index!r} is not an integer "
+                               "(vocabulary.csv has no header row)")
+        if int(index) != len(labels):
+            raise DatasetError(f"{path}:{number}: index {index} out of order, expected {len(labels)}")
+        if label in mids:
+            raise DatasetError(f"{path}:{number}: duplicate label {label!r}")
+        labels.append(label)
+        mids[label] = mid
+    if not labels:
+        raise DatasetError(f"{path}: empty vocabulary")
+    return tuple(labels), mids
+
+
+def _read_clip_uploaders(path: str) -> dict[str, str]:
+    if not FileSystems.exists(path):
+        return {}
+    try:
+        info = json.loads(read_text(path))
+    except ValueError as error:
+        raise DatasetError(f"{path}: malformed JSON: {error}") from error
+    return {str(fname): str(entry.get("uploader", "")) for fname, entry in info.items()}
+
+
+def _read_ground_truth(path: str, header: list[str], mids: dict[str, str], audio_dir: str,
+                       uploaders: dict[str, str], default_split: str | None) -> list[ManifestRow]:
+    rows = _csv_rows(path)
+    if not rows or rows[0][1] != header:
+        found = rows[0][1] if rows else "nothing"
+        raise DatasetError(f"{path}:1: expected header {','.join(header)}, found {found}")
+    result = []
+    for number, row in rows[1:]:
+        if len(row) != len(header):
+            raise DatasetError(f"{path}:{number}: expected {len(header)} fields, got {len(row)}: {row}")
+        fields = dict(zip(header, row))
+        fname = fields["fname"].strip()
+        if not fname:
+            raise DatasetError(f"{path}:{number}: empty fname")
+        labels = tuple(label for label in fields["labels"].split(",") if label)
+        if not labels:
+            raise DatasetError(f"{path}:{number}: clip {fname} has no labels")
+        unknown = [label for label in labels if label not in mids]
+        if unknown:
+            raise DatasetError(f"{path}:{number}: labels not in the vocabulary: {unknown}")
+        row_mids = tuple(mid for mid in fields["mids"].split(",") if mid)
+        expected_mids = tuple(mids[label] for label in labels)
+        if row_mids != expected_mids:
+            raise DatasetError(f"{path}:{number}: mids {list(row_mids)} do not match labels "
+                               f"{list(labels)} (expected {list(expected_mids)})")
+        split = fields.get("split", default_split)
+        if default_split is None and split not in DEV_SPLITS:
+            raise DatasetError(f"{path}:{number}: split {split!r} is not one of {DEV_SPLITS}")
+        result.append(ManifestRow(clip_id=fname, audio_path=join(audio_dir, fname + ".wav"), split=split,
+                                  labels=labels, uploader=uploaders.get(fname, "")))
+    return result
+
+
+def read_fsd50k(root: str) -> Manifest:
+    """Reads and validates an FSD50K-format folder; raises DatasetError naming the file and row."""
+    truth = join(root, GROUND_TRUTH)
+    vocabulary, mids = read_vocabulary(join(truth, "vocabulary.csv"))
+    dev = _read_ground_truth(join(truth, "dev.csv"), DEV_HEADER, mids, join(root, DEV_AUDIO),
+                             _read_clip_uploaders(join(root, METADATA, "dev_clips_info_FSD50K.json")), None)
+    evaluation = _read_ground_truth(join(truth, "eval.csv"), EVAL_HEADER, mids, join(root, EVAL_AUDIO),
+                                    _read_clip_uploaders(join(root, METADATA, "eval_clips_info_FSD50K.json")),
+                                    "eval")
+    rows = dev + evaluation
+    if not rows:
+        raise DatasetError(f"{truth}: dev.csv and eval.csv list no clips")
+    seen = set()
+    for row in rows:
+        if row.clip_id in seen:
+            raise DatasetError(f"{truth}: clip {row.clip_id} is listed twice (dev.csv and eval.csv overlap)")
+        seen.add(row.clip_id)
+    return Manifest(rows=tuple(rows), vocabulary=vocabulary, source={"format": "fsd50k", "root": root})

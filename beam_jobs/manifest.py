@@ -1,0 +1,98 @@
+"""The manifest: one row per clip, the common currency between dataset adapters and feature jobs.
+
+A manifest folder holds `manifest.jsonl` (one `ManifestRow` per line), `vocabulary.json` (class names
+in index order) and `source.json` (which adapter read which root).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from apache_beam.io.filesystems import FileSystems
+
+MANIFEST_FILE = "manifest.jsonl"
+VOCABULARY_FILE = "vocabulary.json"
+SOURCE_FILE = "source.json"
+
+
+class DatasetError(ValueError):
+    """A dataset or config problem found before any work starts; the message names file and row."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ManifestRow:
+    clip_id: str
+    audio_path: str
+    split: str
+    labels: tuple[str, ...]
+    uploader: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, line: str) -> "ManifestRow":
+        values = json.loads(line)
+        values["labels"] = tuple(values["labels"])
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    rows: tuple[ManifestRow, ...]
+    vocabulary: tuple[str, ...]
+    source: dict
+
+    @property
+    def splits(self) -> list[str]:
+        return sorted({row.split for row in self.rows})
+
+
+def join(*parts: str) -> str:
+    return FileSystems.join(*parts)
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes a small text file on any Beam filesystem (local, gs://, ...)."""
+    with FileSystems.create(path) as handle:
+        handle.write(text.encode("utf-8"))
+
+
+def read_text(path: str) -> str:
+    with FileSystems.open(path) as handle:
+        return handle.read().decode("utf-8")
+
+
+def write_manifest(manifest_dir: str, manifest: Manifest) -> None:
+    write_text(join(manifest_dir, MANIFEST_FILE), "".join(row.to_json() + "\n" for row in manifest.rows))
+    write_text(join(manifest_dir, VOCABULARY_FILE), json.dumps(list(manifest.vocabulary), indent=1))
+    write_text(join(manifest_dir, SOURCE_FILE), json.dumps(manifest.source, indent=2, sort_keys=True))
+
+
+def read_manifest(manifest_dir: str) -> Manifest:
+    """Reads and validates a manifest folder; raises DatasetError naming the file and line."""
+    manifest_path = join(manifest_dir, MANIFEST_FILE)
+    vocabulary_path = join(manifest_dir, VOCABULARY_FILE)
+    for path in (manifest_path, vocabulary_path):
+        if not FileSystems.exists(path):
+            raise DatasetError(f"{path}: missing (is {manifest_dir} a manifest folder?)")
+    vocabulary = tuple(json.loads(read_text(vocabulary_path)))
+    known = set(vocabulary)
+    rows, seen = [], set()
+    for line_number, line in enumerate(read_text(manifest_path).splitlines(), start=1):
+        try:
+            row = ManifestRow.from_json(line)
+        except (ValueError, TypeError, KeyError) as error:
+            raise DatasetError(f"{manifest_path}:{line_number}: malformed row: {error}") from error
+        unknown = [label for label in row.labels if label not in known]
+        if unknown:
+            raise DatasetError(f"{manifest_path}:{line_number}: labels not in the vocabulary: {unknown}")
+        if row.clip_id in seen:
+            raise DatasetError(f"{manifest_path}:{line_number}: duplicate clip id {row.clip_id!r}")
+        seen.add(row.clip_id)
+        rows.append(row)
+    if not rows:
+        raise DatasetError(f"{manifest_path}: no clips")
+    source_path = join(manifest_dir, SOURCE_FILE)
+    source = json.loads(read_text(source_path)) if FileSystems.exists(source_path) else {}
+    return Manifest(rows=tuple(rows), vocabulary=vocabulary, source=source)

@@ -1,0 +1,74 @@
+"""Feature parameters: the one source of truth for the Beam writer, the tf.data reader and the models."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureParams:
+    """Log-mel patch parameters. Defaults are the FSD50K setting (methods.md section 2)."""
+
+    sample_rate: int = 22050
+    n_mels: int = 96
+    win_length: int = 660  # 30 ms
+    hop_length: int = 220  # 10 ms
+    n_fft: int = 1024
+    fmin: float = 50.0
+    fmax: float = 10500.0
+    window: str = "hamming"
+    log_offset: float = 1e-6
+    patch_frames: int = 101  # 1 s
+    patch_hop_frames: int = 50  # 0.5 s
+
+    def __post_init__(self):
+        problems = []
+        if self.sample_rate <= 0:
+            problems.append(f"sample_rate must be positive, got {self.sample_rate}")
+        if not 0 < self.win_length <= self.n_fft:
+            problems.append(f"win_length must be in (0, n_fft={self.n_fft}], got {self.win_length}")
+        if self.hop_length <= 0:
+            problems.append(f"hop_length must be positive, got {self.hop_length}")
+        if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
+            problems.append(f"need 0 <= fmin < fmax <= sample_rate/2, got fmin={self.fmin} fmax={self.fmax}")
+        if self.n_mels <= 0 or self.patch_frames <= 0 or self.patch_hop_frames <= 0:
+            problems.append("n_mels, patch_frames and patch_hop_frames must be positive")
+        if self.log_offset <= 0:
+            problems.append(f"log_offset must be positive, got {self.log_offset}")
+        if problems:
+            raise ValueError("Invalid FeatureParams: " + "; ".join(problems))
+
+    @property
+    def patch_samples(self) -> int:
+        """Shortest waveform (in samples) that yields exactly one full patch; shorter clips are replicated."""
+        return (self.patch_frames - 1) * self.hop_length
+
+    @property
+    def patch_seconds(self) -> float:
+        return self.patch_samples / self.sample_rate
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames of a centred STFT over `num_samples` samples."""
+        return 1 + num_samples // self.hop_length
+
+    def num_patches(self, num_samples: int) -> int:
+        frames = self.num_frames(max(num_samples, self.patch_samples))
+        return 1 + (frames - self.patch_frames) // self.patch_hop_frames
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "FeatureParams":
+        values = json.loads(text)
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"Unknown feature parameters: {sorted(unknown)}")
+        return cls(**values)
+
+    @classmethod
+    def fsdnoisy18k(cls) -> "FeatureParams":
+        """The FSDnoisy18k baseline: 44.1 kHz, 40 ms / 20 ms, 2 s patches with 1 s hop."""
+        return cls(sample_rate=44100, win_length=1764, hop_length=882, n_fft=2048,
+                   fmin=50.0, fmax=22050.0, patch_frames=100, patch_hop_frames=50)
+

@@ -1,0 +1,24 @@
+"""Beam pipeline options from command-line style arguments: the runner is a flag, never hard-coded.
+
+DirectRunner is the default. At scale pass e.g.
+  --runner=DataflowRunner --project=P --region=R --temp_location=gs://B/tmp --sdk_container_image=IMAGE
+  --runner=FlinkRunner --flink_master=HOST:8081 --environment_type=DOCKER --environment_config=IMAGE
+  --runner=SparkRunner --spark_master_url=spark://HOST:7077 --environment_type=DOCKER ...
+"""
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+
+KNOWN_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PrismRunner")
+
+
+def pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    options = PipelineOptions(list(beam_args))
+    standard = options.view_as(StandardOptions)
+    if standard.runner is None:
+        standard.runner = "DirectRunner"
+    if standard.runner not in KNOWN_RUNNERS:
+        raise ValueError(f"Unknown Beam runner {standard.runner!r}; expected one of {KNOWN_RUNNERS}")
+    # Workers on remote runners import the project from the container image, not a pickled session.
+    options.view_as(SetupOptions).save_main_session = False
+    return options

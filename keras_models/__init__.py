@@ -1,0 +1,1 @@
+"""Keras models, training and evaluation for sound event classification."""

@@ -1,0 +1,73 @@
+"""Clip-level evaluation: patch predictions -> clip scores (mean) -> metrics and a per-class report."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+
+from beam_jobs import schema
+from keras_models import input as model_input
+from keras_models.metrics import clip_metrics
+
+MODEL_FILE = "model.keras"
+
+
+def predict_clips(model: keras.Model, dataset) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Runs the model over a `patch_dataset`; returns (clip ids, clip scores, clip labels).
+
+    A clip's score is the mean of its patches' scores; clips come out in order of first appearance.
+    """
+    sums, counts, labels, order = {}, {}, {}, []
+    for batch in dataset:
+        scores = np.asarray(model(batch[schema.LOGMEL], training=False), dtype=np.float64)
+        for clip_id, clip_scores, clip_labels in zip(batch[schema.CLIP_ID].numpy(), scores,
+                                                     batch[schema.LABELS].numpy()):
+            clip_id = clip_id.decode("utf-8")
+            if clip_id not in sums:
+                order.append(clip_id)
+                sums[clip_id], counts[clip_id], labels[clip_id] = 0.0, 0, clip_labels
+            sums[clip_id] = sums[clip_id] + clip_scores
+            counts[clip_id] += 1
+    if not order:
+        raise ValueError("no patches to predict")
+    scores = np.stack([sums[clip] / counts[clip] for clip in order])
+    return order, scores, np.stack([labels[clip] for clip in order])
+
+
+@dataclasses.dataclass
+class Evaluation:
+    split: str
+    clips: int
+    vocabulary: tuple[str, ...]
+    metrics: dict  # scalars and a `per_class` dict of arrays (see keras_models.metrics.clip_metrics)
+
+    @property
+    def scalars(self) -> dict[str, float]:
+        return {key: value for key, value in self.metrics.items() if key != "per_class"}
+
+    def summary_table(self) -> str:
+        rows = [f"| {name} | {value:.4f} |" for name, value in self.scalars.items()]
+        return "\n".join(["| metric | value |", "|---|---|", *rows])
+
+    def per_class_table(self) -> str:
+        per_class = self.metrics["per_class"]
+        lines = ["| class | positives | AP | AUC | d' | lwlrap |", "|---|---:|---:|---:|---:|---:|"]
+        for i in np.argsort(-np.nan_to_num(per_class["AP"], nan=-1)):
+            cells = [f"{per_class[key][i]:.3f}" for key in ("AP", "AUC", "d_prime", "lwlrap")]
+            lines.append(f"| {self.vocabulary[i]} | {per_class['positives'][i]} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def markdown(self, title: str) -> str:
+        return (f"# {title}\n\n{self.clips} clips of the `{self.split}` split; clip score = mean of patch "
+                f"scores. Chance mAP is the mean class prevalence (a random ranking's expected AP).\n\n"
+                f"{self.summary_table()}\n\n## Per class\n\n{self.per_class_table()}\n")
+
+
+def evaluate_classifier(model_dir: str, features_dir: str, split: str = "eval", batch_size: int = 64) -> Evaluation:
+    features = model_input.load_feature_set(features_dir)
+    model = keras.models.load_model(os.path.join(model_dir, MODEL_FILE))
+    clips, scores, truth = predict_clips(model, model_input.patch_dataset(features, split, batch_size))
+    return Evaluation(split=split, clips=len(clips), vocabulary=features.vocabulary,
+                      metrics=clip_metrics(truth, scores))

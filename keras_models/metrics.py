@@ -1,0 +1,104 @@
+"""Clip-level evaluation metrics in numpy: AP / mAP, ROC AUC / d', lwlrap, chance levels.
+
+`truth` is a (clips, classes) 0/1 matrix, `scores` the matching real-valued predictions. Classes that
+have no positive (or no negative) clip have no AP (or AUC); they get NaN and are left out of macro means.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import norm, rankdata
+
+
+def _check(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    truth, scores = np.asarray(truth, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+    if truth.shape != scores.shape or truth.ndim != 2:
+        raise ValueError(f"truth {truth.shape} and scores {scores.shape} must be the same (clips, classes)")
+    return truth > 0.5, scores
+
+
+def average_precision(truth, scores) -> np.ndarray:
+    """Per-class AP: sum over thresholds of (recall step) x precision, ties forming one threshold."""
+    truth, scores = _check(truth, scores)
+    result = np.full(truth.shape[1], np.nan)
+    for c in range(truth.shape[1]):
+        positives = truth[:, c].sum()
+        if positives == 0:
+            continue
+        order = np.argsort(-scores[:, c], kind="stable")
+        sorted_scores, hits = scores[order, c], truth[order, c]
+        last_of_tie = np.r_[np.diff(sorted_scores) != 0, True]
+        true_pos = np.cumsum(hits)[last_of_tie]
+        ranked = (np.arange(1, len(hits) + 1))[last_of_tie]
+        recall_steps = np.diff(np.r_[0, true_pos]) / positives
+        result[c] = np.sum(recall_steps * true_pos / ranked)
+    return result
+
+
+def roc_auc(truth, scores) -> np.ndarray:
+    """Per-class area under the ROC curve (Mann-Whitney U with mid-ranks for ties)."""
+    truth, scores = _check(truth, scores)
+    result = np.full(truth.shape[1], np.nan)
+    for c in range(truth.shape[1]):
+        positives = truth[:, c].sum()
+        negatives = len(truth) - positives
+        if positives == 0 or negatives == 0:
+            continue
+        ranks = rankdata(scores[:, c])
+        result[c] = (ranks[truth[:, c]].sum() - positives * (positives + 1) / 2) / (positives * negatives)
+    return result
+
+
+def d_prime(auc):
+    """d' = sqrt(2) * inverse normal CDF(AUC); infinite for a perfect AUC of 1."""
+    return np.sqrt(2.0) * norm.ppf(auc)
+
+
+def lwlrap(truth, scores) -> tuple[float, np.ndarray, np.ndarray]:
+    """Label-weighted label-ranking average precision (DCASE2019 Task 2).
+
+    For every (clip, positive class) pair: the precision of the clip's ranked labels at that class's
+    rank. lwlrap is their mean; per class, the mean over that class's positives, weighted by its share
+    of all positive labels. Tied scores count as ranked at the lowest position (pessimistic).
+    Returns (lwlrap, per-class lwlrap, per-class weight).
+    """
+    truth, scores = _check(truth, scores)
+    n_classes = truth.shape[1]
+    precision_sum = np.zeros(n_classes)
+    for clip_truth, clip_scores in zip(truth, scores):
+        positive = np.flatnonzero(clip_truth)
+        if len(positive) == 0:
+            continue
+        at_or_above = clip_scores[None, :] >= clip_scores[positive, None]  # (positives, classes)
+        rank = at_or_above.sum(axis=1)
+        hits = (at_or_above & clip_truth[None, :]).sum(axis=1)
+        precision_sum[positive] += hits / rank
+    label_counts = truth.sum(axis=0)
+    total = label_counts.sum()
+    if total == 0:
+        raise ValueError("lwlrap needs at least one positive label")
+    per_class = np.divide(precision_sum, label_counts, out=np.full(n_classes, np.nan), where=label_counts > 0)
+    return float(precision_sum.sum() / total), per_class, label_counts / total
+
+
+def chance_average_precision(truth) -> np.ndarray:
+    """Expected AP of a random ranking, per class: its prevalence (NaN where it has no positives)."""
+    truth = np.asarray(truth) > 0.5
+    prevalence = truth.mean(axis=0)
+    return np.where(truth.sum(axis=0) > 0, prevalence, np.nan)
+
+
+def clip_metrics(truth, scores) -> dict:
+    """The summary of a multi-label evaluation; per-class arrays are under `per_class`."""
+    ap = average_precision(truth, scores)
+    auc = roc_auc(truth, scores)
+    overall_lwlrap, class_lwlrap, _ = lwlrap(truth, scores)
+    mean_auc = float(np.nanmean(auc))
+    return {
+        "mAP": float(np.nanmean(ap)),
+        "chance_mAP": float(np.nanmean(chance_average_precision(truth))),
+        "AUC": mean_auc,
+        "d_prime": float(d_prime(mean_auc)),
+        "lwlrap": overall_lwlrap,
+        "per_class": {"AP": ap, "AUC": auc, "d_prime": d_prime(auc), "lwlrap": class_lwlrap,
+                      "positives": np.asarray(truth).sum(axis=0).astype(int)},
+    }

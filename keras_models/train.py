@@ -1,0 +1,145 @@
+"""Training a multi-label classifier on a features folder, with resumable checkpoints.
+
+Model folder:
+  model.keras            the best model by clip-level validation mAP
+  history.json           one entry per epoch (loss, val_mAP, ...), kept across resumed runs
+  train_params.json, feature_params.json, vocabulary.json, stats.json   how the model was made
+  checkpoints/           BackupAndRestore state (resume after interruption) and best.json
+  tensorboard/           TensorBoard logs
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from beam_jobs.extract import STATS_FILE
+from keras_models import input as model_input
+from keras_models.architectures import build_model
+from keras_models.evaluate import MODEL_FILE, predict_clips
+from keras_models.metrics import average_precision
+
+HISTORY_FILE = "history.json"
+TRAIN_PARAMS_FILE = "train_params.json"
+BEST_FILE = "best.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainParams:
+    architecture: str = "vgg_like"
+    width: float = 1.0
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    seed: int = 0
+    shuffle_buffer: int = 4096
+    mixed_precision: bool = False  # float16 compute on a GPU
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0 or self.width <= 0:
+            raise ValueError(f"Invalid TrainParams: epochs, batch_size, learning_rate and width must be "
+                             f"positive: {self}")
+
+
+class ClipValidation(keras.callbacks.Callback):
+    """Clip-level validation mAP after every epoch; saves the best model and remembers it across resumes."""
+
+    def __init__(self, dataset, model_path: str, best_path: str):
+        super().__init__()
+        self.dataset, self.model_path, self.best_path = dataset, model_path, best_path
+        self.best = -np.inf
+        if tf.io.gfile.exists(best_path):
+            with tf.io.gfile.GFile(best_path) as handle:
+                self.best = json.load(handle)["val_mAP"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        _, scores, truth = predict_clips(self.model, self.dataset)
+        val_map = float(np.nanmean(average_precision(truth, scores)))
+        logs["val_mAP"] = val_map
+        if val_map > self.best:
+            self.best = val_map
+            self.model.save(self.model_path)
+            with tf.io.gfile.GFile(self.best_path, "w") as handle:
+                json.dump({"val_mAP": val_map, "epoch": epoch + 1}, handle)
+
+
+class HistoryFile(keras.callbacks.Callback):
+    """Appends each epoch's logs to history.json, so that a resumed run keeps the earlier epochs."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        history = read_history(self.path)
+        history = [entry for entry in history if entry["epoch"] < epoch + 1]
+        history.append({"epoch": epoch + 1, **{key: float(value) for key, value in (logs or {}).items()}})
+        with tf.io.gfile.GFile(self.path, "w") as handle:
+            json.dump(history, handle, indent=1)
+
+
+def read_history(path: str) -> list[dict]:
+    if not tf.io.gfile.exists(path):
+        return []
+    with tf.io.gfile.GFile(path) as handle:
+        return json.load(handle)
+
+
+def describe_devices() -> str:
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"{len(gpus)} GPU(s): {[gpu.name for gpu in gpus]}" if gpus else "CPU only (no GPU visible)"
+
+
+def _write_model_description(model_dir: str, features: model_input.FeatureSet, params: TrainParams) -> None:
+    def write(name, text):
+        with tf.io.gfile.GFile(os.path.join(model_dir, name), "w") as handle:
+            handle.write(text)
+
+    write(TRAIN_PARAMS_FILE, json.dumps(dataclasses.asdict(params), indent=1, sort_keys=True))
+    write("feature_params.json", features.params.to_json())
+    write("vocabulary.json", json.dumps(list(features.vocabulary), indent=1))
+    tf.io.gfile.copy(os.path.join(features.directory, STATS_FILE), os.path.join(model_dir, STATS_FILE),
+                     overwrite=True)
+
+
+def train_classifier(features_dir: str, model_dir: str, params: TrainParams = TrainParams(),
+                     extra_callbacks: tuple = ()) -> dict:
+    """Trains on the 'train' split, selects by clip-level mAP on 'val'; returns a summary dict.
+
+    Rerunning with the same model_dir after an interruption resumes from the last finished epoch.
+    """
+    features = model_input.load_feature_set(features_dir)
+    tf.io.gfile.makedirs(model_dir)
+    print(f"Training on {describe_devices()}; {features.patches('train')} train patches, "
+          f"{features.patches('val')} val patches, {features.n_classes} classes", flush=True)
+    keras.utils.set_random_seed(params.seed)
+    if params.mixed_precision and tf.config.list_physical_devices("GPU"):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    train_data = model_input.supervised(model_input.patch_dataset(
+        features, "train", params.batch_size, shuffle=True, seed=params.seed,
+        shuffle_buffer=params.shuffle_buffer))
+    val_data = model_input.patch_dataset(features, "val", params.batch_size)
+
+    model = build_model(params.architecture, features.input_shape, features.n_classes, params.width)
+    model.compile(optimizer=keras.optimizers.Adam(params.learning_rate),
+                  loss=keras.losses.BinaryCrossentropy(), jit_compile=False)
+    _write_model_description(model_dir, features, params)
+    checkpoints = os.path.join(model_dir, "checkpoints")
+    tf.io.gfile.makedirs(checkpoints)
+    callbacks = [
+        ClipValidation(val_data, os.path.join(model_dir, MODEL_FILE), os.path.join(checkpoints, BEST_FILE)),
+        HistoryFile(os.path.join(model_dir, HISTORY_FILE)),
+        keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard")),
+        keras.callbacks.BackupAndRestore(os.path.join(checkpoints, "backup")),
+        *extra_callbacks,
+    ]
+    model.fit(train_data, epochs=params.epochs, callbacks=callbacks, verbose=2)
+    keras.mixed_precision.set_global_policy("float32")
+    history = read_history(os.path.join(model_dir, HISTORY_FILE))
+    best = max(history, key=lambda entry: entry["val_mAP"])
+    return {"best_val_mAP": best["val_mAP"], "best_epoch": best["epoch"], "epochs": len(history),
+            "parameters": int(model.count_params())}
