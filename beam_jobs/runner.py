@@ -22,3 +22,13 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     # Workers on remote runners import the project from the container image, not a pickled session.
     options.view_as(SetupOptions).save_main_session = False
     return options
+
+
+def artifact_location(artifact, runner: str) -> str:
+    """Where a Beam job should read or write a KFP artifact.
+
+    The DirectRunner runs inside the task's container and uses the artifact's local path (KFP copies
+    it from and to the pipeline root). Remote runners' workers cannot see that path, so they get the
+    artifact's URI (gs://...) and read or write the bucket directly.
+    """
+    return artifact.path if runner in ("DirectRunner", "PrismRunner") else artifact.uri

@@ -47,6 +47,11 @@ class Evaluation:
     def scalars(self) -> dict[str, float]:
         return {key: value for key, value in self.metrics.items() if key != "per_class"}
 
+    @property
+    def finite_scalars(self) -> dict[str, float]:
+        """Scalars that JSON (and so a KFP Metrics artifact) can carry: d' is infinite at AUC 1."""
+        return {key: value for key, value in self.scalars.items() if np.isfinite(value)}
+
     def summary_table(self) -> str:
         rows = [f"| {name} | {value:.4f} |" for name, value in self.scalars.items()]
         return "\n".join(["| metric | value |", "|---|---|", *rows])

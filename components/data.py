@@ -1,0 +1,30 @@
+"""Data components: ingest (or synthesise) a dataset, extract log-mel features."""
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Output
+
+from components import PROJECT_IMAGE_PLACEHOLDER
+
+
+@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+def ingest_dataset(dataset_root: str, dataset_format: str, synthetic_clips: int, seed: int,
+                   beam_runner: str, beam_options: list, manifest: Output[Dataset]):
+    """Validates a dataset (empty root: generates a synthetic FSD50K-format one) and writes its manifest."""
+    from beam_jobs import ingest, synthetic
+    from beam_jobs.runner import artifact_location
+
+    root = dataset_root or synthetic.generate(artifact_location(manifest, beam_runner) + "/synthetic_fsd50k",
+                                              synthetic_clips, seed, [f"--runner={beam_runner}", *beam_options])
+    result = ingest.ingest(root, artifact_location(manifest, beam_runner), dataset_format)
+    manifest.metadata.update(clips=len(result.rows), classes=len(result.vocabulary), dataset_root=root)
+
+
+@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+def extract_features(manifest: Input[Dataset], beam_runner: str, beam_options: list,
+                     features: Output[Dataset]):
+    """Beam job: manifest -> log-mel patches in sharded TFRecords, stats, counts and dead letters."""
+    from beam_jobs.extract import extract
+    from beam_jobs.runner import artifact_location
+
+    counts = extract(artifact_location(manifest, beam_runner), artifact_location(features, beam_runner),
+                     beam_args=[f"--runner={beam_runner}", *beam_options])
+    features.metadata.update(counts=counts)

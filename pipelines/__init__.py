@@ -1,0 +1,18 @@
+"""KFP pipelines, one module per experiment; each module defines a pipeline function named like itself."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+NOT_PIPELINES = {"compile", "run_local"}
+
+
+def discover() -> dict:
+    """{name: pipeline function} for every experiment module in this package."""
+    found = {}
+    for module_info in pkgutil.iter_modules(__path__):
+        if module_info.name in NOT_PIPELINES or module_info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        found[module_info.name] = getattr(module, module_info.name)
+    return found
