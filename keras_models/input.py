@@ -85,8 +85,10 @@ def patch_dataset(features: FeatureSet, split: str, batch_size: int, shuffle: bo
         parsed[schema.LOGMEL] = (parsed[schema.LOGMEL] - mean) / std
         return parsed
 
+    batches = -(-features.patches(split) // batch_size)  # counts.json knows it; Keras then knows epoch ends
     return (dataset.batch(batch_size)
             .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+            .apply(tf.data.experimental.assert_cardinality(batches))
             .prefetch(tf.data.AUTOTUNE))
 
 

@@ -137,7 +137,7 @@ def train_classifier(features_dir: str, model_dir: str, params: TrainParams = Tr
         keras.callbacks.BackupAndRestore(os.path.join(checkpoints, "backup")),
         *extra_callbacks,
     ]
-    model.fit(train_data, epochs=params.epochs, callbacks=callbacks, verbose=2)
+    model.fit(train_data, epochs=params.epochs, callbacks=callbacks, shuffle=False, verbose=2)
     keras.mixed_precision.set_global_policy("float32")
     history = read_history(os.path.join(model_dir, HISTORY_FILE))
     best = max(history, key=lambda entry: entry["val_mAP"])

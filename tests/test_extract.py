@@ -1,0 +1,114 @@
+import dataclasses
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from beam_jobs import features, schema
+from beam_jobs.extract import check_counts, extract
+from beam_jobs.manifest import DatasetError, Manifest, read_manifest, write_manifest
+from beam_jobs.params import FeatureParams
+
+
+def read_examples(features_dir, split):
+    return [schema.decode_patch(record.numpy())
+            for record in tf.data.TFRecordDataset(sorted(glob.glob(schema.shard_pattern(features_dir, split))))]
+
+
+def test_counts_stats_and_patches_are_consistent(manifest_dir, features_dir):
+    manifest = read_manifest(manifest_dir)
+    counts = check_counts(features_dir)
+    for split in manifest.splits:
+        expected = sum(row.split == split for row in manifest.rows)
+        assert counts[split]["read"] == counts[split]["written"] == expected and counts[split]["rejected"] == 0
+        assert counts[split]["patches"] == len(read_examples(features_dir, split))
+    with open(os.path.join(features_dir, "params.json")) as handle:
+        assert FeatureParams.from_json(handle.read()) == FeatureParams()
+
+
+def test_patches_hold_the_clip_features_and_labels(manifest_dir, features_dir):
+    manifest = read_manifest(manifest_dir)
+    row = next(row for row in manifest.rows if row.split == "train")
+    with open(row.audio_path, "rb") as handle:
+        waveform, rate = features.decode_audio(handle.read(), row.audio_path)
+    expected = features.cut_patches(features.waveform_to_log_mel(waveform, rate, FeatureParams()), FeatureParams())
+    patches = sorted((example for example in read_examples(features_dir, "train")
+                      if example[schema.CLIP_ID] == row.clip_id), key=lambda example: example[schema.PATCH_INDEX])
+    assert len(patches) == len(expected)
+    np.testing.assert_allclose(np.stack([p[schema.LOGMEL] for p in patches]), expected, atol=1e-5)
+    labels = patches[0][schema.LABELS]
+    assert [manifest.vocabulary[i] for i in np.flatnonzero(labels)] == list(row.labels)
+    np.testing.assert_array_equal(patches[0][schema.LABEL_MASK], np.ones_like(labels))
+
+
+def test_band_stats_match_numpy_over_all_train_frames(manifest_dir, features_dir):
+    manifest = read_manifest(manifest_dir)
+    frames = []
+    for row in manifest.rows:
+        if row.split == "train":
+            with open(row.audio_path, "rb") as handle:
+                waveform, rate = features.decode_audio(handle.read(), row.audio_path)
+            frames.append(features.waveform_to_log_mel(waveform, rate, FeatureParams()))
+    frames = np.concatenate(frames)
+    with open(os.path.join(features_dir, "stats.json")) as handle:
+        stats = json.load(handle)["train"]
+    assert stats["frames"] == len(frames)
+    np.testing.assert_allclose(stats["mean"], frames.mean(axis=0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(stats["std"], frames.std(axis=0), rtol=1e-3, atol=1e-3)
+
+
+def test_bad_clips_go_to_dead_letters_and_every_clip_is_accounted_for(manifest_dir, tmp_path):
+    manifest = read_manifest(manifest_dir)
+    with open(manifest.rows[0].audio_path, "rb") as handle:
+        good_wav = handle.read()
+    bad_files = {
+        "corrupt": good_wav[:8] + b"NOTAWAVE" + good_wav[16:],  # RIFF header damaged
+        "truncated": good_wav[:20],
+        "empty": b"",
+        "not_audio": b"<html>not a sound</html>" * 20,
+    }
+    rows = list(manifest.rows[:12])
+    for index, (name, data) in enumerate(bad_files.items()):
+        path = tmp_path / f"{name}.wav"
+        path.write_bytes(data)
+        rows[index] = dataclasses.replace(rows[index], audio_path=str(path))
+    rows[len(bad_files)] = dataclasses.replace(rows[len(bad_files)], audio_path=str(tmp_path / "missing.wav"))
+    bad_manifest = str(tmp_path / "manifest")
+    write_manifest(bad_manifest, Manifest(rows=tuple(rows), vocabulary=manifest.vocabulary, source={}))
+
+    output = str(tmp_path / "features")
+    counts = extract(bad_manifest, output)
+    assert sum(split["read"] for split in counts.values()) == 12
+    assert sum(split["rejected"] for split in counts.values()) == 5
+    for split in counts.values():
+        assert split["read"] == split["written"] + split["rejected"]
+    with open(os.path.join(output, "dead_letters.jsonl")) as handle:
+        letters = {json.loads(line)["path"]: json.loads(line) for line in handle}
+    reasons = {os.path.basename(path): letter["reason"] for path, letter in letters.items()}
+    assert set(reasons) == {"corrupt.wav", "truncated.wav", "empty.wav", "not_audio.wav", "missing.wav"}
+    assert "empty file" in reasons["empty.wav"]
+    assert all("cannot decode" in reasons[name] for name in ("corrupt.wav", "not_audio.wav", "truncated.wav"))
+    assert "cannot read" in reasons["missing.wav"]
+    assert all(letter["clip_id"] in {row.clip_id for row in rows} for letter in letters.values())
+
+
+def test_bad_manifest_fails_before_any_output(manifest_dir, tmp_path):
+    bad = tmp_path / "manifest"
+    bad.mkdir()
+    with open(os.path.join(manifest_dir, "manifest.jsonl")) as handle:
+        first = json.loads(handle.readline())
+    first["labels"] = ["Not_a_class"]
+    (bad / "manifest.jsonl").write_text(json.dumps(first) + "\n")
+    (bad / "vocabulary.json").write_text(json.dumps(["Hum"]))
+    with pytest.raises(DatasetError, match=r"manifest\.jsonl:1: labels not in the vocabulary"):
+        extract(str(bad), str(tmp_path / "features"))
+    assert not (tmp_path / "features").exists()
+
+
+def test_unknown_runner_fails_before_any_output(manifest_dir, tmp_path):
+    with pytest.raises(ValueError, match="Unknown Beam runner"):
+        extract(manifest_dir, str(tmp_path / "features"), beam_args=["--runner=NoSuchRunner"])
+    assert not (tmp_path / "features").exists()

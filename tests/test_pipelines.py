@@ -1,0 +1,89 @@
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from pipelines import compile as compile_module
+from pipelines import discover, run_local
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGE = "registry.example.com/sound-events:1.2.3"
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    output = tmp_path_factory.mktemp("compiled")
+    compile_module.main(["--output-dir", str(output), "--image", IMAGE])
+    return output
+
+
+def load_spec(path) -> pipeline_spec_pb2.PipelineSpec:
+    with open(path) as handle:
+        document = next(yaml.safe_load_all(handle))
+    return json_format.ParseDict(document, pipeline_spec_pb2.PipelineSpec())
+
+
+def test_every_pipeline_compiles_to_a_valid_pipeline_spec(compiled):
+    assert set(discover()) <= {path.stem for path in compiled.glob("*.yaml")}
+    for path in compiled.glob("*.yaml"):
+        spec = load_spec(path)
+        assert spec.root.dag.tasks, path
+        for executor in spec.deployment_spec.fields["executors"].struct_value.fields.values():
+            container = executor.struct_value.fields["container"].struct_value.fields
+            assert container["image"].string_value == IMAGE
+
+
+def test_fsd50k_baseline_wires_ingest_extract_train_evaluate(compiled):
+    spec = load_spec(compiled / "fsd50k_baseline.yaml")
+    tasks = spec.root.dag.tasks
+    assert set(tasks) == {"ingest-dataset", "extract-features", "train-classifier", "evaluate-classifier"}
+    assert list(tasks["train-classifier"].dependent_tasks) == ["extract-features"]
+    assert set(tasks["evaluate-classifier"].dependent_tasks) == {"extract-features", "train-classifier"}
+    parameters = spec.root.input_definitions.parameters
+    assert {"dataset_root", "epochs", "width", "beam_runner", "beam_options"} <= set(parameters)
+    assert parameters["dataset_root"].default_value.string_value == ""
+    outputs = spec.components["comp-evaluate-classifier"].output_definitions.artifacts
+    assert outputs["metrics"].artifact_type.schema_title == "system.Metrics"
+    assert outputs["report"].artifact_type.schema_title == "system.Markdown"
+    assert spec.components["comp-train-classifier"].output_definitions.artifacts["model"] \
+        .artifact_type.schema_title == "system.Model"
+
+
+def test_run_local_params_are_typed_and_checked():
+    pipeline = discover()["fsd50k_baseline"]
+    arguments = run_local.parse_params(pipeline, ["epochs=3", "width=0.5", "mixed_precision=true",
+                                                  'beam_options=["--direct_num_workers=2"]', "dataset_root="])
+    assert arguments == {"epochs": 3, "width": 0.5, "mixed_precision": True,
+                         "beam_options": ["--direct_num_workers=2"], "dataset_root": ""}
+    with pytest.raises(SystemExit, match="unknown parameter"):
+        run_local.parse_params(pipeline, ["epoch=3"])
+    with pytest.raises(SystemExit, match="not a valid number_integer"):
+        run_local.parse_params(pipeline, ["epochs=three"])
+
+
+@pytest.mark.slow
+def test_fsd50k_baseline_runs_locally_end_to_end(tmp_path):
+    command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "fsd50k_baseline",
+               "--param", "synthetic_clips=60", "--param", "width=0.25", "--param", "epochs=2",
+               "--param", "batch_size=16", "--pipeline-root", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for task in ("ingest-dataset", "extract-features", "train-classifier", "evaluate-classifier"):
+        assert f"[run_local] task {task}: SUCCESS" in result.stdout
+    assert "| class | positives | AP |" in result.stdout
+    run_dir = next(tmp_path.glob("fsd50k-baseline-*"))
+    assert (run_dir / "train-classifier" / "model" / "model.keras").exists()
+    assert list((run_dir / "extract-features" / "features").glob("train-*.tfrecord"))
+
+
+@pytest.mark.slow
+def test_run_local_fails_with_non_zero_status_on_bad_input(tmp_path):
+    command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "fsd50k_baseline",
+               "--param", f"dataset_root={tmp_path / 'nowhere'}", "--pipeline-root", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "vocabulary.csv: file not found" in result.stdout + result.stderr

@@ -1,0 +1,108 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from beam_jobs import schema
+from keras_models import input as model_input
+from keras_models.architectures import build_model, vgg_like
+from keras_models.evaluate import evaluate_classifier, predict_clips
+from keras_models.train import TrainParams, read_history, train_classifier
+
+TINY = TrainParams(width=0.25, epochs=2, batch_size=16)
+
+
+class StopAfterEpoch(keras.callbacks.Callback):
+    """Simulates a preempted worker: dies at the end of a given epoch (after checkpoints are written)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            raise RuntimeError("preempted")
+
+
+class EpochCounter(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch + 1)
+
+
+def test_vgg_like_width_scales_filters():
+    full = vgg_like((101, 96), 200, width=1.0)
+    tiny = vgg_like((101, 96), 200, width=0.25)
+    assert 250_000 < full.count_params() < 350_000  # the paper's VGG-like has ~0.27M weights
+    assert tiny.count_params() < full.count_params() / 5
+    assert full.output_shape == (None, 200)
+    with pytest.raises(ValueError, match="Unknown architecture"):
+        build_model("vgg99", (101, 96), 3, 1.0)
+
+
+def test_training_keeps_the_best_model_by_validation_map(features_dir, tmp_path):
+    model_dir = str(tmp_path / "model")
+    summary = train_classifier(features_dir, model_dir, TINY)
+    history = read_history(os.path.join(model_dir, "history.json"))
+    assert [entry["epoch"] for entry in history] == [1, 2]
+    assert summary["best_val_mAP"] == max(entry["val_mAP"] for entry in history)
+    for name in ("model.keras", "train_params.json", "feature_params.json", "vocabulary.json", "stats.json"):
+        assert os.path.exists(os.path.join(model_dir, name)), name
+    assert os.listdir(os.path.join(model_dir, "tensorboard"))
+    with open(os.path.join(model_dir, "checkpoints", "best.json")) as handle:
+        assert json.load(handle)["val_mAP"] == summary["best_val_mAP"]
+    # the saved model reproduces the selected validation score
+    model = keras.models.load_model(os.path.join(model_dir, "model.keras"))
+    features = model_input.load_feature_set(features_dir)
+    from keras_models.metrics import average_precision
+
+    _, scores, truth = predict_clips(model, model_input.patch_dataset(features, "val", 16))
+    assert np.nanmean(average_precision(truth, scores)) == pytest.approx(summary["best_val_mAP"])
+
+
+def test_training_resumes_after_interruption(features_dir, tmp_path):
+    model_dir = str(tmp_path / "model")
+    params = TrainParams(width=0.25, epochs=3, batch_size=16)
+    with pytest.raises(RuntimeError, match="preempted"):
+        train_classifier(features_dir, model_dir, params, extra_callbacks=(StopAfterEpoch(2),))
+    counter = EpochCounter()
+    summary = train_classifier(features_dir, model_dir, params, extra_callbacks=(counter,))
+    assert counter.epochs == [3]  # epochs 1-2 were restored, not rerun
+    assert [entry["epoch"] for entry in read_history(os.path.join(model_dir, "history.json"))] == [1, 2, 3]
+    assert summary["epochs"] == 3
+
+
+def test_clip_scores_are_the_mean_of_patch_scores(features_dir):
+    features = model_input.load_feature_set(features_dir)
+    model = vgg_like(features.input_shape, features.n_classes, width=0.25)
+    dataset = model_input.patch_dataset(features, "eval", 8)
+    clip_ids, clip_scores, clip_labels = predict_clips(model, dataset)
+    patch_scores = {}
+    for batch in dataset:
+        for clip_id, scores in zip(batch[schema.CLIP_ID].numpy(), model.predict(batch[schema.LOGMEL], verbose=0)):
+            patch_scores.setdefault(clip_id.decode(), []).append(scores)
+    assert sorted(clip_ids) == sorted(patch_scores) and len(clip_ids) == features.counts["eval"]["written"]
+    for clip_id, scores in zip(clip_ids, clip_scores):
+        np.testing.assert_allclose(scores, np.mean(patch_scores[clip_id], axis=0), rtol=1e-5, atol=1e-6)
+    assert clip_labels.shape == clip_scores.shape and set(np.unique(clip_labels)) <= {0.0, 1.0}
+
+
+def test_evaluation_reports_metrics_and_a_per_class_table(features_dir, tmp_path):
+    model_dir = str(tmp_path / "model")
+    train_classifier(features_dir, model_dir, TrainParams(width=0.25, epochs=1, batch_size=16))
+    evaluation = evaluate_classifier(model_dir, features_dir, "eval")
+    assert set(evaluation.scalars) == {"mAP", "chance_mAP", "AUC", "d_prime", "lwlrap"}
+    assert 0 < evaluation.scalars["mAP"] <= 1
+    report = evaluation.markdown("Eval")
+    assert "| class | positives | AP |" in report
+    assert all(label in report for label in evaluation.vocabulary)
+
+
+def test_invalid_training_params_fail_fast():
+    with pytest.raises(ValueError, match="Invalid TrainParams"):
+        TrainParams(epochs=0)
