@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import typing
 
 import apache_beam as beam
@@ -39,16 +40,24 @@ class ClipFeatures(typing.NamedTuple):
     labels: np.ndarray  # (n_classes,) multi-hot
 
 
-def read_audio_bytes(path: str) -> bytes:
+def decode_clip(path: str) -> tuple[np.ndarray, int]:
+    """Decodes a clip on any Beam filesystem; local files are handed to libsndfile by path (no copy)."""
+    if FileSystems.get_scheme(path) is None:
+        if not os.path.isfile(path):
+            raise features.ClipError(f"cannot read {path}: file not found")
+        if os.path.getsize(path) == 0:
+            raise features.ClipError(f"empty file (0 bytes): {path}")
+        return features.decode_audio(path, path)
     try:
         with FileSystems.open(path, compression_type="uncompressed") as handle:
-            return handle.read()
+            data = handle.read()
     except Exception as error:  # Beam wraps filesystem errors in several exception types
         raise features.ClipError(f"cannot read {path}: {error}") from error
+    return features.decode_audio(data, path)
 
 
 def clip_features(row: ManifestRow, params: FeatureParams, class_index: dict[str, int]) -> ClipFeatures:
-    waveform, rate = features.decode_audio(read_audio_bytes(row.audio_path), row.audio_path)
+    waveform, rate = decode_clip(row.audio_path)
     labels = np.zeros(len(class_index), dtype=np.float32)
     labels[[class_index[label] for label in row.labels]] = 1.0
     return ClipFeatures(row.clip_id, row.split, features.waveform_to_log_mel(waveform, rate, params), labels)
@@ -68,103 +77,83 @@ def dead_letter(failure) -> str:
                       sort_keys=True)
 
 
-class BandStats(beam.CombineFn):
-    """Per-band frame count, sum and sum of squares (float64) -> mean and std."""
+class SplitSummary(beam.CombineFn):
+    """Per split: clips written, patches, and per-band frame count, sum and sum of squares -> mean/std."""
+
+    def __init__(self, params: FeatureParams):
+        self.params = params
 
     def create_accumulator(self):
-        return 0, 0.0, 0.0
+        return 0, 0, 0, 0.0, 0.0
 
     def add_input(self, accumulator, logmel):
-        count, total, squares = accumulator
-        logmel = logmel.astype(np.float64)
-        return count + len(logmel), total + logmel.sum(axis=0), squares + (logmel**2).sum(axis=0)
+        clips, patches, frames, total, squares = accumulator
+        logmel64 = logmel.astype(np.float64)
+        return (clips + 1, patches + len(features.patch_starts(len(logmel), self.params)), frames + len(logmel),
+                total + logmel64.sum(axis=0), squares + np.einsum("ij,ij->j", logmel64, logmel64))
 
     def merge_accumulators(self, accumulators):
-        count, total, squares = 0, 0.0, 0.0
-        for c, t, s in accumulators:
-            count, total, squares = count + c, total + t, squares + s
-        return count, total, squares
+        return tuple(map(sum, zip(*accumulators)))
 
     def extract_output(self, accumulator):
-        count, total, squares = accumulator
-        if count == 0:
-            return {"frames": 0, "mean": [], "std": []}
-        mean = total / count
-        std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
-        return {"frames": int(count), "mean": mean.tolist(), "std": std.tolist()}
+        clips, patches, frames, total, squares = accumulator
+        if not frames:
+            return {"written": 0, "patches": 0}, {"frames": 0, "mean": [], "std": []}
+        mean = total / frames
+        std = np.sqrt(np.maximum(squares / frames - mean**2, 0.0))
+        return {"written": clips, "patches": patches}, {"frames": frames, "mean": mean.tolist(), "std": std.tolist()}
 
 
-def _merge_dicts(dicts) -> dict:
-    merged = {}
-    for item in dicts:
-        for key, value in item.items():
-            merged.setdefault(key, {}).update(value)
-    return merged
-
-
-@beam.ptransform_fn
-def ExtractSplit(rows: beam.PCollection, split: str, params: FeatureParams, vocabulary: tuple[str, ...],
-                 output_dir: str, num_shards: int):
-    """Features of one split: writes its shards; returns (dead letters, {split: counts}, {split: stats})."""
-    class_index = {label: i for i, label in enumerate(vocabulary)}
-    clips, failed = (rows
-                     | f"Features[{split}]" >> beam.Map(clip_features, params=params, class_index=class_index)
-                     .with_exception_handling())
-    examples = clips | f"ToExamples[{split}]" >> beam.FlatMap(to_examples, params=params)
-    _ = examples | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-        join(output_dir, split), file_name_suffix=schema.SHARD_SUFFIX, num_shards=num_shards)
-
-    def count(pcoll, name):
-        return pcoll | f"Count{name}[{split}]" >> beam.combiners.Count.Globally()
-
-    counts = (
-        [count(rows, "Read") | f"KeyRead[{split}]" >> beam.Map(lambda n: {split: {"read": n}}),
-         count(clips, "Written") | f"KeyWritten[{split}]" >> beam.Map(lambda n: {split: {"written": n}}),
-         count(failed, "Rejected") | f"KeyRejected[{split}]" >> beam.Map(lambda n: {split: {"rejected": n}}),
-         count(examples, "Patches") | f"KeyPatches[{split}]" >> beam.Map(lambda n: {split: {"patches": n}})]
-        | f"FlattenCounts[{split}]" >> beam.Flatten())
-    stats = (clips
-             | f"Logmel[{split}]" >> beam.Map(lambda clip: clip.logmel)
-             | f"BandStats[{split}]" >> beam.CombineGlobally(BandStats())
-             | f"KeyStats[{split}]" >> beam.Map(lambda s: {split: s}))
-    letters = failed | f"DeadLetter[{split}]" >> beam.Map(dead_letter)
-    return letters, counts, stats
-
-
-def _write_json(pcoll: beam.PCollection, output_dir: str, name: str):
-    return (pcoll
-            | f"Merge[{name}]" >> beam.combiners.ToList()
-            | f"ToJson[{name}]" >> beam.Map(lambda dicts: json.dumps(_merge_dicts(dicts), indent=1, sort_keys=True))
-            | f"Write[{name}]" >> beam.io.WriteToText(join(output_dir, name), shard_name_template="", num_shards=1))
+def write_reports(grouped: list, output_dir: str) -> None:
+    """counts.json and stats.json from [(split, {read: [n], rejected: [n], summary: [(counts, stats)]})]."""
+    counts, stats = {}, {}
+    empty = ({"written": 0, "patches": 0}, {"frames": 0, "mean": [], "std": []})
+    for split, values in sorted(grouped):
+        split_counts, split_stats = (values["summary"] or [empty])[0]
+        counts[split] = {"read": sum(values["read"]), "rejected": sum(values["rejected"]), **split_counts}
+        stats[split] = split_stats
+    write_text(join(output_dir, COUNTS_FILE), json.dumps(counts, indent=1, sort_keys=True))
+    write_text(join(output_dir, STATS_FILE), json.dumps(stats, indent=1, sort_keys=True))
 
 
 def build_pipeline(p: beam.Pipeline, manifest_dir: str, manifest: Manifest, params: FeatureParams,
                    output_dir: str, num_shards: int) -> None:
+    splits = manifest.splits
+    class_index = {label: i for i, label in enumerate(manifest.vocabulary)}
     rows = (p
             | "ReadManifest" >> beam.io.ReadFromText(join(manifest_dir, MANIFEST_FILE))
             | "ParseRows" >> beam.Map(ManifestRow.from_json))
-    splits = manifest.splits
-    by_split = rows | "BySplit" >> beam.Partition(lambda row, _: splits.index(row.split), len(splits))
-    letters, counts, stats = [], [], []
-    for split, split_rows in zip(splits, by_split):
-        split_letters, split_counts, split_stats = split_rows | f"Extract[{split}]" >> ExtractSplit(
-            split, params, manifest.vocabulary, output_dir, num_shards)
-        letters.append(split_letters)
-        counts.append(split_counts)
-        stats.append(split_stats)
-    _ = (letters | "AllDeadLetters" >> beam.Flatten()
+    clips, failed = (rows
+                     | "Features" >> beam.Map(clip_features, params=params, class_index=class_index)
+                     .with_exception_handling())
+    by_split = clips | "BySplit" >> beam.Partition(lambda clip, _: splits.index(clip.split), len(splits))
+    for split, split_clips in zip(splits, by_split):
+        _ = (split_clips
+             | f"ToExamples[{split}]" >> beam.FlatMap(to_examples, params=params)
+             | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+                 join(output_dir, split), file_name_suffix=schema.SHARD_SUFFIX, num_shards=num_shards))
+
+    read = rows | "SplitOfRead" >> beam.Map(lambda row: (row.split, 1)) | "CountRead" >> beam.CombinePerKey(sum)
+    rejected = (failed
+                | "SplitOfRejected" >> beam.Map(lambda failure: (failure[0].split, 1))
+                | "CountRejected" >> beam.CombinePerKey(sum))
+    summary = (clips
+               | "SplitOfWritten" >> beam.Map(lambda clip: (clip.split, clip.logmel))
+               | "Summarise" >> beam.CombinePerKey(SplitSummary(params)))
+    _ = ({"read": read, "rejected": rejected, "summary": summary}
+         | "GroupBySplit" >> beam.CoGroupByKey()
+         | "AllSplits" >> beam.combiners.ToList()
+         | "WriteReports" >> beam.Map(write_reports, output_dir=output_dir))
+    _ = (failed
+         | "DeadLetter" >> beam.Map(dead_letter)
          | "WriteDeadLetters" >> beam.io.WriteToText(join(output_dir, DEAD_LETTERS_FILE),
                                                      shard_name_template="", num_shards=1))
-    _write_json(counts | "AllCounts" >> beam.Flatten(), output_dir, COUNTS_FILE)
-    _write_json(stats | "AllStats" >> beam.Flatten(), output_dir, STATS_FILE)
 
 
 def check_counts(output_dir: str) -> dict:
     """Reads counts.json and verifies that every clip read was either written or rejected."""
     counts = json.loads(read_text(join(output_dir, COUNTS_FILE)))
     for split, split_counts in counts.items():
-        for key in ("read", "written", "rejected", "patches"):
-            split_counts.setdefault(key, 0)
         if split_counts["read"] != split_counts["written"] + split_counts["rejected"]:
             raise RuntimeError(f"{output_dir}/{COUNTS_FILE}: split {split}: read {split_counts['read']} != "
                                f"written {split_counts['written']} + rejected {split_counts['rejected']}")

@@ -22,24 +22,28 @@ class ClipError(ValueError):
     """A clip that cannot be turned into features; the reason goes to the dead-letter output."""
 
 
-def decode_audio(data: bytes, name: str) -> tuple[np.ndarray, int]:
-    """Decodes file contents in any format libsndfile knows (WAV, FLAC, OGG, AIFF, MP3).
+def decode_audio(source: bytes | str, name: str) -> tuple[np.ndarray, int]:
+    """Decodes any format libsndfile knows (WAV, FLAC, OGG, AIFF, MP3) from file contents or a local path.
 
     Returns the downmixed mono float32 waveform and its sample rate; `name` is for error messages.
     """
-    if not data:
-        raise ClipError(f"empty file (0 bytes): {name}")
+    if isinstance(source, bytes):
+        if not source:
+            raise ClipError(f"empty file (0 bytes): {name}")
+        source = io.BytesIO(source)
     try:
-        audio, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        with soundfile.SoundFile(source) as sound:
+            rate, integer_samples = sound.samplerate, sound.subtype.startswith("PCM")
+            audio = sound.read(dtype="float32", always_2d=True)
     except soundfile.LibsndfileError as error:
         raise ClipError(f"cannot decode {name}: {error.error_string}") from error
     except (RuntimeError, TypeError, ValueError) as error:
         raise ClipError(f"cannot decode {name}: {error}") from error
     if audio.shape[0] == 0:
         raise ClipError(f"no audio samples in {name}")
-    if not np.all(np.isfinite(audio)):
+    if not integer_samples and not np.all(np.isfinite(audio)):  # only float encodings can hold NaN/inf
         raise ClipError(f"non-finite samples in {name}")
-    return audio.mean(axis=1), rate
+    return (audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1)), rate
 
 
 def resample(waveform: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
@@ -94,12 +98,15 @@ def log_mel_spectrogram(waveform: np.ndarray, params: FeatureParams) -> np.ndarr
     n_frames = params.num_frames(len(waveform))
     half = params.n_fft // 2
     padded = np.pad(waveform, (half, half + params.n_fft))
-    # The window occupies the centre of each n_fft frame; outside it the frame is zero, so only those
-    # samples are framed and the FFT zero-pads them (same magnitudes, less work).
+    # The window occupies the centre of each n_fft frame and the rest is zero, so only those samples are
+    # framed; they go to the start of a zeroed n_fft buffer (a time shift: same magnitudes), because
+    # scipy's FFT is several times faster on a padded array than with its own `n=` padding.
     offset = (params.n_fft - params.win_length) // 2
     frames = np.lib.stride_tricks.sliding_window_view(padded[offset:], params.win_length)
     frames = frames[: n_frames * params.hop_length : params.hop_length][:n_frames]
-    spectrum = scipy.fft.rfft(frames * analysis_window(params), n=params.n_fft, axis=-1)
+    buffer = np.zeros((n_frames, params.n_fft), dtype=np.float32)
+    np.multiply(frames, analysis_window(params), out=buffer[:, : params.win_length])
+    spectrum = scipy.fft.rfft(buffer, axis=-1, overwrite_x=True)
     power = spectrum.real**2 + spectrum.imag**2
     mel = power @ mel_filterbank(params)
     return np.log(mel + params.log_offset).astype(np.float32, copy=False)

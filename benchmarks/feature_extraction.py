@@ -1,0 +1,127 @@
+"""Feature-extraction throughput and memory: the Beam job against a librosa reference, in one run.
+
+    python benchmarks/feature_extraction.py [--clips 200] [--large-clips 2000] [--workdir DIR]
+
+Prints audio-seconds per CPU-second (x real time per core) for
+  - the Beam job (DirectRunner, one worker), measured around the pipeline run inside its own process
+    (the process's one-off imports of TensorFlow and Beam are reported separately), and
+  - librosa: `librosa.load(sr=22050)` + `librosa.feature.melspectrogram` with the same parameters,
+on the same clips (synthetic, mixed sample rates and channel counts), their ratio, and the job's peak
+resident memory at two dataset sizes (it must not grow with the number of clips).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def prepare(workdir: str, clips: int) -> str:
+    """A synthetic FSD50K dataset and its manifest; returns the manifest folder."""
+    from beam_jobs import ingest, synthetic
+
+    root, manifest_dir = os.path.join(workdir, f"data{clips}"), os.path.join(workdir, f"manifest{clips}")
+    if not os.path.exists(os.path.join(manifest_dir, "manifest.jsonl")):
+        synthetic.generate(root, clips, seed=1)
+        ingest.ingest(root, manifest_dir)
+    return manifest_dir
+
+
+def audio_seconds(manifest_dir: str) -> float:
+    import soundfile
+
+    from beam_jobs.manifest import read_manifest
+
+    return sum(soundfile.info(row.audio_path).duration for row in read_manifest(manifest_dir).rows)
+
+
+def beam_worker(manifest_dir: str, output_dir: str) -> dict:
+    """Runs inside a fresh process: the extraction job alone, CPU time over all its threads."""
+    started_cpu = time.process_time()
+    from beam_jobs.extract import extract  # noqa: F401  (imports TensorFlow and Beam)
+
+    import_cpu = time.process_time() - started_cpu
+    cpu, wall = time.process_time(), time.perf_counter()
+    counts = extract(manifest_dir, output_dir, beam_args=["--direct_num_workers=1"])
+    return {"cpu_seconds": time.process_time() - cpu, "wall_seconds": time.perf_counter() - wall,
+            "import_cpu_seconds": import_cpu, "patches": sum(split["patches"] for split in counts.values()),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_beam(manifest_dir: str, output_dir: str) -> dict:
+    command = [sys.executable, __file__, "--worker", manifest_dir, output_dir]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPOSITORY,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-3000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_librosa(manifest_dir: str) -> float:
+    import librosa
+    import numpy as np
+
+    from beam_jobs.manifest import read_manifest
+    from beam_jobs.params import FeatureParams
+
+    params = FeatureParams()
+    rows = read_manifest(manifest_dir).rows
+    started = time.process_time()
+    for row in rows:
+        waveform, _ = librosa.load(row.audio_path, sr=params.sample_rate, mono=True)
+        mel = librosa.feature.melspectrogram(
+            y=waveform, sr=params.sample_rate, n_fft=params.n_fft, hop_length=params.hop_length,
+            win_length=params.win_length, window=params.window, n_mels=params.n_mels, fmin=params.fmin,
+            fmax=params.fmax, pad_mode="constant")
+        np.log(mel + params.log_offset)
+    return time.process_time() - started
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=200)
+    parser.add_argument("--large-clips", type=int, default=2000)
+    parser.add_argument("--workdir", default="")
+    args = parser.parse_args(argv)
+    workdir = args.workdir or tempfile.mkdtemp(prefix="feature_benchmark_")
+    print(f"workdir {workdir}")
+
+    small, large = prepare(workdir, args.clips), prepare(workdir, args.large_clips)
+    small_audio = audio_seconds(small)
+    librosa_cpu = run_librosa(small)
+    beam_small = run_beam(small, os.path.join(workdir, "features_small"))
+    beam_large = run_beam(large, os.path.join(workdir, "features_large"))
+    large_audio = audio_seconds(large)
+
+    beam_speed = small_audio / beam_small["cpu_seconds"]
+    librosa_speed = small_audio / librosa_cpu
+    print(f"\n{args.clips} clips, {small_audio:.0f} s of audio (44.1/48/32/22.05 kHz, mono and stereo)")
+    print(f"{'':32}{'CPU s':>10}{'x real time per core':>24}")
+    print(f"{'Beam job (DirectRunner)':32}{beam_small['cpu_seconds']:10.2f}{beam_speed:24.0f}")
+    print(f"{'librosa load + melspectrogram':32}{librosa_cpu:10.2f}{librosa_speed:24.0f}")
+    print(f"ratio Beam / librosa: {beam_speed / librosa_speed:.1f}x  (targets: Beam >= 1000x real time, >= 10x librosa)")
+    print(f"Beam process start-up (imports TensorFlow, Beam), once per worker: {beam_small['import_cpu_seconds']:.1f} CPU s")
+    large_speed = large_audio / beam_large["cpu_seconds"]
+    marginal_speed = (large_audio - small_audio) / (beam_large["cpu_seconds"] - beam_small["cpu_seconds"])
+    print(f"\n{args.large_clips} clips, {large_audio:.0f} s of audio: Beam job {large_speed:.0f}x real time per core "
+          f"({large_speed / librosa_speed:.1f}x librosa's speed above)")
+    print(f"steady state (the {args.large_clips - args.clips} extra clips, without the job's fixed cost): "
+          f"{marginal_speed:.0f}x real time per core")
+    print(f"peak memory of the job process: {beam_small['peak_rss_mib']:.0f} MiB at {args.clips} clips, "
+          f"{beam_large['peak_rss_mib']:.0f} MiB at {args.large_clips} clips "
+          f"(ratio {beam_large['peak_rss_mib'] / beam_small['peak_rss_mib']:.2f})")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
+        sys.path.insert(0, REPOSITORY)
+        print(json.dumps(beam_worker(sys.argv[2], sys.argv[3])))
+    else:
+        main()
