@@ -20,6 +20,7 @@ import json
 
 import apache_beam as beam
 import numpy as np
+import scipy.fft
 import soundfile
 from apache_beam.io.filesystems import FileSystems
 
@@ -55,11 +56,16 @@ def _time(n, rate):
     return np.arange(n, dtype=np.float64) / rate
 
 
+def _shaped_noise(rng, n, rate, gain_of_frequency):
+    """White noise filtered in the frequency domain (FFT length rounded up to a fast size)."""
+    size = scipy.fft.next_fast_len(n, real=True)
+    spectrum = scipy.fft.rfft(rng.standard_normal(size))
+    spectrum *= gain_of_frequency(scipy.fft.rfftfreq(size, 1.0 / rate))
+    return scipy.fft.irfft(spectrum, size)[:n]
+
+
 def _band_noise(rng, n, rate, low, high):
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.fft.rfftfreq(n, 1.0 / rate)
-    spectrum[(freqs < low) | (freqs > high)] = 0.0
-    return np.fft.irfft(spectrum, n)
+    return _shaped_noise(rng, n, rate, lambda freqs: (freqs >= low) & (freqs <= high))
 
 
 def _hum(rng, n, rate):
@@ -244,10 +250,17 @@ def plan_clip(index: int, clips: int, seed: int) -> ClipPlan:
     for _ in range(_choice(rng, EVENTS_PER_CLIP)):
         duration = min(seconds, float(rng.uniform(0.3, 3.0)))
         events.append(Event(label=str(rng.choice(LEAVES)), onset=float(rng.uniform(0, seconds - duration)),
-                            duration=duration, gain_db=float(rng.uniform(-12, 0))))
+                            duration=duration, gain_db=float(rng.uniform(-20, 0))))
     return ClipPlan(index=index, fname=str(100000 + index), split=split, uploader=uploader,
                     seconds=round(seconds, 3), sample_rate=_choice(rng, SAMPLE_RATES),
                     channels=2 if rng.random() < STEREO_PROBABILITY else 1, events=tuple(events))
+
+
+def _background(rng, n, rate):
+    """A noise floor with a random spectral tilt (white to brown) at -45 to -20 dB RMS."""
+    tilt = rng.uniform(0, 1)
+    noise = _shaped_noise(rng, n, rate, lambda freqs: np.maximum(freqs, 20.0) ** -tilt)
+    return noise / (np.sqrt(np.mean(noise**2)) + 1e-12) * 10 ** (rng.uniform(-45, -20) / 20)
 
 
 def render_clip(plan: ClipPlan, seed: int) -> np.ndarray:
@@ -255,7 +268,7 @@ def render_clip(plan: ClipPlan, seed: int) -> np.ndarray:
     rng = _rng(seed, plan.index, 1)
     rate = plan.sample_rate
     n = max(1, int(plan.seconds * rate))
-    mix = rng.standard_normal(n) * 10 ** (rng.uniform(-60, -40) / 20)
+    mix = _background(rng, n, rate)
     for event in plan.events:
         length = max(1, int(event.duration * rate))
         sound = RENDERERS[event.label](rng, length, rate)

@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv and install the pins.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+# The CPU demo: 1,000 synthetic clips, the tiny VGG-like (width 0.5), 15 epochs (about 5 minutes on 2 cores).
+DEMO_PARAMS ?= --param synthetic_clips=1000 --param width=0.5 --param epochs=15
+
+.PHONY: install demo test compile bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python pipelines/run_local.py fsd50k_baseline $(DEMO_PARAMS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+compile: $(STAMP)
+	$(BIN)/python pipelines/compile.py --output-dir compiled $(if $(IMAGE),--image $(IMAGE))
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/feature_extraction.py
+
+clean:
+	rm -rf runs compiled .pytest_cache
