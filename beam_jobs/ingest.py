@@ -5,17 +5,39 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
+from beam_jobs.datasets.audioset import read_audioset
+from beam_jobs.datasets.folder import read_folder
 from beam_jobs.datasets.fsd50k import read_fsd50k
-from beam_jobs.manifest import Manifest, write_manifest
+from beam_jobs.datasets.fsdkaggle2019 import read_fsdkaggle2019
+from beam_jobs.datasets.fsdnoisy18k import read_fsdnoisy18k
+from beam_jobs.manifest import DatasetError, Manifest, write_manifest
+from beam_jobs.ontology import load_ontology, propagate_labels
 
-ADAPTERS = {"fsd50k": read_fsd50k}
+ADAPTERS = {"fsd50k": read_fsd50k, "fsdnoisy18k": read_fsdnoisy18k, "fsdkaggle2019": read_fsdkaggle2019,
+            "audioset": read_audioset, "folder": read_folder}
 
 
-def ingest(dataset_root: str, manifest_dir: str, dataset_format: str = "fsd50k") -> Manifest:
+def propagate(manifest: Manifest, ontology_path: str) -> Manifest:
+    """Adds to every clip's positives their ancestors that are in the vocabulary."""
+    if not manifest.mids:
+        raise DatasetError(f"{manifest.source.get('root')}: the {manifest.source.get('format')} files give no "
+                           "ontology ids for the vocabulary, so labels cannot be propagated")
+    ontology = load_ontology(ontology_path)
+    label_to_mid = dict(zip(manifest.vocabulary, manifest.mids))
+    rows = tuple(dataclasses.replace(row, labels=propagate_labels(row.labels, label_to_mid, ontology))
+                 for row in manifest.rows)
+    return dataclasses.replace(manifest, rows=rows, source={**manifest.source, "propagated_with": ontology_path})
+
+
+def ingest(dataset_root: str, manifest_dir: str, dataset_format: str = "fsd50k", ontology_path: str = "") -> Manifest:
+    """Reads and validates a dataset (optionally propagating labels up an ontology), writes its manifest."""
     if dataset_format not in ADAPTERS:
         raise ValueError(f"Unknown dataset format {dataset_format!r}; expected one of {sorted(ADAPTERS)}")
     manifest = ADAPTERS[dataset_format](dataset_root)
+    if ontology_path:
+        manifest = propagate(manifest, ontology_path)
     write_manifest(manifest_dir, manifest)
     return manifest
 
@@ -25,8 +47,9 @@ def run(argv=None) -> Manifest:
     parser.add_argument("--dataset_root", required=True)
     parser.add_argument("--manifest_dir", required=True)
     parser.add_argument("--format", default="fsd50k", choices=sorted(ADAPTERS))
+    parser.add_argument("--ontology", default="", help="ontology.json to propagate labels to their ancestors")
     args = parser.parse_args(argv)
-    return ingest(args.dataset_root, args.manifest_dir, args.format)
+    return ingest(args.dataset_root, args.manifest_dir, args.format, args.ontology)
 
 
 if __name__ == "__main__":

@@ -19,13 +19,22 @@ class DatasetError(ValueError):
     """A dataset or config problem found before any work starts; the message names file and row."""
 
 
+POSITIVE, EXPLICIT_NEGATIVE, IMPLICIT_NEGATIVE = "positive", "explicit_negative", "implicit_negative"
+
+
 @dataclasses.dataclass(frozen=True)
 class ManifestRow:
+    """One clip. Per class, its label state is: positive if in `labels`, explicit negative (verified
+    absent) if in `negatives`, implicit negative (never verified) otherwise. `flags` holds per-clip
+    dataset flags such as FSDnoisy18k's `manually_verified`."""
+
     clip_id: str
     audio_path: str
     split: str
     labels: tuple[str, ...]
     uploader: str = ""
+    negatives: tuple[str, ...] = ()
+    flags: dict = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -34,7 +43,13 @@ class ManifestRow:
     def from_json(cls, line: str) -> "ManifestRow":
         values = json.loads(line)
         values["labels"] = tuple(values["labels"])
+        values["negatives"] = tuple(values.get("negatives", ()))
         return cls(**values)
+
+    def label_states(self, vocabulary: tuple[str, ...]) -> list[str]:
+        positives, negatives = set(self.labels), set(self.negatives)
+        return [POSITIVE if label in positives else EXPLICIT_NEGATIVE if label in negatives
+                else IMPLICIT_NEGATIVE for label in vocabulary]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +57,7 @@ class Manifest:
     rows: tuple[ManifestRow, ...]
     vocabulary: tuple[str, ...]
     source: dict
+    mids: tuple[str, ...] = ()  # ontology ids of the vocabulary, where the format gives them
 
     @property
     def splits(self) -> list[str]:
@@ -84,9 +100,12 @@ def read_manifest(manifest_dir: str) -> Manifest:
             row = ManifestRow.from_json(line)
         except (ValueError, TypeError, KeyError) as error:
             raise DatasetError(f"{manifest_path}:{line_number}: malformed row: {error}") from error
-        unknown = [label for label in row.labels if label not in known]
+        unknown = [label for label in row.labels + row.negatives if label not in known]
         if unknown:
             raise DatasetError(f"{manifest_path}:{line_number}: labels not in the vocabulary: {unknown}")
+        if set(row.labels) & set(row.negatives):
+            raise DatasetError(f"{manifest_path}:{line_number}: labels both positive and explicit negative: "
+                               f"{sorted(set(row.labels) & set(row.negatives))}")
         if row.clip_id in seen:
             raise DatasetError(f"{manifest_path}:{line_number}: duplicate clip id {row.clip_id!r}")
         seen.add(row.clip_id)

@@ -50,7 +50,7 @@ def test_malformed_csv_row_names_file_and_row(dataset_copy):
 
 def test_wrong_header_is_reported(dataset_copy):
     edit_line(dataset_copy / fsd50k.GROUND_TRUTH / "dev.csv", 1, "fname,labels,split")
-    expect_error(dataset_copy, r"dev\.csv:1: expected header fname,labels,mids,split")
+    expect_error(dataset_copy, r"dev\.csv:1: header fname,labels,split lacks columns \[.mids.\]")
 
 
 def test_vocabulary_with_a_header_is_rejected(dataset_copy):

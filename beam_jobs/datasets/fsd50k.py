@@ -9,12 +9,11 @@ Layout (methods.md section 1):
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 from apache_beam.io.filesystems import FileSystems
 
+from beam_jobs.datasets.common import check_unique_clips, csv_rows, fields_of, header_index, split_labels
 from beam_jobs.manifest import DatasetError, Manifest, ManifestRow, join, read_text
 
 GROUND_TRUTH = "FSD50K.ground_truth"
@@ -26,21 +25,10 @@ EVAL_HEADER = ["fname", "labels", "mids"]
 DEV_SPLITS = ("train", "val")
 
 
-def _csv_rows(path: str) -> list[tuple[int, list[str]]]:
-    if not FileSystems.exists(path):
-        raise DatasetError(f"{path}: file not found")
-    try:
-        text = read_text(path)
-        return [(number, row) for number, row in enumerate(csv.reader(io.StringIO(text, newline="")), 1)
-                if row]
-    except (csv.Error, UnicodeDecodeError) as error:
-        raise DatasetError(f"{path}: malformed CSV: {error}") from error
-
-
 def read_vocabulary(path: str) -> tuple[tuple[str, ...], dict[str, str]]:
     """Returns (labels in index order, label -> mid)."""
     labels, mids = [], {}
-    for number, row in _csv_rows(path):
+    for number, row in csv_rows(path):
         if len(row) != 3:
             raise DatasetError(f"{path}:{number}: expected 3 fields 'index,label,mid', got {len(row)}: {row}")
         index, label, mid = row
@@ -70,25 +58,21 @@ def _read_clip_uploaders(path: str) -> dict[str, str]:
 
 def _read_ground_truth(path: str, header: list[str], mids: dict[str, str], audio_dir: str,
                        uploaders: dict[str, str], default_split: str | None) -> list[ManifestRow]:
-    rows = _csv_rows(path)
-    if not rows or rows[0][1] != header:
-        found = rows[0][1] if rows else "nothing"
-        raise DatasetError(f"{path}:1: expected header {','.join(header)}, found {found}")
+    rows = csv_rows(path)
+    columns = header_index(path, rows, header, allowed_extra=False)
     result = []
     for number, row in rows[1:]:
-        if len(row) != len(header):
-            raise DatasetError(f"{path}:{number}: expected {len(header)} fields, got {len(row)}: {row}")
-        fields = dict(zip(header, row))
+        fields = fields_of(path, number, row, columns)
         fname = fields["fname"].strip()
         if not fname:
             raise DatasetError(f"{path}:{number}: empty fname")
-        labels = tuple(label for label in fields["labels"].split(",") if label)
+        labels = split_labels(fields["labels"])
         if not labels:
             raise DatasetError(f"{path}:{number}: clip {fname} has no labels")
         unknown = [label for label in labels if label not in mids]
         if unknown:
             raise DatasetError(f"{path}:{number}: labels not in the vocabulary: {unknown}")
-        row_mids = tuple(mid for mid in fields["mids"].split(",") if mid)
+        row_mids = split_labels(fields["mids"])
         expected_mids = tuple(mids[label] for label in labels)
         if row_mids != expected_mids:
             raise DatasetError(f"{path}:{number}: mids {list(row_mids)} do not match labels "
@@ -113,9 +97,6 @@ def read_fsd50k(root: str) -> Manifest:
     rows = dev + evaluation
     if not rows:
         raise DatasetError(f"{truth}: dev.csv and eval.csv list no clips")
-    seen = set()
-    for row in rows:
-        if row.clip_id in seen:
-            raise DatasetError(f"{truth}: clip {row.clip_id} is listed twice (dev.csv and eval.csv overlap)")
-        seen.add(row.clip_id)
-    return Manifest(rows=tuple(rows), vocabulary=vocabulary, source={"format": "fsd50k", "root": root})
+    check_unique_clips(rows, f"{truth}/dev.csv and eval.csv")
+    return Manifest(rows=tuple(rows), vocabulary=vocabulary, source={"format": "fsd50k", "root": root},
+                    mids=tuple(mids[label] for label in vocabulary))

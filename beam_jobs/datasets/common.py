@@ -1,0 +1,59 @@
+"""Helpers shared by the dataset adapters: CSV reading with file:row errors, header checks."""
+from __future__ import annotations
+
+import csv
+import io
+
+from apache_beam.io.filesystems import FileSystems
+
+from beam_jobs.manifest import DatasetError, read_text
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+
+
+def csv_rows(path: str, comment: str | None = None) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of every non-empty row; DatasetError naming the file if it cannot be read."""
+    if not FileSystems.exists(path):
+        raise DatasetError(f"{path}: file not found")
+    try:
+        text = read_text(path)
+        rows = [(number, [field.strip() for field in row])
+                for number, row in enumerate(csv.reader(io.StringIO(text, newline=""), skipinitialspace=True), 1)
+                if row]
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: malformed CSV: {error}") from error
+    if comment:
+        rows = [(number, row) for number, row in rows if not row[0].startswith(comment)]
+    return rows
+
+
+def header_index(path: str, rows: list, required: list[str], allowed_extra: bool) -> dict[str, int]:
+    """Column positions from the first row; unknown columns are an error unless `allowed_extra`."""
+    if not rows:
+        raise DatasetError(f"{path}: empty file, expected header {','.join(required)}")
+    number, header = rows[0]
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise DatasetError(f"{path}:{number}: header {','.join(header)} lacks columns {missing}")
+    extra = [name for name in header if name not in required]
+    if extra and not allowed_extra:
+        raise DatasetError(f"{path}:{number}: unknown columns {extra}; expected {','.join(required)}")
+    return {name: header.index(name) for name in header}
+
+
+def fields_of(path: str, number: int, row: list[str], columns: dict[str, int]) -> dict[str, str]:
+    if len(row) != len(columns):
+        raise DatasetError(f"{path}:{number}: expected {len(columns)} fields, got {len(row)}: {row}")
+    return {name: row[index] for name, index in columns.items()}
+
+
+def split_labels(text: str) -> tuple[str, ...]:
+    return tuple(label.strip() for label in text.split(",") if label.strip())
+
+
+def check_unique_clips(rows, where: str) -> None:
+    seen = set()
+    for row in rows:
+        if row.clip_id in seen:
+            raise DatasetError(f"{where}: clip {row.clip_id} is listed twice")
+        seen.add(row.clip_id)

@@ -1,0 +1,68 @@
+"""FSDKaggle2019 / DCASE2019 Task 2 adapter (80 classes, multi-label).
+
+Layout (methods.md section 1):
+  FSDKaggle2019.meta/train_curated_post_competition.csv (or the competition's train_curated.csv)
+  FSDKaggle2019.meta/train_noisy_post_competition.csv   (or train_noisy.csv)
+  FSDKaggle2019.meta/test_post_competition.csv
+  FSDKaggle2019.meta/vocabulary.csv   optional, no header: index,label[,mid]
+  FSDKaggle2019.audio_train_curated/, FSDKaggle2019.audio_train_noisy/, FSDKaggle2019.audio_test/
+Every file has `fname` (with .wav) and `labels` (comma-separated, quoted); the post-competition files'
+extra columns (freesound_id, license, usage, ...) are tolerated. Splits: train_curated, train_noisy, test.
+"""
+from __future__ import annotations
+
+from apache_beam.io.filesystems import FileSystems
+
+from beam_jobs.datasets.common import check_unique_clips, csv_rows, fields_of, header_index, split_labels
+from beam_jobs.manifest import DatasetError, Manifest, ManifestRow, join
+
+META = "FSDKaggle2019.meta"
+SUBSETS = {  # split -> (candidate metadata files, audio folder)
+    "train_curated": (("train_curated_post_competition.csv", "train_curated.csv"), "FSDKaggle2019.audio_train_curated"),
+    "train_noisy": (("train_noisy_post_competition.csv", "train_noisy.csv"), "FSDKaggle2019.audio_train_noisy"),
+    "test": (("test_post_competition.csv", "test.csv"), "FSDKaggle2019.audio_test"),
+}
+
+
+def _vocabulary(path: str) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """(labels, mids) from vocabulary.csv; (None, ()) when the file is absent."""
+    if not FileSystems.exists(path):
+        return None, ()
+    labels, mids = [], []
+    for number, row in csv_rows(path):
+        if len(row) not in (2, 3) or not row[0].isdigit() or int(row[0]) != len(labels):
+            raise DatasetError(f"{path}:{number}: expected 'index,label[,mid]' with index {len(labels)}, got {row}")
+        labels.append(row[1])
+        mids.append(row[2] if len(row) == 3 else "")
+    return tuple(labels), tuple(mids) if all(mids) else ()
+
+
+def read_fsdkaggle2019(root: str) -> Manifest:
+    meta = join(root, META)
+    vocabulary, mids = _vocabulary(join(meta, "vocabulary.csv"))
+    rows, seen_labels = [], set()
+    for split, (candidates, audio_dir) in SUBSETS.items():
+        path = next((join(meta, name) for name in candidates if FileSystems.exists(join(meta, name))), None)
+        if path is None:
+            if split == "test":
+                continue  # the test set's labels may be withheld
+            raise DatasetError(f"{meta}: none of {list(candidates)} found")
+        table = csv_rows(path)
+        columns = header_index(path, table, ["fname", "labels"], allowed_extra=True)
+        for number, row in table[1:]:
+            fields = fields_of(path, number, row, columns)
+            labels = split_labels(fields["labels"])
+            if not fields["fname"] or not labels:
+                raise DatasetError(f"{path}:{number}: empty fname or labels")
+            if vocabulary is not None:
+                unknown = [label for label in labels if label not in vocabulary]
+                if unknown:
+                    raise DatasetError(f"{path}:{number}: labels not in the vocabulary: {unknown}")
+            seen_labels.update(labels)
+            rows.append(ManifestRow(clip_id=f"{split}/{fields['fname'].rsplit('.', 1)[0]}",
+                                    audio_path=join(root, audio_dir, fields["fname"]), split=split, labels=labels))
+    if not rows:
+        raise DatasetError(f"{meta}: no clips listed")
+    check_unique_clips(rows, meta)
+    return Manifest(rows=tuple(rows), vocabulary=vocabulary or tuple(sorted(seen_labels)),
+                    source={"format": "fsdkaggle2019", "root": root}, mids=mids)

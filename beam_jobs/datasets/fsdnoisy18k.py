@@ -1,0 +1,53 @@
+"""FSDnoisy18k adapter (single-label, 20 classes, noisy train set with a clean subset).
+
+Layout (methods.md section 1):
+  FSDnoisy18k.meta/train.csv   fname,label,aso_id,manually_verified,noisy_small   (fname has its extension)
+  FSDnoisy18k.meta/test.csv    fname,label,aso_id
+  FSDnoisy18k.audio_train/<fname>, FSDnoisy18k.audio_test/<fname>
+The vocabulary is the sorted set of labels; splits are `train` and `test`; `manually_verified` and
+`noisy_small` become flags.
+"""
+from __future__ import annotations
+
+from beam_jobs.datasets.common import check_unique_clips, csv_rows, fields_of, header_index
+from beam_jobs.manifest import DatasetError, Manifest, ManifestRow, join
+
+META = "FSDnoisy18k.meta"
+TRAIN_HEADER = ["fname", "label", "aso_id", "manually_verified", "noisy_small"]
+TEST_HEADER = ["fname", "label", "aso_id"]
+
+
+def _flag(path, number, name, value) -> bool:
+    if value not in ("0", "1"):
+        raise DatasetError(f"{path}:{number}: {name} must be 0 or 1, got {value!r}")
+    return value == "1"
+
+
+def _read(path: str, header: list[str], audio_dir: str, split: str, label_ids: dict) -> list[ManifestRow]:
+    rows = csv_rows(path)
+    columns = header_index(path, rows, header, allowed_extra=False)
+    result = []
+    for number, row in rows[1:]:
+        fields = fields_of(path, number, row, columns)
+        if not fields["fname"] or not fields["label"]:
+            raise DatasetError(f"{path}:{number}: empty fname or label")
+        known_id = label_ids.setdefault(fields["label"], fields["aso_id"])
+        if known_id != fields["aso_id"]:
+            raise DatasetError(f"{path}:{number}: label {fields['label']} has aso_id {fields['aso_id']}, "
+                               f"elsewhere {known_id}")
+        flags = {name: _flag(path, number, name, fields[name]) for name in header[3:]}
+        result.append(ManifestRow(clip_id=fields["fname"].rsplit(".", 1)[0], audio_path=join(audio_dir, fields["fname"]),
+                                  split=split, labels=(fields["label"],), flags=flags))
+    return result
+
+
+def read_fsdnoisy18k(root: str) -> Manifest:
+    label_ids: dict[str, str] = {}
+    rows = (_read(join(root, META, "train.csv"), TRAIN_HEADER, join(root, "FSDnoisy18k.audio_train"), "train", label_ids)
+            + _read(join(root, META, "test.csv"), TEST_HEADER, join(root, "FSDnoisy18k.audio_test"), "test", label_ids))
+    if not rows:
+        raise DatasetError(f"{join(root, META)}: train.csv and test.csv list no clips")
+    check_unique_clips(rows, f"{join(root, META)}/train.csv and test.csv")
+    vocabulary = tuple(sorted(label_ids))
+    return Manifest(rows=tuple(rows), vocabulary=vocabulary, source={"format": "fsdnoisy18k", "root": root},
+                    mids=tuple(label_ids[label] for label in vocabulary))
