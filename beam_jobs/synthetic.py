@@ -4,10 +4,12 @@ Twelve procedural leaf classes under four parents form a small AudioSet-style on
 family of sounds with random variation per instance (pitch, timbre, temporal pattern, band), so that a
 small CNN can tell them apart, but not trivially: several classes share bands or pitch ranges and differ
 only in temporal pattern. Clips last 0.3 to 10 s and hold 1 to 3 overlapping events at random onsets over
-a noise floor; labels are propagated to the parents as in FSD50K. Most clips are 44.1 kHz mono 16-bit
+a noise floor; labels are propagated to the parents as in FSD50K. Uploaders specialise and colour their
+recordings (see `Uploader`). Besides FSD50K, the job writes the FSDnoisy18k, FSDKaggle2019, AudioSet-style
+and class-folder layouts (--format), with controllable label noise and missing positives. Most clips are 44.1 kHz mono 16-bit
 WAV; some use other rates or two channels, to exercise the decoder.
 
-    python -m beam_jobs.synthetic --output_dir DIR --clips 500 --seed 0 [beam options]
+    python -m beam_jobs.synthetic --output_dir DIR [--format fsd50k] --clips 500 --seed 0 [beam options]
 """
 from __future__ import annotations
 
@@ -190,11 +192,100 @@ RENDERERS = {
 }
 
 
+# ---------------------------------------------------------------- uploaders ----
+# Freesound users specialise and record with their own gear and rooms: each synthetic uploader mostly
+# records a few classes, through a fixed colouration (EQ) over a characteristic noise floor and level.
+# A model can learn that signature as a shortcut, which is why uploader leakage between train and
+# validation makes validation optimistic (the split study).
+
+@dataclasses.dataclass(frozen=True)
+class Uploader:
+    name: str
+    specialties: tuple[str, ...]
+    tilt: float  # spectral slope of the colouration, dB per octave around 1 kHz
+    peak_hz: float
+    peak_db: float
+    floor_tilt: float  # noise floor colour (0 white .. 1 brown-ish)
+    floor_db: float
+    gain_db: float
+
+
+def uploader_profile(name: str, seed: int, audio_classes: tuple[str, ...]) -> Uploader:
+    rng = np.random.default_rng(np.random.SeedSequence([seed, int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)]))
+    return Uploader(name=name, specialties=tuple(rng.choice(audio_classes, size=2, replace=False)),
+                    tilt=float(rng.uniform(-3, 3)), peak_hz=float(np.exp(rng.uniform(np.log(200), np.log(8000)))),
+                    peak_db=float(rng.uniform(-9, 9)), floor_tilt=float(rng.uniform(0, 1)),
+                    floor_db=float(rng.uniform(-45, -20)), gain_db=float(rng.uniform(-6, 0)))
+
+
+def colouration(uploader: Uploader, freqs: np.ndarray) -> np.ndarray:
+    """The uploader's EQ as a linear gain per frequency."""
+    octaves = np.log2(np.maximum(freqs, 20.0) / 1000.0)
+    peak = uploader.peak_db * np.exp(-0.5 * (np.log2(np.maximum(freqs, 20.0) / uploader.peak_hz) / 0.5) ** 2)
+    return 10 ** ((uploader.tilt * octaves + peak) / 20)
+
+
+# ---------------------------------------------------------------- formats ----
+
+NOISY_VOCABULARY = tuple(leaf for leaf in LEAVES if PARENT_OF[leaf] != "Sweep")
+OUT_OF_VOCABULARY = ONTOLOGY["Sweep"]  # audio of these, labelled as something else, is OOV label noise
+
+
+@dataclasses.dataclass(frozen=True)
+class FormatSpec:
+    vocabulary: tuple[str, ...]
+    audio_classes: tuple[str, ...]  # classes whose sounds clips are drawn from (before noise)
+    single_label: bool
+    held_out: str  # the split made of the last clips, from uploaders not seen elsewhere
+    held_out_fraction: float
+
+
+FORMATS = {
+    "fsd50k": FormatSpec(VOCABULARY, LEAVES, False, "eval", 0.2),
+    "fsdnoisy18k": FormatSpec(NOISY_VOCABULARY, NOISY_VOCABULARY, True, "test", 0.1),
+    "fsdkaggle2019": FormatSpec(NOISY_VOCABULARY, NOISY_VOCABULARY, False, "test", 0.1),
+    "audioset": FormatSpec(VOCABULARY, LEAVES, False, "eval", 0.2),
+    "folder": FormatSpec(LEAVES, LEAVES, True, "eval", 0.2),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+    """What to generate. Label noise applies to the noisy subsets (FSDnoisy18k's unverified train clips,
+    FSDKaggle2019's train_noisy); missing positives and explicit negatives to AudioSet's train split."""
+
+    format: str = "fsd50k"
+    clips: int = 500
+    seed: int = 0
+    label_noise: float = 0.4  # share of noisy-subset clips whose label is wrong
+    out_of_vocabulary: float = 0.5  # share of wrong labels whose audio is of no vocabulary class
+    missing_positives: float = 0.3  # share of true positives left implicit (AudioSet train)
+    explicit_negatives: float = 0.3  # share of truly absent classes verified absent (AudioSet train)
+    specialty: float = 0.7  # chance an event is of its uploader's specialties
+
+    def __post_init__(self):
+        if self.format not in FORMATS:
+            raise ValueError(f"Unknown synthetic format {self.format!r}; expected one of {sorted(FORMATS)}")
+        if not MIN_CLIPS <= self.clips <= MAX_CLIPS:
+            raise ValueError(f"--clips must be between {MIN_CLIPS} and {MAX_CLIPS}, got {self.clips}")
+        for name in ("label_noise", "out_of_vocabulary", "missing_positives", "explicit_negatives", "specialty"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+    @property
+    def spec(self) -> FormatSpec:
+        return FORMATS[self.format]
+
+    @property
+    def held_out_start(self) -> int:
+        return self.clips - round(self.spec.held_out_fraction * self.clips)
+
+
 # ---------------------------------------------------------------- clip planning ----
 
 @dataclasses.dataclass(frozen=True)
 class Event:
-    label: str
+    label: str  # the class of the sound actually rendered
     onset: float
     duration: float
     gain_db: float
@@ -204,18 +295,17 @@ class Event:
 class ClipPlan:
     index: int
     fname: str
-    split: str  # train | val | eval
+    split: str
     uploader: str
     seconds: float
     sample_rate: int
     channels: int
     events: tuple[Event, ...]
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        """Leaf labels propagated to their parents, in vocabulary order (as FSD50K lists them)."""
-        present = {event.label for event in self.events} | {PARENT_OF[event.label] for event in self.events}
-        return tuple(label for label in VOCABULARY if label in present)
+    true_labels: tuple[str, ...]  # what the clip contains, in vocabulary terms
+    labels: tuple[str, ...]  # what its metadata says (noisy or incomplete where so configured)
+    negatives: tuple[str, ...] = ()  # explicit negatives (AudioSet format)
+    noise: str = "clean"  # clean | in_vocabulary | out_of_vocabulary | missing
+    flags: tuple[tuple[str, bool], ...] = ()
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -227,48 +317,96 @@ def _choice(rng, weighted):
     return values[rng.choice(len(values), p=np.asarray(weights) / sum(weights))]
 
 
-def uploader_pool(clips: int) -> list[str]:
-    return [f"user{number:05d}" for number in range(max(5, clips // 8))]
+def uploader_names(config: SyntheticConfig, held_out: bool) -> list[str]:
+    clips = config.clips - config.held_out_start if held_out else config.held_out_start
+    prefix = "evaluser" if held_out else "user"
+    return [f"{prefix}{number:05d}" for number in range(max(5, clips // 8))]
 
 
-def val_uploaders(clips: int, seed: int) -> frozenset[str]:
-    """A deterministic uploader-disjoint validation split (no within-class contamination)."""
-    pool = uploader_pool(clips)
-    ranked = sorted(pool, key=lambda name: hashlib.sha256(f"{seed}:{name}".encode()).hexdigest())
+def val_uploaders(config: SyntheticConfig) -> frozenset[str]:
+    """FSD50K format's dev split: an uploader-disjoint validation set (no within-class contamination)."""
+    pool = uploader_names(config, held_out=False)
+    ranked = sorted(pool, key=lambda name: hashlib.sha256(f"{config.seed}:{name}".encode()).hexdigest())
     return frozenset(ranked[: max(1, round(VAL_UPLOADER_FRACTION * len(pool)))])
 
 
-def plan_clip(index: int, clips: int, seed: int) -> ClipPlan:
-    rng = _rng(seed, index)
-    uploader = str(rng.choice(uploader_pool(clips)))
-    if index >= clips - round(EVAL_FRACTION * clips):
-        split = "eval"
-    else:
-        split = "val" if uploader in val_uploaders(clips, seed) else "train"
+def _propagated(leaves, vocabulary) -> tuple[str, ...]:
+    """Leaves and their parents, restricted to (and in the order of) the vocabulary."""
+    present = set(leaves) | {PARENT_OF[leaf] for leaf in leaves}
+    return tuple(label for label in vocabulary if label in present)
+
+
+def _split_and_flags(index: int, uploader: str, config: SyntheticConfig) -> tuple[str, dict, bool]:
+    """(split, flags, whether the clip's labels are noisy) by position in the dataset."""
+    if index >= config.held_out_start:
+        return config.spec.held_out, {}, False
+    position = index / config.held_out_start
+    if config.format == "fsd50k":
+        return ("val" if uploader in val_uploaders(config) else "train"), {}, False
+    if config.format == "fsdnoisy18k":
+        verified = position < 0.1
+        return "train", {"manually_verified": verified, "noisy_small": not verified and position < 0.2}, not verified
+    if config.format == "fsdkaggle2019":
+        return ("train_curated", {}, False) if position < 0.3 else ("train_noisy", {}, True)
+    return "train", {}, False
+
+
+def plan_clip(index: int, config: SyntheticConfig) -> ClipPlan:
+    rng = _rng(config.seed, index)
+    spec = config.spec
+    held_out = index >= config.held_out_start
+    uploader = uploader_profile(str(rng.choice(uploader_names(config, held_out))), config.seed, spec.audio_classes)
+    split, flags, noisy = _split_and_flags(index, uploader.name, config)
     seconds = float(np.exp(rng.uniform(np.log(0.3), np.log(10.0))))
-    events = []
-    for _ in range(_choice(rng, EVENTS_PER_CLIP)):
+    events, given = [], []
+    for _ in range(1 if spec.single_label else _choice(rng, EVENTS_PER_CLIP)):
+        label = str(rng.choice(uploader.specialties if rng.random() < config.specialty else spec.audio_classes))
         duration = min(seconds, float(rng.uniform(0.3, 3.0)))
-        events.append(Event(label=str(rng.choice(LEAVES)), onset=float(rng.uniform(0, seconds - duration)),
-                            duration=duration, gain_db=float(rng.uniform(-20, 0))))
-    return ClipPlan(index=index, fname=str(100000 + index), split=split, uploader=uploader,
+        events.append(Event(label=label, onset=float(rng.uniform(0, seconds - duration)), duration=duration,
+                            gain_db=float(rng.uniform(-20, 0))))
+        given.append(label)
+    noise = "clean"
+    if noisy and rng.random() < config.label_noise:
+        victim = int(rng.integers(len(events)))
+        if rng.random() < config.out_of_vocabulary:  # the sound is of no vocabulary class; the label stays
+            events[victim] = dataclasses.replace(events[victim], label=str(rng.choice(OUT_OF_VOCABULARY)))
+            noise = "out_of_vocabulary"
+        else:  # the label names another vocabulary class than the sound's
+            given[victim] = str(rng.choice([c for c in spec.audio_classes if c != given[victim]]))
+            noise = "in_vocabulary"
+    leaves = [event.label for event in events if event.label in spec.vocabulary]
+    true_labels, labels = _propagated(leaves, spec.vocabulary), _propagated(given, spec.vocabulary)
+    negatives = ()
+    if config.format == "audioset":
+        absent = [label for label in spec.vocabulary if label not in true_labels]
+        if held_out:  # a fully verified evaluation set
+            negatives = tuple(absent)
+        else:
+            kept = [label for label in labels if rng.random() >= config.missing_positives]
+            if len(kept) < len(labels):
+                noise, labels = "missing", tuple(kept or labels[:1])
+            negatives = tuple(label for label in absent if rng.random() < config.explicit_negatives)
+    return ClipPlan(index=index, fname=str(100000 + index), split=split, uploader=uploader.name,
                     seconds=round(seconds, 3), sample_rate=_choice(rng, SAMPLE_RATES),
-                    channels=2 if rng.random() < STEREO_PROBABILITY else 1, events=tuple(events))
+                    channels=2 if rng.random() < STEREO_PROBABILITY else 1, events=tuple(events),
+                    true_labels=true_labels, labels=labels, negatives=negatives, noise=noise,
+                    flags=tuple(sorted(flags.items())))
 
 
-def _background(rng, n, rate):
-    """A noise floor with a random spectral tilt (white to brown) at -45 to -20 dB RMS."""
-    tilt = rng.uniform(0, 1)
-    noise = _shaped_noise(rng, n, rate, lambda freqs: np.maximum(freqs, 20.0) ** -tilt)
-    return noise / (np.sqrt(np.mean(noise**2)) + 1e-12) * 10 ** (rng.uniform(-45, -20) / 20)
+def _background(rng, n, rate, uploader: Uploader):
+    """The uploader's noise floor (its colour and level, +-3 dB from clip to clip)."""
+    noise = _shaped_noise(rng, n, rate, lambda freqs: np.maximum(freqs, 20.0) ** -uploader.floor_tilt)
+    level = uploader.floor_db + rng.uniform(-3, 3)
+    return noise / (np.sqrt(np.mean(noise**2)) + 1e-12) * 10 ** (level / 20)
 
 
-def render_clip(plan: ClipPlan, seed: int) -> np.ndarray:
+def render_clip(plan: ClipPlan, config: SyntheticConfig) -> np.ndarray:
     """(samples, channels) float32 waveform of a planned clip, peak in [0.3, 0.9]."""
-    rng = _rng(seed, plan.index, 1)
+    rng = _rng(config.seed, plan.index, 1)
+    uploader = uploader_profile(plan.uploader, config.seed, config.spec.audio_classes)
     rate = plan.sample_rate
     n = max(1, int(plan.seconds * rate))
-    mix = _background(rng, n, rate)
+    mix = _background(rng, n, rate, uploader)
     for event in plan.events:
         length = max(1, int(event.duration * rate))
         sound = RENDERERS[event.label](rng, length, rate)
@@ -280,22 +418,34 @@ def render_clip(plan: ClipPlan, seed: int) -> np.ndarray:
         sound = sound * envelope / (np.max(np.abs(sound)) + 1e-9) * 10 ** (event.gain_db / 20)
         start = min(n - 1, int(event.onset * rate))
         mix[start:start + length] += sound[: n - start]
-    mix *= rng.uniform(0.3, 0.9) / (np.max(np.abs(mix)) + 1e-9)
+    size = scipy.fft.next_fast_len(n, real=True)
+    spectrum = scipy.fft.rfft(mix, size) * colouration(uploader, scipy.fft.rfftfreq(size, 1.0 / rate))
+    mix = scipy.fft.irfft(spectrum, size)[:n]
+    mix *= rng.uniform(0.3, 0.9) * 10 ** (uploader.gain_db / 20) / (np.max(np.abs(mix)) + 1e-9)
     if plan.channels == 2:  # a slightly different level per channel, as a real stereo recording has
         return np.stack([mix, mix * rng.uniform(0.7, 1.0)], axis=1).astype(np.float32)
     return mix[:, None].astype(np.float32)
 
 
-def audio_path(output_dir: str, plan: ClipPlan) -> str:
-    folder = layout.EVAL_AUDIO if plan.split == "eval" else layout.DEV_AUDIO
-    return join(output_dir, folder, plan.fname + ".wav")
+def audio_path(output_dir: str, plan: ClipPlan, config: SyntheticConfig) -> str:
+    name = plan.fname + ".wav"
+    if config.format == "fsd50k":
+        folder = layout.EVAL_AUDIO if plan.split == "eval" else layout.DEV_AUDIO
+        return join(output_dir, folder, name)
+    if config.format == "fsdnoisy18k":
+        return join(output_dir, "FSDnoisy18k.audio_test" if plan.split == "test" else "FSDnoisy18k.audio_train", name)
+    if config.format == "fsdkaggle2019":
+        return join(output_dir, f"FSDKaggle2019.audio_{plan.split}", name)
+    if config.format == "audioset":
+        return join(output_dir, "audio", plan.split, name)
+    return join(output_dir, plan.split, plan.labels[0], name)
 
 
-def write_clip(index: int, clips: int, seed: int, output_dir: str) -> ClipPlan:
-    plan = plan_clip(index, clips, seed)
+def write_clip(index: int, config: SyntheticConfig, output_dir: str) -> ClipPlan:
+    plan = plan_clip(index, config)
     buffer = io.BytesIO()
-    soundfile.write(buffer, render_clip(plan, seed), plan.sample_rate, subtype="PCM_16", format="WAV")
-    with FileSystems.create(audio_path(output_dir, plan)) as handle:
+    soundfile.write(buffer, render_clip(plan, config), plan.sample_rate, subtype="PCM_16", format="WAV")
+    with FileSystems.create(audio_path(output_dir, plan, config)) as handle:
         handle.write(buffer.getvalue())
     return plan
 
@@ -323,16 +473,10 @@ def ontology_json() -> str:
     return json.dumps(entries, indent=2)
 
 
-def write_static_files(output_dir: str) -> None:
+def _write_fsd50k(plans, output_dir, config):
     truth = join(output_dir, layout.GROUND_TRUTH)
     write_text(join(truth, "vocabulary.csv"),
-               _csv_text(None, [(i, label, mid(label)) for i, label in enumerate(VOCABULARY)]))
-    write_text(join(output_dir, "ontology.json"), ontology_json())
-
-
-def write_ground_truth(plans: list[ClipPlan], output_dir: str) -> None:
-    plans = sorted(plans, key=lambda plan: plan.index)
-    truth = join(output_dir, layout.GROUND_TRUTH)
+               _csv_text(None, [(i, label, mid(label)) for i, label in enumerate(config.spec.vocabulary)]))
 
     def labels_row(plan):
         return [plan.fname, ",".join(plan.labels), ",".join(mid(label) for label in plan.labels)]
@@ -350,36 +494,84 @@ def write_ground_truth(plans: list[ClipPlan], output_dir: str) -> None:
         write_text(join(output_dir, layout.METADATA, f"{name}_clips_info_FSD50K.json"), json.dumps(info, indent=1))
 
 
+def _write_fsdnoisy18k(plans, output_dir, config):
+    meta = join(output_dir, "FSDnoisy18k.meta")
+    train = [[p.fname + ".wav", p.labels[0], mid(p.labels[0]), int(dict(p.flags)["manually_verified"]),
+              int(dict(p.flags)["noisy_small"])] for p in plans if p.split == "train"]
+    test = [[p.fname + ".wav", p.labels[0], mid(p.labels[0])] for p in plans if p.split == "test"]
+    write_text(join(meta, "train.csv"), _csv_text(["fname", "label", "aso_id", "manually_verified", "noisy_small"], train))
+    write_text(join(meta, "test.csv"), _csv_text(["fname", "label", "aso_id"], test))
+
+
+def _write_fsdkaggle2019(plans, output_dir, config):
+    meta = join(output_dir, "FSDKaggle2019.meta")
+    write_text(join(meta, "vocabulary.csv"), _csv_text(None, list(enumerate(config.spec.vocabulary))))
+    for split in ("train_curated", "train_noisy", "test"):
+        rows = [[p.fname + ".wav", ",".join(p.labels), str(p.index), "CC0"] for p in plans if p.split == split]
+        header = ["fname", "labels", "freesound_id", "license"]
+        write_text(join(meta, f"{split}_post_competition.csv"), _csv_text(header, rows))
+
+
+def _write_audioset(plans, output_dir, config):
+    vocabulary = config.spec.vocabulary
+    write_text(join(output_dir, "class_labels_indices.csv"),
+               _csv_text(["index", "mid", "display_name"], [(i, mid(label), label) for i, label in enumerate(vocabulary)]))
+    for split in ("train", "eval"):
+        subset = [p for p in plans if p.split == split]
+        header = f"# Segments csv created by beam_jobs.synthetic\n# num_ytids={len(subset)}\n" \
+                 "# YTID, start_seconds, end_seconds, positive_labels\n"
+        for name, field in (("segments", "labels"), ("negatives", "negatives")):
+            rows = [f'{p.fname}, 0.000, {p.seconds:.3f}, "{",".join(mid(label) for label in getattr(p, field))}"'
+                    for p in subset if getattr(p, field)]
+            write_text(join(output_dir, f"{split}_{name}.csv"), header + "".join(row + "\n" for row in rows))
+
+
+WRITERS = {"fsd50k": _write_fsd50k, "fsdnoisy18k": _write_fsdnoisy18k, "fsdkaggle2019": _write_fsdkaggle2019,
+           "audioset": _write_audioset, "folder": lambda plans, output_dir, config: None}
+TRUTH_FILE = "synthetic_truth.jsonl"
+
+
+def write_metadata(plans: list[ClipPlan], output_dir: str, config: SyntheticConfig) -> None:
+    """The format's metadata files, the ontology, and `synthetic_truth.jsonl`: what each clip really
+    contains next to what its metadata says (only synthetic data can tell label noise apart)."""
+    plans = sorted(plans, key=lambda plan: plan.index)
+    WRITERS[config.format](plans, output_dir, config)
+    write_text(join(output_dir, "ontology.json"), ontology_json())
+    write_text(join(output_dir, TRUTH_FILE), "".join(json.dumps(
+        {"fname": plan.fname, "split": plan.split, "uploader": plan.uploader, "true_labels": list(plan.true_labels),
+         "labels": list(plan.labels), "noise": plan.noise}) + "\n" for plan in plans))
+
+
 # ---------------------------------------------------------------- the job ----
 
-def check_clips(clips: int) -> None:
-    if not MIN_CLIPS <= clips <= MAX_CLIPS:
-        raise ValueError(f"--clips must be between {MIN_CLIPS} and {MAX_CLIPS}, got {clips}")
-
-
-def generate(output_dir: str, clips: int, seed: int, beam_args: list[str] | None = None,
-             test_pipeline=None) -> str:
-    """Writes the dataset under `output_dir` and returns it."""
-    check_clips(clips)
-    write_static_files(output_dir)
+def generate(output_dir: str, clips: int, seed: int, beam_args: list[str] | None = None, test_pipeline=None,
+             dataset_format: str = "fsd50k", **options) -> str:
+    """Writes the dataset under `output_dir` and returns it; `options` are SyntheticConfig fields."""
+    config = SyntheticConfig(format=dataset_format, clips=clips, seed=seed, **options)
     pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(beam_args or []))
     with pipeline as p:
         _ = (p
              | "ClipIndices" >> beam.Create(range(clips))
              | "Distribute" >> beam.Reshuffle()
-             | "RenderAndWrite" >> beam.Map(write_clip, clips=clips, seed=seed, output_dir=output_dir)
+             | "RenderAndWrite" >> beam.Map(write_clip, config=config, output_dir=output_dir)
              | "CollectPlans" >> beam.combiners.ToList()
-             | "WriteGroundTruth" >> beam.Map(write_ground_truth, output_dir=output_dir))
+             | "WriteMetadata" >> beam.Map(write_metadata, output_dir=output_dir, config=config))
     return output_dir
 
 
 def run(argv=None, test_pipeline=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--format", default="fsd50k", choices=sorted(FORMATS))
     parser.add_argument("--clips", type=int, default=500, help=f"{MIN_CLIPS} to {MAX_CLIPS}")
     parser.add_argument("--seed", type=int, default=0)
+    defaults = SyntheticConfig()
+    for name in ("label_noise", "out_of_vocabulary", "missing_positives", "explicit_negatives", "specialty"):
+        parser.add_argument(f"--{name}", type=float, default=getattr(defaults, name))
     args, beam_args = parser.parse_known_args(argv)
-    return generate(args.output_dir, args.clips, args.seed, beam_args, test_pipeline)
+    options = {name: getattr(args, name) for name in
+               ("label_noise", "out_of_vocabulary", "missing_positives", "explicit_negatives", "specialty")}
+    return generate(args.output_dir, args.clips, args.seed, beam_args, test_pipeline, args.format, **options)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,170 @@
+"""Train/validation split strategies for a development set, and their uploader-contamination report.
+
+- random: clips drawn at random.
+- iterative stratification (Sechidis et al., 2011): multi-label stratification, the rarest label first.
+- uploader: clips of one uploader that share a class are kept together (no within-class, WC,
+  contamination), then those groups are stratified; one uploader may still have clips of different
+  classes on both sides (between-class, BC, sharing), as in FSD50K.
+
+WC contamination: (uploader, class) pairs with clips of that class in both train and val.
+BC contamination: (uploader, class) pairs in val whose uploader has train clips, none of that class.
+Every strategy is deterministic from its seed.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+
+import numpy as np
+
+from beam_jobs.manifest import Manifest, ManifestRow
+
+TRAIN, VAL = "train", "val"
+STRATEGIES = ("random", "iterative_stratification", "uploader")
+
+
+@dataclasses.dataclass
+class SplitReport:
+    strategy: str
+    train_clips: int
+    val_clips: int
+    wc_contamination: int
+    bc_contamination: int
+    val_share: dict[str, float]  # per class: share of its clips in val
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _desired(total: float, val_fraction: float) -> np.ndarray:
+    return np.array([total * (1 - val_fraction), total * val_fraction])
+
+
+def stratify(label_counts: list[np.ndarray], sizes: list[int], val_fraction: float, seed: int) -> list[int]:
+    """Iterative stratification of weighted items (a clip, or a group of clips) into [train, val].
+
+    `label_counts[i]` is item i's number of clips per class, `sizes[i]` its number of clips. Returns the
+    fold (0 train, 1 val) of each item.
+    """
+    rng = np.random.default_rng(seed)
+    counts = np.asarray(label_counts, dtype=float)
+    desired_total = _desired(float(sum(sizes)), val_fraction)
+    desired_label = np.stack(_desired(counts.sum(axis=0), val_fraction))  # (2, classes)
+    fold = np.full(len(sizes), -1)
+    remaining_per_label = counts.sum(axis=0)
+    holders = [np.flatnonzero(counts[:, label] > 0) for label in range(counts.shape[1])]
+
+    def assign(item, fold_index):
+        fold[item] = fold_index
+        desired_total[fold_index] -= sizes[item]
+        desired_label[fold_index] -= counts[item]
+        remaining_per_label[:] -= counts[item]
+
+    while (remaining_per_label > 0).any():
+        label = int(np.argmin(np.where(remaining_per_label > 0, remaining_per_label, np.inf)))
+        for item in rng.permutation(holders[label][fold[holders[label]] < 0]):
+            wants = desired_label[:, label]
+            best = np.flatnonzero(wants == wants.max())
+            if len(best) > 1:
+                best = best[desired_total[best] == desired_total[best].max()]
+            assign(item, int(rng.choice(best)))
+    for item in rng.permutation(np.flatnonzero(fold < 0)):  # items without labels
+        assign(item, int(np.argmax(desired_total)))
+    return fold.tolist()
+
+
+def _label_vector(row: ManifestRow, index: dict[str, int]) -> np.ndarray:
+    vector = np.zeros(len(index))
+    vector[[index[label] for label in row.labels]] = 1
+    return vector
+
+
+def random_split(rows: list[ManifestRow], vocabulary, val_fraction: float, seed: int) -> dict[str, str]:
+    order = np.random.default_rng(seed).permutation(len(rows))
+    n_val = round(val_fraction * len(rows))
+    val = {rows[i].clip_id for i in order[:n_val]}
+    return {row.clip_id: VAL if row.clip_id in val else TRAIN for row in rows}
+
+
+def iterative_stratification_split(rows: list[ManifestRow], vocabulary, val_fraction: float,
+                                   seed: int) -> dict[str, str]:
+    index = {label: i for i, label in enumerate(vocabulary)}
+    folds = stratify([_label_vector(row, index) for row in rows], [1] * len(rows), val_fraction, seed)
+    return {row.clip_id: (TRAIN, VAL)[f] for row, f in zip(rows, folds)}
+
+
+def uploader_groups(rows: list[ManifestRow]) -> list[list[int]]:
+    """Connected groups of clips: two clips of one uploader that share any class belong together.
+
+    Clips without an uploader are groups of their own.
+    """
+    parent = list(range(len(rows)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_of = {}
+    for i, row in enumerate(rows):
+        if not row.uploader:
+            continue
+        for label in row.labels:
+            key = (row.uploader, label)
+            if key in first_of:
+                parent[find(i)] = find(first_of[key])
+            else:
+                first_of[key] = i
+    groups = defaultdict(list)
+    for i in range(len(rows)):
+        groups[find(i)].append(i)
+    return list(groups.values())
+
+
+def uploader_split(rows: list[ManifestRow], vocabulary, val_fraction: float, seed: int) -> dict[str, str]:
+    index = {label: i for i, label in enumerate(vocabulary)}
+    groups = uploader_groups(rows)
+    vectors = [sum(_label_vector(rows[i], index) for i in group) for group in groups]
+    folds = stratify(vectors, [len(group) for group in groups], val_fraction, seed)
+    return {rows[i].clip_id: (TRAIN, VAL)[f] for group, f in zip(groups, folds) for i in group}
+
+
+SPLITTERS = {"random": random_split, "iterative_stratification": iterative_stratification_split,
+             "uploader": uploader_split}
+
+
+def contamination_report(rows: list[ManifestRow], assignment: dict[str, str], vocabulary,
+                         strategy: str) -> SplitReport:
+    classes_of = {TRAIN: defaultdict(set), VAL: defaultdict(set)}  # split -> uploader -> classes
+    per_class = defaultdict(lambda: [0, 0])
+    for row in rows:
+        split = assignment[row.clip_id]
+        for label in row.labels:
+            per_class[label][split == VAL] += 1
+            if row.uploader:
+                classes_of[split][row.uploader].add(label)
+    wc = sum(len(classes & classes_of[TRAIN].get(uploader, set())) for uploader, classes in classes_of[VAL].items())
+    bc = sum(len(classes - classes_of[TRAIN][uploader]) for uploader, classes in classes_of[VAL].items()
+             if uploader in classes_of[TRAIN])
+    n_val = sum(split == VAL for split in assignment.values())
+    return SplitReport(strategy=strategy, train_clips=len(assignment) - n_val, val_clips=n_val,
+                       wc_contamination=wc, bc_contamination=bc,
+                       val_share={label: per_class[label][1] / max(1, sum(per_class[label])) for label in vocabulary})
+
+
+def resplit(manifest: Manifest, strategy: str, val_fraction: float = 0.15, seed: int = 0,
+            dev_splits: tuple[str, ...] = (TRAIN, VAL)) -> tuple[Manifest, SplitReport]:
+    """Reassigns the clips of the development splits to train/val with a strategy; other splits stay."""
+    if strategy not in SPLITTERS:
+        raise ValueError(f"Unknown split strategy {strategy!r}; expected one of {STRATEGIES}")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    dev = [row for row in manifest.rows if row.split in dev_splits]
+    if len(dev) < 2:
+        raise ValueError(f"need at least 2 clips in splits {dev_splits} to split, found {len(dev)}")
+    assignment = SPLITTERS[strategy](dev, manifest.vocabulary, val_fraction, seed)
+    rows = tuple(dataclasses.replace(row, split=assignment[row.clip_id]) if row.clip_id in assignment else row
+                 for row in manifest.rows)
+    report = contamination_report(dev, assignment, manifest.vocabulary, strategy)
+    return dataclasses.replace(manifest, rows=rows, source={**manifest.source, "split_strategy": strategy}), report

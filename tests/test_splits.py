@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from beam_jobs import splits
+from beam_jobs.manifest import Manifest, ManifestRow
+
+CLASSES = ("a", "b", "c", "d")
+
+
+def dev_set(clips=400, uploaders=40, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(clips):
+        labels = tuple(sorted(set(rng.choice(CLASSES, size=rng.integers(1, 3), p=[0.55, 0.25, 0.15, 0.05]))))
+        rows.append(ManifestRow(clip_id=str(i), audio_path=f"{i}.wav", split="train", labels=labels,
+                                uploader=f"u{rng.integers(uploaders)}"))
+    rows.append(ManifestRow(clip_id="e1", audio_path="e1.wav", split="eval", labels=("a",), uploader="u0"))
+    return Manifest(rows=tuple(rows), vocabulary=CLASSES, source={})
+
+
+@pytest.mark.parametrize("strategy", splits.STRATEGIES)
+def test_strategies_are_deterministic_and_keep_other_splits(strategy):
+    manifest = dev_set()
+    first, report = splits.resplit(manifest, strategy, 0.2, seed=3)
+    again, _ = splits.resplit(manifest, strategy, 0.2, seed=3)
+    other, _ = splits.resplit(manifest, strategy, 0.2, seed=4)
+    assert [row.split for row in first.rows] == [row.split for row in again.rows]
+    assert [row.split for row in first.rows] != [row.split for row in other.rows]
+    assert first.rows[-1].split == "eval"
+    assert report.train_clips + report.val_clips == 400
+    assert 0.1 < report.val_clips / 400 < 0.3
+
+
+def test_iterative_stratification_balances_rare_classes_better_than_random():
+    manifest = dev_set(seed=1)
+
+    def spread(strategy):
+        shares = [splits.resplit(manifest, strategy, 0.2, seed)[1].val_share for seed in range(10)]
+        return np.mean([abs(share[label] - 0.2) for share in shares for label in CLASSES])
+
+    assert spread("iterative_stratification") < spread("random") / 2
+
+
+def test_uploader_split_has_no_within_class_contamination_but_allows_between_class():
+    manifest = dev_set(seed=2)
+    _, uploader = splits.resplit(manifest, "uploader", 0.2, seed=0)
+    _, random = splits.resplit(manifest, "random", 0.2, seed=0)
+    assert uploader.wc_contamination == 0 and random.wc_contamination > 20
+    assert uploader.bc_contamination > 0
+    assert all(0.05 < share < 0.5 for share in uploader.val_share.values())
+
+
+def test_contamination_counts_by_hand():
+    rows = [ManifestRow("1", "1.wav", "train", ("a",), "u1"), ManifestRow("2", "2.wav", "train", ("b",), "u1"),
+            ManifestRow("3", "3.wav", "train", ("a",), "u2")]
+    assignment = {"1": "train", "2": "val", "3": "val"}
+    report = splits.contamination_report(rows, assignment, ("a", "b"), "manual")
+    # u1: a in train, b in val -> one BC pair; u2 only in val -> nothing
+    assert (report.wc_contamination, report.bc_contamination) == (0, 1)
+    assignment = {"1": "train", "2": "val", "3": "train"}
+    rows[2] = ManifestRow("3", "3.wav", "train", ("b",), "u1")
+    assert splits.contamination_report(rows, assignment, ("a", "b"), "manual").wc_contamination == 1
+    assert report.val_share == {"a": 0.5, "b": 1.0}
+
+
+def test_bad_split_config_fails_fast():
+    with pytest.raises(ValueError, match="Unknown split strategy"):
+        splits.resplit(dev_set(), "alphabetical")
+    with pytest.raises(ValueError, match="val_fraction"):
+        splits.resplit(dev_set(), "random", 1.5)
