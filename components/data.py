@@ -28,3 +28,19 @@ def extract_features(manifest: Input[Dataset], beam_runner: str, beam_options: l
     counts = extract(artifact_location(manifest, beam_runner), artifact_location(features, beam_runner),
                      beam_args=[f"--runner={beam_runner}", *beam_options])
     features.metadata.update(counts=counts)
+
+
+@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+def split_dev_set(manifest: Input[Dataset], strategy: str, val_fraction: float, seed: int,
+                  split_manifest: Output[Dataset]):
+    """Reassigns the development clips to train/val with a strategy; writes split_report.json beside."""
+    import json
+
+    from beam_jobs.manifest import read_manifest, write_manifest, write_text
+    from beam_jobs.splits import resplit
+
+    result, report = resplit(read_manifest(manifest.path), strategy, val_fraction, seed)
+    write_manifest(split_manifest.path, result)
+    write_text(split_manifest.path + "/split_report.json", json.dumps(report.to_dict(), indent=1))
+    split_manifest.metadata.update(strategy=strategy, wc_contamination=report.wc_contamination,
+                                   bc_contamination=report.bc_contamination)

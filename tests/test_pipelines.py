@@ -87,3 +87,30 @@ def test_run_local_fails_with_non_zero_status_on_bad_input(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "vocabulary.csv: file not found" in result.stdout + result.stderr
+
+
+def test_split_study_loops_over_strategies_and_collects_results(compiled):
+    spec = load_spec(compiled / "split_study.yaml")
+    tasks = spec.root.dag.tasks
+    loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
+    assert loop.parameter_iterator.items.input_parameter.endswith("strategies")
+    inner = spec.components[loop.component_ref.name].dag.tasks
+    assert {"split-dev-set", "extract-features", "train-classifier", "evaluate-split-strategy"} <= set(inner)
+    assert list(tasks["summarize-split-study"].dependent_tasks) == [next(n for n in tasks if n.startswith("for-loop"))]
+    strategies = spec.root.input_definitions.parameters["strategies"].default_value.list_value.values
+    assert [value.string_value for value in strategies] == ["random", "iterative_stratification", "uploader"]
+
+
+@pytest.mark.slow
+def test_split_study_runs_locally_and_reports_every_strategy(tmp_path):
+    command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "split_study",
+               "--param", "synthetic_clips=60", "--param", "width=0.25", "--param", "epochs=1",
+               "--param", "batch_size=16", "--param", 'strategies=["random", "uploader"]',
+               "--pipeline-root", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = next(tmp_path.glob("split-study-*/summarize-split-study/report")).read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| random") or line.startswith("| uploader")]
+    assert len(rows) == 2
+    uploader_row = next(row for row in rows if row.startswith("| uploader"))
+    assert uploader_row.split("|")[2].strip() == "0"  # no within-class contamination
