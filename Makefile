@@ -8,7 +8,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 # The CPU demo: 1,000 synthetic clips, the tiny VGG-like (width 0.5), 15 epochs (about 5 minutes on 2 cores).
 DEMO_PARAMS ?= --param synthetic_clips=1000 --param width=0.5 --param epochs=15
 
-.PHONY: install demo test compile bench clean
+.PHONY: install demo test compile bench clean split-study
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,3 +32,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf runs compiled .pytest_cache
+
+# The split study of the README (1,500 synthetic clips, 3 strategies; about 20 minutes on 2 cores).
+split-study: $(STAMP)
+	$(BIN)/python pipelines/run_local.py split_study --param synthetic_clips=1500 --param width=0.5 --param epochs=12

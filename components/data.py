@@ -8,12 +8,13 @@ from components import PROJECT_IMAGE_PLACEHOLDER
 @dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
 def ingest_dataset(dataset_root: str, dataset_format: str, synthetic_clips: int, seed: int,
                    beam_runner: str, beam_options: list, manifest: Output[Dataset]):
-    """Validates a dataset (empty root: generates a synthetic FSD50K-format one) and writes its manifest."""
+    """Validates a dataset (empty root: generates a synthetic one in that format) and writes its manifest."""
     from beam_jobs import ingest, synthetic
     from beam_jobs.runner import artifact_location
 
-    root = dataset_root or synthetic.generate(artifact_location(manifest, beam_runner) + "/synthetic_fsd50k",
-                                              synthetic_clips, seed, [f"--runner={beam_runner}", *beam_options])
+    root = dataset_root or synthetic.generate(
+        f"{artifact_location(manifest, beam_runner)}/synthetic_{dataset_format}", synthetic_clips, seed,
+        [f"--runner={beam_runner}", *beam_options], dataset_format=dataset_format)
     result = ingest.ingest(root, artifact_location(manifest, beam_runner), dataset_format)
     manifest.metadata.update(clips=len(result.rows), classes=len(result.vocabulary), dataset_root=root)
 
