@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
-KNOWN_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PrismRunner")
+KNOWN_RUNNERS = ("DirectRunner", "FnApiRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PrismRunner")
+LOCAL_RUNNERS = ("DirectRunner", "FnApiRunner", "PrismRunner")
 
 
 def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     options = PipelineOptions(list(beam_args))
     standard = options.view_as(StandardOptions)
-    if standard.runner is None:
-        standard.runner = "DirectRunner"
-    if standard.runner not in KNOWN_RUNNERS:
+    if standard.runner not in (None, *KNOWN_RUNNERS):
         raise ValueError(f"Unknown Beam runner {standard.runner!r}; expected one of {KNOWN_RUNNERS}")
+    if standard.runner in (None, "DirectRunner"):
+        # Beam's DirectRunner first tries the Prism runner, which downloads a binary at run time (no network
+        # here); the in-process FnApiRunner is what it falls back to for these batch jobs anyway.
+        standard.runner = "FnApiRunner"
     # Workers on remote runners import the project from the container image, not a pickled session.
     options.view_as(SetupOptions).save_main_session = False
     return options
@@ -31,4 +34,4 @@ def artifact_location(artifact, runner: str) -> str:
     it from and to the pipeline root). Remote runners' workers cannot see that path, so they get the
     artifact's URI (gs://...) and read or write the bucket directly.
     """
-    return artifact.path if runner in ("DirectRunner", "PrismRunner") else artifact.uri
+    return artifact.path if runner in LOCAL_RUNNERS else artifact.uri

@@ -2,20 +2,21 @@
 from typing import List
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
 
 from components import PROJECT_IMAGE_PLACEHOLDER
 
 
 @dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
 def train_classifier(features: Input[Dataset], architecture: str, width: float, epochs: int, batch_size: int,
-                     learning_rate: float, seed: int, mixed_precision: bool, model: Output[Model]):
+                     learning_rate: float, seed: int, mixed_precision: bool, model: Output[Model],
+                     pooling: str = "max", mixup_alpha: float = 0.0):
     """Trains with binary cross-entropy; keeps the best model by clip-level validation mAP."""
     from keras_models.train import TrainParams, train_classifier as train
 
     summary = train(features.path, model.path, TrainParams(
-        architecture=architecture, width=width, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, seed=seed, mixed_precision=mixed_precision))
+        architecture=architecture, width=width, pooling=pooling, mixup_alpha=mixup_alpha, epochs=epochs,
+        batch_size=batch_size, learning_rate=learning_rate, seed=seed, mixed_precision=mixed_precision))
     model.metadata.update(framework="keras", **summary)
 
 
@@ -63,3 +64,40 @@ def summarize_split_study(results: Input[List[Dataset]], metrics: Output[Metrics
             metrics.log_metric(f"{row['strategy']}_{key}", row[key])
     with open(report.path, "w") as handle:
         handle.write(summary_markdown(rows))
+
+
+@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+def evaluate_shift_invariance(model: Input[Model], features: Input[Dataset], pooling: str, mixup_alpha: float,
+                              result: Output[Dataset]):
+    """mAP, d' and classification consistency under time/frequency shifts of one model variant."""
+    import json
+
+    from keras_models.shift import evaluate_shift_invariance as evaluate
+
+    row = {"pooling": pooling, "mixup_alpha": mixup_alpha, **evaluate(model.path, features.path)}
+    with open(result.path, "w") as handle:
+        json.dump(row, handle, indent=1)
+    result.metadata.update(pooling=pooling, mixup_alpha=mixup_alpha, mAP=row["mAP"])
+
+
+@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+def summarize_shift_invariance(results: Input[List[Dataset]], metrics: Output[Metrics], report: Output[Markdown],
+                               page: Output[HTML]):
+    """Table of mAP, d' and consistency per variant, and the plot of consistency against shift size."""
+    import json
+
+    from keras_models.shift import summary_reports
+
+    rows = []
+    for artifact in results:
+        with open(artifact.path) as handle:
+            rows.append(json.load(handle))
+    markdown, html, _ = summary_reports(rows)
+    for row in rows:
+        name = row["pooling"] + (f"_mixup{row['mixup_alpha']:g}" if row["mixup_alpha"] else "")
+        metrics.log_metric(f"{name}_mAP", row["mAP"])
+        metrics.log_metric(f"{name}_consistency_t5", row["consistency"]["time"]["5"])
+    with open(report.path, "w") as handle:
+        handle.write(markdown)
+    with open(page.path, "w") as handle:
+        handle.write(html)

@@ -14,14 +14,23 @@ from keras_models.metrics import clip_metrics
 MODEL_FILE = "model.keras"
 
 
-def predict_clips(model: keras.Model, dataset) -> tuple[list[str], np.ndarray, np.ndarray]:
+def load_model(model_dir: str) -> keras.Model:
+    """Loads a model folder's `model.keras`, with the project's custom layers registered."""
+    from keras_models.layers import pooling  # noqa: F401  (registers SubsamplingPool for deserialisation)
+
+    return keras.models.load_model(os.path.join(model_dir, MODEL_FILE))
+
+
+def predict_clips(model: keras.Model, dataset, transform=None) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Runs the model over a `patch_dataset`; returns (clip ids, clip scores, clip labels).
 
     A clip's score is the mean of its patches' scores; clips come out in order of first appearance.
+    `transform`, if given, maps each batch of log-mel patches before the model sees it.
     """
     sums, counts, labels, order = {}, {}, {}, []
     for batch in dataset:
-        scores = np.asarray(model(batch[schema.LOGMEL], training=False), dtype=np.float64)
+        logmel = batch[schema.LOGMEL] if transform is None else transform(batch[schema.LOGMEL])
+        scores = np.asarray(model(logmel, training=False), dtype=np.float64)
         for clip_id, clip_scores, clip_labels in zip(batch[schema.CLIP_ID].numpy(), scores,
                                                      batch[schema.LABELS].numpy()):
             clip_id = clip_id.decode("utf-8")
@@ -72,7 +81,7 @@ class Evaluation:
 
 def evaluate_classifier(model_dir: str, features_dir: str, split: str = "eval", batch_size: int = 64) -> Evaluation:
     features = model_input.load_feature_set(features_dir)
-    model = keras.models.load_model(os.path.join(model_dir, MODEL_FILE))
+    model = load_model(model_dir)
     clips, scores, truth = predict_clips(model, model_input.patch_dataset(features, split, batch_size))
     return Evaluation(split=split, clips=len(clips), vocabulary=features.vocabulary,
                       metrics=clip_metrics(truth, scores))

@@ -20,6 +20,7 @@ import tensorflow as tf
 from beam_jobs.extract import STATS_FILE
 from keras_models import input as model_input
 from keras_models.architectures import build_model
+from keras_models.augment import mixup
 from keras_models.evaluate import MODEL_FILE, predict_clips
 from keras_models.metrics import average_precision
 
@@ -30,8 +31,10 @@ BEST_FILE = "best.json"
 
 @dataclasses.dataclass(frozen=True)
 class TrainParams:
-    architecture: str = "vgg_like"
+    architecture: str = "vgg_like"  # vgg_like | vgg41 | vgg42
     width: float = 1.0
+    pooling: str = "max"  # the 2x2 subsampling pool of vgg41/vgg42 (keras_models.layers.pooling.VARIANTS)
+    mixup_alpha: float = 0.0  # 0 = no mixup
     epochs: int = 30
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -43,6 +46,12 @@ class TrainParams:
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0 or self.width <= 0:
             raise ValueError(f"Invalid TrainParams: epochs, batch_size, learning_rate and width must be "
                              f"positive: {self}")
+        if self.mixup_alpha < 0:
+            raise ValueError(f"Invalid TrainParams: mixup_alpha must be >= 0: {self}")
+        from keras_models.layers.pooling import VARIANTS
+
+        if self.pooling not in VARIANTS:
+            raise ValueError(f"Invalid TrainParams: pooling {self.pooling!r} not in {sorted(VARIANTS)}")
 
 
 class ClipValidation(keras.callbacks.Callback):
@@ -122,9 +131,11 @@ def train_classifier(features_dir: str, model_dir: str, params: TrainParams = Tr
     train_data = model_input.supervised(model_input.patch_dataset(
         features, "train", params.batch_size, shuffle=True, seed=params.seed,
         shuffle_buffer=params.shuffle_buffer))
+    if params.mixup_alpha > 0:
+        train_data = train_data.map(mixup(params.mixup_alpha), num_parallel_calls=tf.data.AUTOTUNE)
     val_data = model_input.patch_dataset(features, "val", params.batch_size)
 
-    model = build_model(params.architecture, features.input_shape, features.n_classes, params.width)
+    model = build_model(params.architecture, features.input_shape, features.n_classes, params.width, params.pooling)
     model.compile(optimizer=keras.optimizers.Adam(params.learning_rate),
                   loss=keras.losses.BinaryCrossentropy(), jit_compile=False)
     _write_model_description(model_dir, features, params)

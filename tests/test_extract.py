@@ -112,3 +112,14 @@ def test_unknown_runner_fails_before_any_output(manifest_dir, tmp_path):
     with pytest.raises(ValueError, match="Unknown Beam runner"):
         extract(manifest_dir, str(tmp_path / "features"), beam_args=["--runner=NoSuchRunner"])
     assert not (tmp_path / "features").exists()
+
+
+def test_direct_runner_runs_in_process_without_prism_and_remote_runners_pass_through():
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    from beam_jobs.runner import pipeline_options
+
+    assert pipeline_options([]).view_as(StandardOptions).runner == "FnApiRunner"
+    assert pipeline_options(["--runner=DirectRunner"]).view_as(StandardOptions).runner == "FnApiRunner"
+    dataflow = pipeline_options(["--runner=DataflowRunner", "--project=p", "--region=europe-west4"])
+    assert dataflow.view_as(StandardOptions).runner == "DataflowRunner"

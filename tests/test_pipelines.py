@@ -114,3 +114,34 @@ def test_split_study_runs_locally_and_reports_every_strategy(tmp_path):
     assert len(rows) == 2
     uploader_row = next(row for row in rows if row.startswith("| uploader"))
     assert uploader_row.split("|")[2].strip() == "0"  # no within-class contamination
+
+
+def test_shift_invariance_loops_over_pooling_and_mixup_variants(compiled):
+    spec = load_spec(compiled / "shift_invariance.yaml")
+    tasks = spec.root.dag.tasks
+    loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
+    inner = spec.components[loop.component_ref.name].dag.tasks
+    assert {"train-classifier", "evaluate-shift-invariance"} <= set(inner)
+    variants = spec.root.input_definitions.parameters["variants"].default_value.list_value.values
+    pairs = {(v.struct_value.fields["pooling"].string_value, v.struct_value.fields["mixup_alpha"].number_value)
+             for v in variants}
+    assert {pooling for pooling, _ in pairs} == {"max", "blurpool3", "blurpool5", "tlpf", "aps", "tlpf_aps"}
+    assert {alpha for _, alpha in pairs} == {0.0, 0.3}
+    outputs = spec.components["comp-summarize-shift-invariance"].output_definitions.artifacts
+    assert outputs["page"].artifact_type.schema_title == "system.HTML"
+    assert spec.root.input_definitions.parameters["architecture"].default_value.string_value == "vgg41"
+
+
+@pytest.mark.slow
+def test_shift_invariance_runs_locally_and_writes_table_and_plot(tmp_path):
+    command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "shift_invariance",
+               "--param", "synthetic_clips=60", "--param", "width=0.125", "--param", "epochs=1",
+               "--param", "batch_size=16",
+               "--param", 'variants=[{"pooling": "max", "mixup_alpha": 0}, {"pooling": "tlpf_aps", "mixup_alpha": 0.3}]',
+               "--pipeline-root", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = next(tmp_path.glob("shift-invariance-*/summarize-shift-invariance"))
+    report = (summary / "report").read_text()
+    assert "| max |" in report and "| tlpf_aps + mixup 0.3 |" in report
+    assert "data:image/png;base64," in (summary / "page").read_text()

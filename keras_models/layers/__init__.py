@@ -1,0 +1,1 @@
+"""Custom Keras layers (backend-agnostic, written with keras.ops)."""
