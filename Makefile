@@ -8,7 +8,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 # The CPU demo: 1,000 synthetic clips, the tiny VGG-like (width 0.5), 15 epochs (about 5 minutes on 2 cores).
 DEMO_PARAMS ?= --param synthetic_clips=1000 --param width=0.5 --param epochs=15
 
-.PHONY: install demo test compile bench clean split-study
+.PHONY: install demo test compile bench clean split-study shift-invariance
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,3 +36,8 @@ clean:
 # The split study of the README (1,500 synthetic clips, 3 strategies; about 20 minutes on 2 cores).
 split-study: $(STAMP)
 	$(BIN)/python pipelines/run_local.py split_study --param synthetic_clips=1500 --param width=0.5 --param epochs=12
+
+# The shift-invariance study of the README (VGG41 at width 0.25; about 25 minutes on 2 cores).
+SHIFT_VARIANTS ?= [{"pooling":"max","mixup_alpha":0},{"pooling":"blurpool3","mixup_alpha":0},{"pooling":"blurpool5","mixup_alpha":0},{"pooling":"tlpf","mixup_alpha":0},{"pooling":"aps","mixup_alpha":0},{"pooling":"tlpf_aps","mixup_alpha":0},{"pooling":"max","mixup_alpha":0.3},{"pooling":"tlpf_aps","mixup_alpha":0.3}]
+shift-invariance: $(STAMP)
+	$(BIN)/python pipelines/run_local.py shift_invariance --param synthetic_clips=1000 --param width=0.25 --param epochs=10 --param 'variants=$(SHIFT_VARIANTS)'

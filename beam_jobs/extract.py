@@ -22,7 +22,8 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs import features, schema
-from beam_jobs.manifest import MANIFEST_FILE, Manifest, ManifestRow, join, read_manifest, read_text, write_text
+from beam_jobs.manifest import (MANIFEST_FILE, VOCABULARY_FILE, Manifest, ManifestRow, join, read_manifest,
+                                read_text, write_text)
 from beam_jobs.params import FeatureParams
 from beam_jobs.runner import pipeline_options
 
@@ -30,7 +31,6 @@ STATS_FILE = "stats.json"
 COUNTS_FILE = "counts.json"
 DEAD_LETTERS_FILE = "dead_letters.jsonl"
 PARAMS_FILE = "params.json"
-VOCABULARY_FILE = "vocabulary.json"
 
 
 class ClipFeatures(typing.NamedTuple):

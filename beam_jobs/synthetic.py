@@ -210,12 +210,16 @@ class Uploader:
     gain_db: float
 
 
+def _name_key(name: str) -> int:
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
+
+
 def uploader_profile(name: str, seed: int, audio_classes: tuple[str, ...]) -> Uploader:
-    rng = np.random.default_rng(np.random.SeedSequence([seed, int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)]))
+    rng = _rng(seed, _name_key(name))
     return Uploader(name=name, specialties=tuple(rng.choice(audio_classes, size=2, replace=False)),
-                    tilt=float(rng.uniform(-3, 3)), peak_hz=float(np.exp(rng.uniform(np.log(200), np.log(8000)))),
-                    peak_db=float(rng.uniform(-9, 9)), floor_tilt=float(rng.uniform(0, 1)),
-                    floor_db=float(rng.uniform(-45, -20)), gain_db=float(rng.uniform(-6, 0)))
+                    tilt=float(rng.uniform(-4, 4)), peak_hz=float(np.exp(rng.uniform(np.log(200), np.log(8000)))),
+                    peak_db=float(rng.choice([-1, 1]) * rng.uniform(6, 15)), floor_tilt=float(rng.uniform(0, 1)),
+                    floor_db=float(rng.uniform(-40, -15)), gain_db=float(rng.uniform(-6, 0)))
 
 
 def colouration(uploader: Uploader, freqs: np.ndarray) -> np.ndarray:
@@ -261,7 +265,7 @@ class SyntheticConfig:
     out_of_vocabulary: float = 0.5  # share of wrong labels whose audio is of no vocabulary class
     missing_positives: float = 0.3  # share of true positives left implicit (AudioSet train)
     explicit_negatives: float = 0.3  # share of truly absent classes verified absent (AudioSet train)
-    specialty: float = 0.7  # chance an event is of its uploader's specialties
+    specialty: float = 0.85  # chance an event is of its uploader's specialties
 
     def __post_init__(self):
         if self.format not in FORMATS:
@@ -400,6 +404,15 @@ def _background(rng, n, rate, uploader: Uploader):
     return noise / (np.sqrt(np.mean(noise**2)) + 1e-12) * 10 ** (level / 20)
 
 
+def event_source(config: SyntheticConfig, uploader: Uploader, label: str, clip_rng) -> np.random.Generator:
+    """The random source of an event's sound. An uploader records its specialties from the same sources
+    (the same dog, the same machine): those events repeat one instance, so the uploader's clips of a
+    class are near-duplicates, as in Freesound packs. Other events are fresh instances."""
+    if label in uploader.specialties:
+        return _rng(config.seed, _name_key(uploader.name), LEAVES.index(label))
+    return clip_rng
+
+
 def render_clip(plan: ClipPlan, config: SyntheticConfig) -> np.ndarray:
     """(samples, channels) float32 waveform of a planned clip, peak in [0.3, 0.9]."""
     rng = _rng(config.seed, plan.index, 1)
@@ -409,7 +422,7 @@ def render_clip(plan: ClipPlan, config: SyntheticConfig) -> np.ndarray:
     mix = _background(rng, n, rate, uploader)
     for event in plan.events:
         length = max(1, int(event.duration * rate))
-        sound = RENDERERS[event.label](rng, length, rate)
+        sound = RENDERERS[event.label](event_source(config, uploader, event.label, rng), length, rate)
         fade = min(length // 2, int(0.01 * rate))
         envelope = np.ones(length)
         if fade:
