@@ -29,19 +29,23 @@ TASK_FINISHED = re.compile(r"Task '(?P<task>[^']+)' finished with status (?P<sta
 
 
 class TaskTimer(logging.Filter):
-    """Watches kfp.local's log records and prints each task's start, end and duration."""
+    """Watches kfp.local's log records and prints each task's start, end and duration.
+
+    Loop iterations run concurrently under the same task name, each in its own thread, so a task is
+    identified by its name and the thread that logs it.
+    """
 
     def __init__(self):
         super().__init__()
-        self.started: dict[str, float] = {}
+        self.started: dict[tuple[str, int], float] = {}
         self.finished: list[tuple[str, str, float]] = []
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = ANSI_ESCAPE.sub("", record.getMessage())
         if match := TASK_STARTED.search(message):
-            self.started[match["task"]] = record.created
-        elif (match := TASK_FINISHED.search(message)) and match["task"] in self.started:
-            start = self.started.pop(match["task"])
+            self.started[match["task"], record.thread] = record.created
+        elif (match := TASK_FINISHED.search(message)) and (match["task"], record.thread) in self.started:
+            start = self.started.pop((match["task"], record.thread))
             duration = record.created - start
             self.finished.append((match["task"], match["status"], duration))
             print(f"[run_local] task {match['task']}: {match['status']}, started {time.strftime('%H:%M:%S', time.localtime(start))}, "

@@ -145,3 +145,22 @@ def test_shift_invariance_runs_locally_and_writes_table_and_plot(tmp_path):
     report = (summary / "report").read_text()
     assert "| max |" in report and "| tlpf_aps + mixup 0.3 |" in report
     assert "data:image/png;base64," in (summary / "page").read_text()
+
+
+def test_task_timer_pairs_concurrent_iterations_by_thread(capsys):
+    import logging
+
+    timer = run_local.TaskTimer()
+
+    def record(message, thread, created):
+        entry = logging.LogRecord("root", logging.INFO, __file__, 1, message, None, None)
+        entry.thread, entry.created = thread, created
+        return entry
+
+    for message, thread, created in [("Executing task \x1b[96m'train'\x1b[0m", 1, 100.0),
+                                     ("Executing task 'train'", 2, 110.0),
+                                     ("Task 'train' finished with status SUCCESS", 2, 130.0),
+                                     ("Task 'train' finished with status SUCCESS", 1, 160.0)]:
+        assert timer.filter(record(message, thread, created))
+    assert timer.finished == [("train", "SUCCESS", 20.0), ("train", "SUCCESS", 60.0)]
+    assert "took 60.0 s" in capsys.readouterr().out
