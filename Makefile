@@ -33,7 +33,7 @@ bench: $(STAMP)
 clean:
 	rm -rf runs compiled .pytest_cache
 
-# The split study of the README (1,200 synthetic clips, 3 strategies; about 20 minutes on 2 cores).
+# The split study of the README (1,200 synthetic clips, 3 strategies; about 7 minutes on 2 cores).
 split-study: $(STAMP)
 	$(BIN)/python pipelines/run_local.py split_study --param synthetic_clips=1200 --param width=0.5 --param epochs=10 --param val_fraction=0.25
 
