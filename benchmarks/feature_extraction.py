@@ -4,7 +4,7 @@
 
 Prints audio-seconds per CPU-second (x real time per core) for
   - the Beam job (DirectRunner, one worker), measured around the pipeline run inside its own process
-    (the process's one-off imports of TensorFlow and Beam are reported separately), and
+    (the process's one-off imports of Beam and the audio libraries are reported separately), and
   - librosa: `librosa.load(sr=22050)` + `librosa.feature.melspectrogram` with the same parameters,
 on the same clips (synthetic, mixed sample rates and channel counts), their ratio, and the job's peak
 resident memory at two dataset sizes (it must not grow with the number of clips).
@@ -45,7 +45,7 @@ def audio_seconds(manifest_dir: str) -> float:
 def beam_worker(manifest_dir: str, output_dir: str) -> dict:
     """Runs inside a fresh process: the extraction job alone, CPU time over all its threads."""
     started_cpu = time.process_time()
-    from beam_jobs.extract import extract  # noqa: F401  (imports TensorFlow and Beam)
+    from beam_jobs.extract import extract  # noqa: F401  (imports Beam, SciPy, soundfile)
 
     import_cpu = time.process_time() - started_cpu
     cpu, wall = time.process_time(), time.perf_counter()
@@ -107,7 +107,7 @@ def main(argv=None) -> None:
     print(f"{'Beam job (DirectRunner)':32}{beam_small['cpu_seconds']:10.2f}{beam_speed:24.0f}")
     print(f"{'librosa load + melspectrogram':32}{librosa_cpu:10.2f}{librosa_speed:24.0f}")
     print(f"ratio Beam / librosa: {beam_speed / librosa_speed:.1f}x  (targets: Beam >= 1000x real time, >= 10x librosa)")
-    print(f"Beam process start-up (imports TensorFlow, Beam), once per worker: {beam_small['import_cpu_seconds']:.1f} CPU s")
+    print(f"Beam process start-up (imports Beam, SciPy, soundfile), once per worker: {beam_small['import_cpu_seconds']:.1f} CPU s")
     large_speed = large_audio / beam_large["cpu_seconds"]
     marginal_speed = (large_audio - small_audio) / (beam_large["cpu_seconds"] - beam_small["cpu_seconds"])
     print(f"\n{args.large_clips} clips, {large_audio:.0f} s of audio: Beam job {large_speed:.0f}x real time per core "
