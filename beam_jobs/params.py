@@ -43,17 +43,9 @@ class FeatureParams:
         """Shortest waveform (in samples) that yields exactly one full patch; shorter clips are replicated."""
         return (self.patch_frames - 1) * self.hop_length
 
-    @property
-    def patch_seconds(self) -> float:
-        return self.patch_samples / self.sample_rate
-
     def num_frames(self, num_samples: int) -> int:
         """Frames of a centred STFT over `num_samples` samples."""
         return 1 + num_samples // self.hop_length
-
-    def num_patches(self, num_samples: int) -> int:
-        frames = self.num_frames(max(num_samples, self.patch_samples))
-        return 1 + (frames - self.patch_frames) // self.patch_hop_frames
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -64,11 +64,10 @@ def encode_patch(clip_id: str, patch_index: int, logmel: np.ndarray, labels: np.
     The Beam workers thus need neither TensorFlow nor its protobuf classes (importing TensorFlow costs
     seconds per worker); tests check the bytes against TensorFlow's own parser.
     """
-    int64s = b"".join(_varint(int(value) & 0xFFFFFFFFFFFFFFFF) for value in (patch_index,))
     shape = b"".join(_varint(int(value)) for value in logmel.shape)
     entries = (
         _feature_entry(CLIP_ID, 1, clip_id.encode("utf-8")),
-        _feature_entry(PATCH_INDEX, 3, int64s),
+        _feature_entry(PATCH_INDEX, 3, _varint(int(patch_index))),
         _feature_entry(LOGMEL, 1, np.ascontiguousarray(logmel, dtype="<f4").tobytes()),
         _feature_entry(LOGMEL_SHAPE, 3, shape),
         _feature_entry(LABELS, 2, np.asarray(labels, dtype="<f4").tobytes()),

@@ -51,14 +51,10 @@ def evaluate_split_strategy(model: Input[Model], features: Input[Dataset], split
 @dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
 def summarize_split_study(results: Input[List[Dataset]], metrics: Output[Metrics], report: Output[Markdown]):
     """The study's table (val mAP, eval mAP and gap per strategy) for the KFP UI."""
-    import json
-
+    from keras_models.evaluate import read_result_rows
     from keras_models.split_study import summary_markdown
 
-    rows = []
-    for artifact in results:
-        with open(artifact.path) as handle:
-            rows.append(json.load(handle))
+    rows = read_result_rows([artifact.path for artifact in results])
     for row in rows:
         for key in ("val_mAP", "eval_mAP", "gap"):
             metrics.log_metric(f"{row['strategy']}_{key}", row[key])
@@ -84,14 +80,10 @@ def evaluate_shift_invariance(model: Input[Model], features: Input[Dataset], poo
 def summarize_shift_invariance(results: Input[List[Dataset]], metrics: Output[Metrics], report: Output[Markdown],
                                page: Output[HTML]):
     """Table of mAP, d' and consistency per variant, and the plot of consistency against shift size."""
-    import json
-
+    from keras_models.evaluate import read_result_rows
     from keras_models.shift import summary_reports
 
-    rows = []
-    for artifact in results:
-        with open(artifact.path) as handle:
-            rows.append(json.load(handle))
+    rows = read_result_rows([artifact.path for artifact in results])
     markdown, html, _ = summary_reports(rows)
     for row in rows:
         name = row["pooling"] + (f"_mixup{row['mixup_alpha']:g}" if row["mixup_alpha"] else "")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import keras
@@ -12,6 +13,15 @@ from keras_models import input as model_input
 from keras_models.metrics import clip_metrics
 
 MODEL_FILE = "model.keras"
+
+
+def read_result_rows(paths: list[str]) -> list[dict]:
+    """The JSON rows that a study's per-variant evaluation tasks wrote, for its summary."""
+    rows = []
+    for path in paths:
+        with open(path) as handle:
+            rows.append(json.load(handle))
+    return rows
 
 
 def load_model(model_dir: str) -> keras.Model:
