@@ -168,3 +168,14 @@ def resplit(manifest: Manifest, strategy: str, val_fraction: float = 0.15, seed:
                  for row in manifest.rows)
     report = contamination_report(dev, assignment, manifest.vocabulary, strategy)
     return dataclasses.replace(manifest, rows=rows, source={**manifest.source, "split_strategy": strategy}), report
+
+
+def subsample_split(manifest: Manifest, fraction: float, seed: int = 0, split: str = TRAIN) -> Manifest:
+    """Keeps a random `fraction` of one split's clips (the others are dropped), to study train-set size."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"train fraction must be in (0, 1], got {fraction}")
+    members = sorted(row.clip_id for row in manifest.rows if row.split == split)
+    keep = max(1, round(fraction * len(members)))
+    kept = set(np.random.default_rng(seed).permutation(members)[:keep].tolist())
+    rows = tuple(row for row in manifest.rows if row.split != split or row.clip_id in kept)
+    return dataclasses.replace(manifest, rows=rows, source={**manifest.source, f"{split}_fraction": fraction})

@@ -33,14 +33,19 @@ def extract_features(manifest: Input[Dataset], beam_runner: str, beam_options: l
 
 @dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
 def split_dev_set(manifest: Input[Dataset], strategy: str, val_fraction: float, seed: int,
-                  split_manifest: Output[Dataset]):
-    """Reassigns the development clips to train/val with a strategy; writes split_report.json beside."""
+                  split_manifest: Output[Dataset], train_fraction: float = 1.0):
+    """Reassigns the development clips to train/val with a strategy (then keeps `train_fraction` of the
+    train clips); writes split_report.json beside."""
+    import dataclasses
     import json
 
     from beam_jobs.manifest import read_manifest, write_manifest, write_text
-    from beam_jobs.splits import resplit
+    from beam_jobs.splits import TRAIN, resplit, subsample_split
 
     result, report = resplit(read_manifest(manifest.path), strategy, val_fraction, seed)
+    if train_fraction < 1:
+        result = subsample_split(result, train_fraction, seed)
+        report = dataclasses.replace(report, train_clips=sum(row.split == TRAIN for row in result.rows))
     write_manifest(split_manifest.path, result)
     write_text(split_manifest.path + "/split_report.json", json.dumps(report.to_dict(), indent=1))
     split_manifest.metadata.update(strategy=strategy, wc_contamination=report.wc_contamination,

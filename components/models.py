@@ -10,14 +10,37 @@ from components import PROJECT_IMAGE_PLACEHOLDER
 @dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
 def train_classifier(features: Input[Dataset], architecture: str, width: float, epochs: int, batch_size: int,
                      learning_rate: float, seed: int, mixed_precision: bool, model: Output[Model],
-                     pooling: str = "max", mixup_alpha: float = 0.0):
-    """Trains with binary cross-entropy; keeps the best model by clip-level validation mAP."""
+                     pooling: str = "max", mixup_alpha: float = 0.0, loss: str = "bce", loss_params: dict = {}):
+    """Trains from scratch with a loss of keras_models.losses (`loss_params`: its hyperparameters); keeps
+    the best model by clip-level validation mAP (accuracy for single-label losses)."""
+    from keras_models.losses import LossParams
     from keras_models.train import TrainParams, train_classifier as train
 
     summary = train(features.path, model.path, TrainParams(
         architecture=architecture, width=width, pooling=pooling, mixup_alpha=mixup_alpha, epochs=epochs,
-        batch_size=batch_size, learning_rate=learning_rate, seed=seed, mixed_precision=mixed_precision))
-    model.metadata.update(framework="keras", **summary)
+        batch_size=batch_size, learning_rate=learning_rate, seed=seed, mixed_precision=mixed_precision,
+        loss=LossParams(loss, **loss_params)))
+    model.metadata.update(framework="keras", loss=loss, **summary)
+
+
+@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+def fine_tune_classifier(initial_model: Input[Model], features: Input[Dataset], epochs: int, batch_size: int,
+                         learning_rate: float, seed: int, mixed_precision: bool, model: Output[Model],
+                         loss: str = "bce", loss_params: dict = {}, mixup_alpha: float = 0.0):
+    """Continues training `initial_model` on `features` (warm start; the architecture is the model's)."""
+    import json
+    import os
+
+    from keras_models.losses import LossParams
+    from keras_models.train import TRAIN_PARAMS_FILE, TrainParams, train_classifier as train
+
+    with open(os.path.join(initial_model.path, TRAIN_PARAMS_FILE)) as handle:
+        initial = json.load(handle)
+    summary = train(features.path, model.path, TrainParams(
+        architecture=initial["architecture"], width=initial["width"], pooling=initial["pooling"],
+        mixup_alpha=mixup_alpha, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+        mixed_precision=mixed_precision, loss=LossParams(loss, **loss_params)), initial_model_dir=initial_model.path)
+    model.metadata.update(framework="keras", loss=loss, warm_start=initial_model.uri, **summary)
 
 
 @dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)

@@ -82,12 +82,14 @@ ARCHITECTURES = ("vgg_like", "vgg41", "vgg42")
 
 
 def build_model(architecture: str, input_shape: tuple[int, int], n_classes: int, width: float = 1.0,
-                pooling: str = "max") -> keras.Model:
-    """`width` scales the filters of every architecture; `pooling` applies to VGG41/VGG42."""
+                pooling: str = "max", output_activation: str = "sigmoid") -> keras.Model:
+    """`width` scales the filters of every architecture; `pooling` applies to VGG41/VGG42;
+    `output_activation` is sigmoid for multi-label and softmax for single-label classification."""
     if architecture == "vgg_like":
         if pooling != "max":
             raise ValueError("the VGG-like baseline only uses max-pooling; use vgg41/vgg42 for other pools")
-        return vgg_like(input_shape, n_classes, width=width)
+        return vgg_like(input_shape, n_classes, width=width, output_activation=output_activation)
     if architecture in ("vgg41", "vgg42"):
-        return vgg4(input_shape, n_classes, k=width * int(architecture[-1]), pooling=pooling)
+        return vgg4(input_shape, n_classes, k=width * int(architecture[-1]), pooling=pooling,
+                    output_activation=output_activation)
     raise ValueError(f"Unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")

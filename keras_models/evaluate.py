@@ -26,7 +26,8 @@ def read_result_rows(paths: list[str]) -> list[dict]:
 
 def load_model(model_dir: str) -> keras.Model:
     """Loads a model folder's `model.keras`, with the project's custom layers registered."""
-    from keras_models.layers import pooling  # noqa: F401  (registers SubsamplingPool for deserialisation)
+    from keras_models import losses  # noqa: F401  (registers the custom layers and loss for deserialisation)
+    from keras_models.layers import pooling  # noqa: F401
 
     return keras.models.load_model(os.path.join(model_dir, MODEL_FILE))
 

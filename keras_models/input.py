@@ -92,6 +92,10 @@ def patch_dataset(features: FeatureSet, split: str, batch_size: int, shuffle: bo
             .prefetch(tf.data.AUTOTUNE))
 
 
-def supervised(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """(logmel, labels) pairs for Keras `fit`."""
+def supervised(dataset: tf.data.Dataset, with_mask: bool = False) -> tf.data.Dataset:
+    """(logmel, targets) pairs for Keras `fit`; targets are the labels, or [labels | label_mask] for
+    losses that read the mask (keras_models.losses.masked_bce)."""
+    if with_mask:
+        return dataset.map(lambda batch: (batch[schema.LOGMEL],
+                                          tf.concat([batch[schema.LABELS], batch[schema.LABEL_MASK]], axis=-1)))
     return dataset.map(lambda batch: (batch[schema.LOGMEL], batch[schema.LABELS]))

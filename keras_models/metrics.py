@@ -102,3 +102,24 @@ def clip_metrics(truth, scores) -> dict:
         "per_class": {"AP": ap, "AUC": auc, "d_prime": d_prime(auc), "lwlrap": class_lwlrap,
                       "positives": np.asarray(truth).sum(axis=0).astype(int)},
     }
+
+
+def single_label_metrics(truth, scores) -> dict:
+    """Accuracy of the top-scored class against each clip's one label: overall, balanced (the mean of the
+    per-class accuracies), per class (NaN for a class without clips) and the confusion matrix
+    (rows: true class, columns: predicted class)."""
+    truth, scores = _check(truth, scores)
+    if (truth.sum(axis=1) != 1).any():
+        raise ValueError("single-label metrics need exactly one label per clip")
+    true_class, predicted = truth.argmax(axis=1), scores.argmax(axis=1)
+    n_classes = truth.shape[1]
+    confusion = np.zeros((n_classes, n_classes), dtype=int)
+    np.add.at(confusion, (true_class, predicted), 1)
+    clips = confusion.sum(axis=1)
+    per_class = np.divide(np.diag(confusion), clips, out=np.full(n_classes, np.nan), where=clips > 0)
+    return {"accuracy": float(np.mean(true_class == predicted)), "balanced_accuracy": float(np.nanmean(per_class)),
+            "per_class": {"accuracy": per_class, "clips": clips}, "confusion_matrix": confusion}
+
+
+def accuracy(truth, scores) -> float:
+    return single_label_metrics(truth, scores)["accuracy"]

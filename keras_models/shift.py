@@ -1,9 +1,6 @@
 """Shift invariance: classification consistency under small time and frequency shifts, and its report."""
 from __future__ import annotations
 
-import base64
-import io
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -11,6 +8,7 @@ import tensorflow as tf
 from keras_models import input as model_input
 from keras_models.evaluate import load_model, predict_clips
 from keras_models.metrics import clip_metrics
+from keras_models.reports import figure_png, html_page, subplots
 
 SHIFTS = (1, 3, 5)
 AXES = {"time": 1, "frequency": 2}
@@ -65,12 +63,7 @@ def summary_table(rows: list[dict]) -> str:
 
 
 def consistency_plot_png(rows: list[dict]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(AXES), figsize=(10, 4), sharey=True)
+    figure, axes = subplots(1, len(AXES), figsize=(10, 4), sharey=True)
     for axis_plot, axis in zip(axes, AXES):
         for row in rows:
             values = [row["consistency"][axis][str(shift)] for shift in SHIFTS]
@@ -80,11 +73,7 @@ def consistency_plot_png(rows: list[dict]) -> bytes:
         axis_plot.grid(alpha=0.3)
     axes[0].set_ylabel("classification consistency (%)")
     axes[-1].legend(fontsize=7)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    return buffer.getvalue()
+    return figure_png(figure)
 
 
 def summary_reports(rows: list[dict]) -> tuple[str, str, bytes]:
@@ -95,9 +84,4 @@ def summary_reports(rows: list[dict]) -> tuple[str, str, bytes]:
     table = summary_table(rows)
     png = consistency_plot_png(rows)
     markdown = f"# Shift invariance\n\n{intro}\n\n{table}\n"
-    table_html = "".join(
-        "<tr>" + "".join(f"<td>{cell.strip()}</td>" for cell in line.strip("|").split("|")) + "</tr>"
-        for line in table.splitlines() if not line.startswith("|---"))
-    html = (f"<html><body><h1>Shift invariance</h1><p>{intro}</p><table border='1'>{table_html}</table>"
-            f"<img src='data:image/png;base64,{base64.b64encode(png).decode()}'/></body></html>")
-    return markdown, html, png
+    return markdown, html_page("Shift invariance", intro, table, png), png

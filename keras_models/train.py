@@ -1,7 +1,12 @@
 """Training a multi-label classifier on a features folder, with resumable checkpoints.
 
+The loss (keras_models.losses.LossParams) picks the task: single-label losses train a softmax output and
+select the model by clip-level validation accuracy, multi-label losses a sigmoid output selected by
+clip-level validation mAP. Training can start from another model folder's weights (warm start:
+fine-tuning, or continuing after instance selection).
+
 Model folder:
-  model.keras            the best model by clip-level validation mAP
+  model.keras            the best model by the validation criterion
   history.json           one entry per epoch (loss, val_mAP, ...), kept across resumed runs
   train_params.json, feature_params.json, vocabulary.json, stats.json   how the model was made
   checkpoints/           BackupAndRestore state (resume after interruption) and best.json
@@ -21,8 +26,9 @@ from beam_jobs.extract import STATS_FILE
 from keras_models import input as model_input
 from keras_models.architectures import build_model
 from keras_models.augment import mixup
-from keras_models.evaluate import MODEL_FILE, predict_clips
-from keras_models.metrics import average_precision
+from keras_models.evaluate import MODEL_FILE, load_model, predict_clips
+from keras_models.losses import LossParams, SupervisionLoss
+from keras_models.metrics import accuracy, average_precision
 
 HISTORY_FILE = "history.json"
 TRAIN_PARAMS_FILE = "train_params.json"
@@ -41,8 +47,11 @@ class TrainParams:
     seed: int = 0
     shuffle_buffer: int = 4096
     mixed_precision: bool = False  # float16 compute on a GPU
+    loss: LossParams = LossParams()
 
     def __post_init__(self):
+        if isinstance(self.loss, dict):  # from train_params.json
+            object.__setattr__(self, "loss", LossParams(**self.loss))
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0 or self.width <= 0:
             raise ValueError(f"Invalid TrainParams: epochs, batch_size, learning_rate and width must be "
                              f"positive: {self}")
@@ -55,25 +64,27 @@ class TrainParams:
 
 
 class ClipValidation(keras.callbacks.Callback):
-    """Clip-level validation mAP after every epoch; saves the best model and remembers it across resumes."""
+    """Clip-level validation mAP (and accuracy for single-label models) after every epoch; saves the best
+    model by `criterion` and remembers it across resumes."""
 
-    def __init__(self, dataset, model_path: str, best_path: str):
+    def __init__(self, dataset, model_path: str, best_path: str, criterion: str = "val_mAP"):
         super().__init__()
-        self.dataset, self.model_path, self.best_path = dataset, model_path, best_path
+        self.dataset, self.model_path, self.best_path, self.criterion = dataset, model_path, best_path, criterion
         self.best = -np.inf
         if tf.io.gfile.exists(best_path):
             with tf.io.gfile.GFile(best_path) as handle:
-                self.best = json.load(handle)["val_mAP"]
+                self.best = json.load(handle)[criterion]
 
     def on_epoch_end(self, epoch, logs=None):
         _, scores, truth = predict_clips(self.model, self.dataset)
-        val_map = float(np.nanmean(average_precision(truth, scores)))
-        logs["val_mAP"] = val_map
-        if val_map > self.best:
-            self.best = val_map
+        logs["val_mAP"] = float(np.nanmean(average_precision(truth, scores)))
+        if self.criterion == "val_accuracy":
+            logs["val_accuracy"] = accuracy(truth, scores)
+        if logs[self.criterion] > self.best:
+            self.best = logs[self.criterion]
             self.model.save(self.model_path)
             with tf.io.gfile.GFile(self.best_path, "w") as handle:
-                json.dump({"val_mAP": val_map, "epoch": epoch + 1}, handle)
+                json.dump({self.criterion: self.best, "epoch": epoch + 1}, handle)
 
 
 class HistoryFile(keras.callbacks.Callback):
@@ -116,8 +127,9 @@ def _write_model_description(model_dir: str, features: model_input.FeatureSet, p
 
 
 def train_classifier(features_dir: str, model_dir: str, params: TrainParams = TrainParams(),
-                     extra_callbacks: tuple = ()) -> dict:
-    """Trains on the 'train' split, selects by clip-level mAP on 'val'; returns a summary dict.
+                     extra_callbacks: tuple = (), initial_model_dir: str = "") -> dict:
+    """Trains on the 'train' split, selects by clip-level mAP (accuracy if single-label) on 'val';
+    returns a summary dict. `initial_model_dir`: start from that model's weights instead of scratch.
 
     Rerunning with the same model_dir after an interruption resumes from the last finished epoch.
     """
@@ -130,19 +142,29 @@ def train_classifier(features_dir: str, model_dir: str, params: TrainParams = Tr
         keras.mixed_precision.set_global_policy("mixed_float16")
     train_data = model_input.supervised(model_input.patch_dataset(
         features, "train", params.batch_size, shuffle=True, seed=params.seed,
-        shuffle_buffer=params.shuffle_buffer))
+        shuffle_buffer=params.shuffle_buffer), with_mask=params.loss.uses_mask)
     if params.mixup_alpha > 0:
         train_data = train_data.map(mixup(params.mixup_alpha), num_parallel_calls=tf.data.AUTOTUNE)
     val_data = model_input.patch_dataset(features, "val", params.batch_size)
 
-    model = build_model(params.architecture, features.input_shape, features.n_classes, params.width, params.pooling)
-    model.compile(optimizer=keras.optimizers.Adam(params.learning_rate),
-                  loss=keras.losses.BinaryCrossentropy(), jit_compile=False)
+    if initial_model_dir:
+        model = load_model(initial_model_dir)
+        if tuple(model.input_shape[1:]) != features.input_shape or model.output_shape[-1] != features.n_classes:
+            raise ValueError(f"{initial_model_dir}: model maps {model.input_shape[1:]} to {model.output_shape[-1]} "
+                             f"classes; {features_dir} has {features.input_shape} patches of "
+                             f"{features.n_classes} classes")
+    else:
+        model = build_model(params.architecture, features.input_shape, features.n_classes, params.width,
+                            params.pooling, "softmax" if params.loss.single_label else "sigmoid")
+    model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss=SupervisionLoss(params.loss),
+                  jit_compile=False)
+    criterion = "val_accuracy" if params.loss.single_label else "val_mAP"
     _write_model_description(model_dir, features, params)
     checkpoints = os.path.join(model_dir, "checkpoints")
     tf.io.gfile.makedirs(checkpoints)
     callbacks = [
-        ClipValidation(val_data, os.path.join(model_dir, MODEL_FILE), os.path.join(checkpoints, BEST_FILE)),
+        ClipValidation(val_data, os.path.join(model_dir, MODEL_FILE), os.path.join(checkpoints, BEST_FILE),
+                       criterion),
         HistoryFile(os.path.join(model_dir, HISTORY_FILE)),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard")),
         keras.callbacks.BackupAndRestore(os.path.join(checkpoints, "backup")),
@@ -151,6 +173,6 @@ def train_classifier(features_dir: str, model_dir: str, params: TrainParams = Tr
     model.fit(train_data, epochs=params.epochs, callbacks=callbacks, shuffle=False, verbose=2)
     keras.mixed_precision.set_global_policy("float32")
     history = read_history(os.path.join(model_dir, HISTORY_FILE))
-    best = max(history, key=lambda entry: entry["val_mAP"])
-    return {"best_val_mAP": best["val_mAP"], "best_epoch": best["epoch"], "epochs": len(history),
-            "parameters": int(model.count_params())}
+    best = max(history, key=lambda entry: entry[criterion])
+    return {f"best_{criterion}": best[criterion], "best_val_mAP": best["val_mAP"], "best_epoch": best["epoch"],
+            "epochs": len(history), "parameters": int(model.count_params())}

@@ -83,6 +83,8 @@ def print_outputs(outputs) -> None:
             width = max(len(key) for key in metadata)
             for key, value in metadata.items():
                 print(f"  {key:<{width}}  {value:.4f}" if isinstance(value, float) else f"  {key:<{width}}  {value}")
+        elif artifact.schema_title == "system.HTML":  # a page for the UI's visualisation, not for a terminal
+            print(f"\n== {name}: open {artifact.path} in a browser")
         elif artifact.uri and os.path.isfile(artifact.path):
             print(f"\n== {name} ({artifact.path})\n")
             with open(artifact.path) as handle:

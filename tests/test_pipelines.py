@@ -164,3 +164,37 @@ def test_task_timer_pairs_concurrent_iterations_by_thread(capsys):
         assert timer.filter(record(message, thread, created))
     assert timer.finished == [("train", "SUCCESS", 20.0), ("train", "SUCCESS", 60.0)]
     assert "took 60.0 s" in capsys.readouterr().out
+
+
+def test_missing_labels_wires_teacher_scoring_and_a_loop_over_tc(compiled):
+    spec = load_spec(compiled / "missing_labels.yaml")
+    tasks = spec.root.dag.tasks
+    assert {"ingest-dataset", "split-dev-set", "extract-features", "train-classifier", "score-clips",
+            "summarize-missing-labels"} <= set(tasks)
+    assert set(tasks["score-clips"].dependent_tasks) == {"extract-features", "train-classifier"}
+    loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
+    assert loop.parameter_iterator.items.input_parameter.endswith("tc_percents")
+    inner = spec.components[loop.component_ref.name].dag.tasks
+    assert {"relabel-missing", "train-classifier-2", "evaluate-student"} <= set(inner)
+    student_loss = inner["train-classifier-2"].inputs.parameters["loss"].runtime_value.constant.string_value
+    assert student_loss == "masked_bce"
+    tcs = spec.root.input_definitions.parameters["tc_percents"].default_value.list_value.values
+    assert [value.number_value for value in tcs] == [0, 0.5, 1, 2, 4, 6, 10, 20]
+    assert spec.root.input_definitions.parameters["train_fraction"].default_value.number_value == 1.0
+
+
+@pytest.mark.slow
+def test_missing_labels_runs_locally_and_plots_map_against_tc(tmp_path):
+    command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "missing_labels",
+               "--param", "synthetic_clips=80", "--param", "width=0.25", "--param", "epochs=1",
+               "--param", "batch_size=16", "--param", "tc_percents=[0, 20]", "--param", "train_fraction=0.8",
+               "--pipeline-root", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = next(tmp_path.glob("missing-labels-*/summarize-missing-labels"))
+    report = (summary / "report").read_text()
+    rows = [line.split("|") for line in report.splitlines() if line.startswith("| 0 ") or line.startswith("| 20 ")]
+    assert len(rows) == 2
+    assert rows[0][2].strip() == "0" and int(rows[1][2]) > 0  # flagged entries: none at tc 0, some at 20 %
+    assert float(rows[1][3]) >= 0  # flag precision is known on synthetic data
+    assert "data:image/png;base64," in (summary / "page").read_text()

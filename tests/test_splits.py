@@ -68,3 +68,20 @@ def test_bad_split_config_fails_fast():
         splits.resplit(dev_set(), "alphabetical")
     with pytest.raises(ValueError, match="val_fraction"):
         splits.resplit(dev_set(), "random", 1.5)
+
+
+def test_subsample_split_keeps_a_fraction_of_train_only(manifest_dir):
+    from beam_jobs.manifest import read_manifest
+    from beam_jobs.splits import subsample_split
+
+    manifest = read_manifest(manifest_dir)
+    train = [row for row in manifest.rows if row.split == "train"]
+    small = subsample_split(manifest, 0.5, seed=1)
+    small_train = [row for row in small.rows if row.split == "train"]
+    assert len(small_train) == round(0.5 * len(train))
+    assert {row.clip_id for row in small.rows if row.split != "train"} == \
+        {row.clip_id for row in manifest.rows if row.split != "train"}
+    assert subsample_split(manifest, 0.5, seed=1) == small
+    assert subsample_split(manifest, 1.0).rows == manifest.rows
+    with pytest.raises(ValueError, match="train fraction"):
+        subsample_split(manifest, 0.0)

@@ -1,0 +1,65 @@
+"""Missing labels: a teacher scores the train set, the relabel job masks the loss of the top tc % implicit
+negatives per class, a student trains on each enhanced label set; eval mAP and d' against tc.
+
+AudioSet-style labels (explicit positives, explicit negatives, implicit negatives). `train_fraction`
+below 1 keeps that share of the train clips, to show that smaller train sets gain more.
+"""
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Markdown, Metrics
+
+from components.data import extract_features, ingest_dataset, split_dev_set
+from components.labels import evaluate_student, relabel_missing, score_clips, summarize_missing_labels
+from components.models import train_classifier
+
+TC_PERCENTS = [0.0, 0.5, 1.0, 2.0, 4.0, 6.0, 10.0, 20.0]
+
+
+@dsl.pipeline(name="missing-labels", description=__doc__.splitlines()[0])
+def missing_labels(
+    dataset_root: str = "",
+    synthetic_clips: int = 2000,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    train_fraction: float = 1.0,
+    tc_percents: list = TC_PERCENTS,
+    teacher_architecture: str = "vgg_like",
+    student_architecture: str = "vgg_like",
+    width: float = 1.0,
+    epochs: int = 50,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    mixed_precision: bool = False,
+    beam_runner: str = "DirectRunner",
+    beam_options: list = [],
+) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, page=HTML):
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format="audioset", synthetic_clips=synthetic_clips,
+                              seed=seed, beam_runner=beam_runner, beam_options=beam_options)
+    manifest.set_display_name("ingest")
+    split = split_dev_set(manifest=manifest.outputs["manifest"], strategy="uploader", val_fraction=val_fraction,
+                          seed=seed, train_fraction=train_fraction)
+    split.set_display_name("train/val split")
+    features = extract_features(manifest=split.outputs["split_manifest"], beam_runner=beam_runner,
+                                beam_options=beam_options)
+    features.set_display_name("extract log-mel features")
+    teacher = train_classifier(features=features.outputs["features"], architecture=teacher_architecture, width=width,
+                               epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                               mixed_precision=mixed_precision)
+    teacher.set_display_name("teacher")
+    scores = score_clips(model=teacher.outputs["model"], features=features.outputs["features"], split="train",
+                         aggregation="mean", beam_runner=beam_runner, beam_options=beam_options)
+    scores.set_display_name("teacher scoring")
+    with dsl.ParallelFor(tc_percents) as tc_percent:
+        relabelled = relabel_missing(features=features.outputs["features"], manifest=split.outputs["split_manifest"],
+                                     scores=scores.outputs["scores"], tc_percent=tc_percent, beam_runner=beam_runner,
+                                     beam_options=beam_options)
+        student = train_classifier(features=relabelled.outputs["relabelled"], architecture=student_architecture,
+                                   width=width, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                                   seed=seed, mixed_precision=mixed_precision, loss="masked_bce")
+        student.set_display_name("student")
+        result = evaluate_student(model=student.outputs["model"], relabelled=relabelled.outputs["relabelled"])
+    summary = summarize_missing_labels(results=dsl.Collected(result.outputs["result"]))
+    summary.set_display_name("summary")
+    outputs = NamedTuple("Outputs", metrics=Metrics, report=Markdown, page=HTML)
+    return outputs(metrics=summary.outputs["metrics"], report=summary.outputs["report"], page=summary.outputs["page"])
