@@ -24,11 +24,10 @@ from beam_jobs import schema
 from beam_jobs.extract import COUNTS_FILE, STATS_FILE
 from beam_jobs.manifest import VOCABULARY_FILE, join, read_text, write_text
 from beam_jobs.runner import pipeline_options
+from keras_models.evaluate import AGGREGATIONS, LOG_FLOOR
 
 SCORES_PREFIX = "scores"
 SCORING_FILE = "scoring.json"
-AGGREGATIONS = ("mean", "geometric_mean")
-LOG_FLOOR = 1e-7  # geometric mean: scores are clipped here before the log
 
 
 class KerasPatchModelHandler(ModelHandler):

@@ -179,3 +179,33 @@ def subsample_split(manifest: Manifest, fraction: float, seed: int = 0, split: s
     kept = set(np.random.default_rng(seed).permutation(members)[:keep].tolist())
     rows = tuple(row for row in manifest.rows if row.split != split or row.clip_id in kept)
     return dataclasses.replace(manifest, rows=rows, source={**manifest.source, f"{split}_fraction": fraction})
+
+
+def select_train_pool(manifest: Manifest, source_splits: tuple[str, ...], flag: str = "",
+                      held_out_splits: tuple[str, ...] = ("test", "eval")) -> Manifest:
+    """The clips to train (and validate) on, as one `train` split, next to the held-out splits.
+
+    `source_splits`: the splits the pool is drawn from (FSDKaggle2019: train_curated or train_noisy);
+    `flag`: keep only clips whose dataset flag is set ("manually_verified": FSDnoisy18k's clean subset),
+    or unset ("!manually_verified": its noisy subset); "" keeps every clip. Other clips are dropped.
+    """
+    wanted = flag.lstrip("!")
+    missing = [split for split in source_splits if split not in manifest.splits]
+    if missing:
+        raise ValueError(f"splits {missing} not in the dataset (it has {list(manifest.splits)})")
+
+    def in_pool(row: ManifestRow) -> bool:
+        if row.split not in source_splits:
+            return False
+        if not wanted:
+            return True
+        if wanted not in row.flags:
+            raise ValueError(f"clip {row.clip_id} has no flag {wanted!r} (flags: {sorted(row.flags)})")
+        return bool(row.flags[wanted]) != flag.startswith("!")
+
+    rows = tuple(dataclasses.replace(row, split=TRAIN) if in_pool(row) else row
+                 for row in manifest.rows if in_pool(row) or row.split in held_out_splits)
+    if not any(row.split == TRAIN for row in rows):
+        raise ValueError(f"no clips in splits {list(source_splits)} with flag {flag!r}")
+    return dataclasses.replace(manifest, rows=rows, source={**manifest.source, "train_pool": list(source_splits),
+                                                            "train_flag": flag})

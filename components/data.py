@@ -50,3 +50,21 @@ def split_dev_set(manifest: Input[Dataset], strategy: str, val_fraction: float, 
     write_text(split_manifest.path + "/split_report.json", json.dumps(report.to_dict(), indent=1))
     split_manifest.metadata.update(strategy=strategy, wc_contamination=report.wc_contamination,
                                    bc_contamination=report.bc_contamination)
+
+
+@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+def select_train_set(manifest: Input[Dataset], source_splits: list, flag: str, val_fraction: float, seed: int,
+                     split_manifest: Output[Dataset]):
+    """The clips of `source_splits` (with dataset `flag` set, or unset with "!flag"; "" = all) become the
+    train pool, split into train/val by uploader; the held-out test/eval split stays."""
+    import json
+
+    from beam_jobs.manifest import read_manifest, write_manifest, write_text
+    from beam_jobs.splits import resplit, select_train_pool
+
+    pool = select_train_pool(read_manifest(manifest.path), tuple(source_splits), flag)
+    result, report = resplit(pool, "uploader", val_fraction, seed)
+    write_manifest(split_manifest.path, result)
+    write_text(split_manifest.path + "/split_report.json", json.dumps(report.to_dict(), indent=1))
+    split_manifest.metadata.update(source_splits=source_splits, flag=flag, train_clips=report.train_clips,
+                                   val_clips=report.val_clips)

@@ -68,3 +68,18 @@ def summarize_missing_labels(results: Input[List[Dataset]], metrics: Output[Metr
         handle.write(markdown)
     with open(page.path, "w") as handle:
         handle.write(html)
+
+
+@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+def prune_train_set(features: Input[Dataset], scores: Input[Dataset], percentile: float, loss: str,
+                    loss_params: dict, beam_runner: str, beam_options: list, pruned: Output[Dataset]):
+    """Beam job: drops the train clips whose loss (under the scoring checkpoint) is above the percentile."""
+    from beam_jobs.prune import prune
+    from beam_jobs.runner import artifact_location
+    from keras_models.losses import LossParams
+
+    report = prune(artifact_location(features, beam_runner), artifact_location(scores, beam_runner),
+                   artifact_location(pruned, beam_runner), percentile, LossParams.from_values(loss, loss_params),
+                   beam_args=[f"--runner={beam_runner}", *beam_options])
+    pruned.metadata.update(percentile=percentile, threshold=report["threshold"], kept=report["kept"],
+                           pruned=report["pruned"])

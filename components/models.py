@@ -2,7 +2,7 @@
 from typing import List
 
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 from components import PROJECT_IMAGE_PLACEHOLDER
 
@@ -19,7 +19,7 @@ def train_classifier(features: Input[Dataset], architecture: str, width: float, 
     summary = train(features.path, model.path, TrainParams(
         architecture=architecture, width=width, pooling=pooling, mixup_alpha=mixup_alpha, epochs=epochs,
         batch_size=batch_size, learning_rate=learning_rate, seed=seed, mixed_precision=mixed_precision,
-        loss=LossParams(loss, **loss_params)))
+        loss=LossParams.from_values(loss, loss_params)))
     model.metadata.update(framework="keras", loss=loss, **summary)
 
 
@@ -39,7 +39,7 @@ def fine_tune_classifier(initial_model: Input[Model], features: Input[Dataset], 
     summary = train(features.path, model.path, TrainParams(
         architecture=initial["architecture"], width=initial["width"], pooling=initial["pooling"],
         mixup_alpha=mixup_alpha, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-        mixed_precision=mixed_precision, loss=LossParams(loss, **loss_params)), initial_model_dir=initial_model.path)
+        mixed_precision=mixed_precision, loss=LossParams.from_values(loss, loss_params)), initial_model_dir=initial_model.path)
     model.metadata.update(framework="keras", loss=loss, warm_start=initial_model.uri, **summary)
 
 
@@ -116,3 +116,54 @@ def summarize_shift_invariance(results: Input[List[Dataset]], metrics: Output[Me
         handle.write(markdown)
     with open(page.path, "w") as handle:
         handle.write(html)
+
+
+@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+def evaluate_single_label(model: Input[Model], features: Input[Dataset], split: str, aggregation: str,
+                          variant: dict, metrics: Output[Metrics], confusion: Output[ClassificationMetrics],
+                          report: Output[Markdown], result: Output[Dataset]):
+    """Accuracy, balanced accuracy, per-class accuracy and the confusion matrix of a single-label model."""
+    import json
+
+    from keras_models.evaluate import evaluate_single_label as evaluate
+
+    evaluation = evaluate(model.path, features.path, split, aggregation)
+    for name, value in evaluation.scalars.items():
+        metrics.log_metric(name, value)
+    confusion.log_confusion_matrix(list(evaluation.vocabulary), evaluation.metrics["confusion_matrix"].tolist())
+    title = ", ".join(f"{key} {value}" for key, value in variant.items())
+    with open(report.path, "w") as handle:
+        handle.write(evaluation.markdown(title))
+    row = {**variant, **evaluation.scalars, "clips": evaluation.clips}
+    with open(result.path, "w") as handle:
+        json.dump(row, handle, indent=1)
+    result.metadata.update(row)
+
+
+@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+def summarize_noisy_labels(results: Input[List[Dataset]], no_selection: Input[Dataset], batch_discard: Input[Dataset],
+                           pruning: Input[Dataset], metrics: Output[Metrics], report: Output[Markdown]):
+    """One table: accuracy per train set x loss, and per instance-selection approach."""
+    from keras_models.evaluate import read_result_rows
+    from keras_models.noisy_labels import summary_markdown, variant_name
+
+    rows = read_result_rows([artifact.path for artifact in (*results, no_selection, batch_discard, pruning)])
+    for row in rows:
+        metrics.log_metric(f"{variant_name(row)}_accuracy", row["accuracy"])
+    with open(report.path, "w") as handle:
+        handle.write(summary_markdown(rows))
+
+
+@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+def summarize_dcase2019(noisy_only: Input[Metrics], noisy_then_curated: Input[Metrics], curated_only: Input[Metrics],
+                        metrics: Output[Metrics], report: Output[Markdown]):
+    """Test lwlrap and mAP of the three training schemes side by side."""
+    rows = {"noisy only": noisy_only, "noisy then curated (warm start)": noisy_then_curated,
+            "curated only": curated_only}
+    lines = ["# DCASE2019 Task 2: test set", "", "| training | lwlrap | mAP |", "|---|---:|---:|"]
+    for name, artifact in rows.items():
+        lwlrap, average_precision = artifact.metadata["lwlrap"], artifact.metadata["mAP"]
+        lines.append(f"| {name} | {lwlrap:.4f} | {average_precision:.4f} |")
+        metrics.log_metric(f"{name.split(' (')[0].replace(' ', '_')}_lwlrap", lwlrap)
+    with open(report.path, "w") as handle:
+        handle.write("\n".join(lines) + "\n")

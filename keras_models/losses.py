@@ -125,6 +125,18 @@ class LossParams:
                 raise ValueError(f"loss parameter {field} must be in [0, 1], got {getattr(self, field)}")
         if not 0 < self.discard_percentile <= 100:
             raise ValueError(f"discard_percentile must be in (0, 100], got {self.discard_percentile}")
+        if self.discard_percentile < 100 and not self.single_label:
+            raise ValueError(f"in-batch discarding applies to single-label losses, not {self.name!r}")
+
+    @classmethod
+    def from_values(cls, name: str, values: dict) -> "LossParams":
+        """From a pipeline's loss name and hyperparameter dict; values may arrive as strings (KFP resolves
+        pipeline parameters placed inside a dict constant to their string form)."""
+        fields = {field.name for field in dataclasses.fields(cls)} - {"name"}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ValueError(f"Unknown loss parameters {unknown}; expected some of {sorted(fields)}")
+        return cls(name, **{key: float(value) for key, value in values.items()})
 
     @property
     def single_label(self) -> bool:
@@ -133,6 +145,22 @@ class LossParams:
     @property
     def uses_mask(self) -> bool:
         return self.name == "masked_bce"
+
+
+def per_example_loss(params: LossParams, targets, probabilities):
+    """The loss of each example before any in-batch selection (also used to score clips for pruning)."""
+    if params.uses_mask:
+        n_classes = ops.shape(probabilities)[-1]
+        return bce_per_example(targets[..., :n_classes], probabilities, mask=targets[..., n_classes:])
+    if params.name == "bce":
+        return bce_per_example(targets, probabilities)
+    if params.name == "lq":
+        return lq_per_example(targets, probabilities, params.q)
+    if params.name == "lsoft":
+        return lsoft_per_example(targets, probabilities, params.beta)
+    if params.name == "label_smoothing":
+        return label_smoothing_per_example(targets, probabilities, params.smoothing)
+    return cce_per_example(targets, probabilities)  # cce, cce_max, cce_outlier
 
 
 @keras.saving.register_keras_serializable(package="sound_event")
@@ -146,19 +174,9 @@ class SupervisionLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         params = self.params
-        if params.uses_mask:
-            n_classes = ops.shape(y_pred)[-1]
-            return bce_per_example(y_true[..., :n_classes], y_pred, mask=y_true[..., n_classes:])
-        if params.name == "bce":
-            return bce_per_example(y_true, y_pred)
-        if params.name == "lq":
-            losses = lq_per_example(y_true, y_pred, params.q)
-        elif params.name == "lsoft":
-            losses = lsoft_per_example(y_true, y_pred, params.beta)
-        elif params.name == "label_smoothing":
-            losses = label_smoothing_per_example(y_true, y_pred, params.smoothing)
-        else:
-            losses = cce_per_example(y_true, y_pred)
+        losses = per_example_loss(params, y_true, y_pred)
+        if not params.single_label:
+            return losses
         keep = ops.ones_like(losses)
         if params.name == "cce_max":
             keep = keep_below_max_fraction(ops.stop_gradient(losses), params.max_fraction)

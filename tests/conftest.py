@@ -28,3 +28,24 @@ def features_dir(manifest_dir, tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("features"))
     extract(manifest_dir, directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def noisy_manifest_dir(tmp_path_factory):
+    """A small synthetic FSDnoisy18k-format dataset, its train clips split into train/val by uploader."""
+    from beam_jobs.manifest import write_manifest
+    from beam_jobs.splits import resplit
+
+    root = synthetic.generate(str(tmp_path_factory.mktemp("fsdnoisy18k")), clips=SMALL_CLIPS, seed=3,
+                              dataset_format="fsdnoisy18k")
+    manifest = ingest.ingest(root, str(tmp_path_factory.mktemp("noisy_ingest")), "fsdnoisy18k")
+    directory = str(tmp_path_factory.mktemp("noisy_manifest"))
+    write_manifest(directory, resplit(manifest, "uploader", 0.2, seed=0)[0])
+    return directory
+
+
+@pytest.fixture(scope="session")
+def noisy_features_dir(noisy_manifest_dir, tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("noisy_features"))
+    extract(noisy_manifest_dir, directory)
+    return directory

@@ -101,3 +101,10 @@ def test_loss_serialises():
     loss = SupervisionLoss(LossParams("lq", q=0.5, discard_percentile=96))
     restored = SupervisionLoss.from_config(loss.get_config())
     assert restored.params == loss.params
+
+
+def test_loss_params_from_pipeline_values():
+    params = LossParams.from_values("lq", {"q": "0.5", "discard_percentile": 96})
+    assert params == LossParams("lq", q=0.5, discard_percentile=96.0)
+    with pytest.raises(ValueError, match="Unknown loss parameters"):
+        LossParams.from_values("lq", {"gamma": 2})

@@ -1,0 +1,68 @@
+"""DCASE2019 Task 2 (FSDKaggle2019): train on the noisy set, then fine-tune (warm start) on the curated
+set; lwlrap and a per-class lwlrap table on the test set, next to the noisy-only and curated-only models.
+"""
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Markdown, Metrics
+
+from components.data import extract_features, ingest_dataset, select_train_set
+from components.models import evaluate_classifier, fine_tune_classifier, summarize_dcase2019, train_classifier
+
+
+@dsl.pipeline(name="dcase2019-task2", description=__doc__.splitlines()[0])
+def dcase2019_task2(
+    dataset_root: str = "",
+    synthetic_clips: int = 2000,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    architecture: str = "vgg_like",
+    width: float = 1.0,
+    noisy_epochs: int = 30,
+    curated_epochs: int = 30,
+    fine_tune_learning_rate: float = 3e-4,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    mixed_precision: bool = False,
+    beam_runner: str = "DirectRunner",
+    beam_options: list = [],
+) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, fine_tuned_report=Markdown):
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format="fsdkaggle2019",
+                              synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
+                              beam_options=beam_options)
+    manifest.set_display_name("ingest")
+    feature_sets = {}
+    for name, split in (("noisy", "train_noisy"), ("curated", "train_curated")):
+        train_set = select_train_set(manifest=manifest.outputs["manifest"], source_splits=[split], flag="",
+                                     val_fraction=val_fraction, seed=seed)
+        train_set.set_display_name(f"{name} train set")
+        features = extract_features(manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
+                                    beam_options=beam_options)
+        features.set_display_name(f"extract {name}")
+        feature_sets[name] = features.outputs["features"]
+    noisy = train_classifier(features=feature_sets["noisy"], architecture=architecture, width=width,
+                             epochs=noisy_epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                             mixed_precision=mixed_precision)
+    noisy.set_display_name("train on noisy")
+    fine_tuned = fine_tune_classifier(initial_model=noisy.outputs["model"], features=feature_sets["curated"],
+                                      epochs=curated_epochs, batch_size=batch_size,
+                                      learning_rate=fine_tune_learning_rate, seed=seed,
+                                      mixed_precision=mixed_precision)
+    fine_tuned.set_display_name("fine-tune on curated")
+    curated = train_classifier(features=feature_sets["curated"], architecture=architecture, width=width,
+                               epochs=curated_epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                               mixed_precision=mixed_precision)
+    curated.set_display_name("train on curated only")
+    evaluations = {}
+    for name, model_task in (("noisy only", noisy), ("noisy then curated", fine_tuned), ("curated only", curated)):
+        evaluation = evaluate_classifier(model=model_task.outputs["model"], features=feature_sets["curated"],
+                                         split="test", title=f"DCASE2019 Task 2, {name}: test set")
+        evaluation.set_display_name(f"evaluate {name}")
+        evaluations[name] = evaluation
+    summary = summarize_dcase2019(noisy_only=evaluations["noisy only"].outputs["metrics"],
+                                  noisy_then_curated=evaluations["noisy then curated"].outputs["metrics"],
+                                  curated_only=evaluations["curated only"].outputs["metrics"])
+    summary.set_display_name("summary")
+    outputs = NamedTuple("Outputs", metrics=Metrics, report=Markdown, fine_tuned_report=Markdown)
+    return outputs(metrics=summary.outputs["metrics"], report=summary.outputs["report"],
+                   fine_tuned_report=evaluations["noisy then curated"].outputs["report"])

@@ -1,0 +1,101 @@
+"""Noisy labels (FSDnoisy18k): single-label models trained on the clean, noisy and noisy+clean train sets
+with each noise-robust loss, and loss-based instance selection (in-batch discarding, dataset pruning)
+after a stage-1 checkpoint; one summary table of test accuracy.
+"""
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Markdown, Metrics
+
+from components.data import extract_features, ingest_dataset, select_train_set
+from components.labels import prune_train_set, score_clips
+from components.models import (evaluate_single_label, fine_tune_classifier, summarize_noisy_labels,
+                               train_classifier)
+
+TRAIN_SETS = {"clean": "manually_verified", "noisy": "!manually_verified", "noisy_and_clean": ""}
+LOSSES = ["cce", "lq", "lsoft", "cce_max", "cce_outlier", "label_smoothing"]
+DEFAULT_VARIANTS = [{"train_set": name, "flag": flag, "loss": loss} for name, flag in TRAIN_SETS.items()
+                    for loss in LOSSES]
+
+
+@dsl.pipeline(name="noisy-labels", description=__doc__.splitlines()[0])
+def noisy_labels(
+    dataset_root: str = "",
+    synthetic_clips: int = 2000,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    variants: list = DEFAULT_VARIANTS,
+    architecture: str = "vgg_like",
+    width: float = 1.0,
+    epochs: int = 50,
+    stage1_epochs: int = 15,
+    stage2_epochs: int = 35,
+    stage2_q: float = 0.5,
+    discard_percentile: float = 96.0,
+    prune_percentile: float = 97.0,
+    aggregation: str = "mean",
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    mixed_precision: bool = False,
+    beam_runner: str = "DirectRunner",
+    beam_options: list = [],
+) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format="fsdnoisy18k",
+                              synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
+                              beam_options=beam_options)
+    manifest.set_display_name("ingest")
+    with dsl.ParallelFor(variants) as variant:
+        train_set = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"],
+                                     flag=variant.flag, val_fraction=val_fraction, seed=seed)
+        features = extract_features(manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
+                                    beam_options=beam_options)
+        model = train_classifier(features=features.outputs["features"], architecture=architecture, width=width,
+                                 epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                                 mixed_precision=mixed_precision, loss=variant.loss)
+        grid_result = evaluate_single_label(model=model.outputs["model"], features=features.outputs["features"],
+                                            split="test", aggregation=aggregation, variant=variant)
+
+    # Loss-based instance selection on noisy + clean: stage 1 with Lq (q 0.7), then three stage-2 runs.
+    pool = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"], flag="",
+                            val_fraction=val_fraction, seed=seed)
+    pool.set_display_name("noisy + clean train set")
+    pool_features = extract_features(manifest=pool.outputs["split_manifest"], beam_runner=beam_runner,
+                                     beam_options=beam_options)
+    stage1 = train_classifier(features=pool_features.outputs["features"], architecture=architecture, width=width,
+                              epochs=stage1_epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                              mixed_precision=mixed_precision, loss="lq")
+    stage1.set_display_name("stage 1 (Lq)")
+    continued = fine_tune_classifier(initial_model=stage1.outputs["model"], features=pool_features.outputs["features"],
+                                     epochs=stage2_epochs, batch_size=batch_size, learning_rate=learning_rate,
+                                     seed=seed, mixed_precision=mixed_precision, loss="lq")
+    continued.set_display_name("stage 2: no selection")
+    discarding = fine_tune_classifier(initial_model=stage1.outputs["model"],
+                                      features=pool_features.outputs["features"], epochs=stage2_epochs,
+                                      batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                                      mixed_precision=mixed_precision, loss="lq",
+                                      loss_params={"q": stage2_q, "discard_percentile": discard_percentile})
+    discarding.set_display_name("stage 2: in-batch discarding")
+    scores = score_clips(model=stage1.outputs["model"], features=pool_features.outputs["features"], split="train",
+                         aggregation=aggregation, beam_runner=beam_runner, beam_options=beam_options)
+    scores.set_display_name("stage-1 scoring")
+    pruned = prune_train_set(features=pool_features.outputs["features"], scores=scores.outputs["scores"],
+                             percentile=prune_percentile, loss="lq", loss_params={}, beam_runner=beam_runner,
+                             beam_options=beam_options)
+    on_pruned = fine_tune_classifier(initial_model=stage1.outputs["model"], features=pruned.outputs["pruned"],
+                                     epochs=stage2_epochs, batch_size=batch_size, learning_rate=learning_rate,
+                                     seed=seed, mixed_precision=mixed_precision, loss="lq")
+    on_pruned.set_display_name("stage 2: pruned set")
+    selection_results = {}
+    for selection, model_task in (("none", continued), ("batch_discard", discarding), ("pruning", on_pruned)):
+        evaluation = evaluate_single_label(
+            model=model_task.outputs["model"], features=pool_features.outputs["features"], split="test",
+            aggregation=aggregation, variant={"train_set": "noisy_and_clean", "loss": "lq", "selection": selection})
+        evaluation.set_display_name(f"evaluate stage 2: {selection}")
+        selection_results[selection] = evaluation.outputs["result"]
+    summary = summarize_noisy_labels(results=dsl.Collected(grid_result.outputs["result"]),
+                                     no_selection=selection_results["none"],
+                                     batch_discard=selection_results["batch_discard"],
+                                     pruning=selection_results["pruning"])
+    summary.set_display_name("summary")
+    outputs = NamedTuple("Outputs", metrics=Metrics, report=Markdown)
+    return outputs(metrics=summary.outputs["metrics"], report=summary.outputs["report"])
