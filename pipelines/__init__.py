@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-NOT_PIPELINES = {"compile", "run_local"}
+NOT_PIPELINES = {"compile", "run_local", "deployment"}
 
 
 def discover() -> dict:

@@ -198,3 +198,66 @@ def test_missing_labels_runs_locally_and_plots_map_against_tc(tmp_path):
     assert rows[0][2].strip() == "0" and int(rows[1][2]) > 0  # flagged entries: none at tc 0, some at 20 %
     assert float(rows[1][3]) >= 0  # flag precision is known on synthetic data
     assert "data:image/png;base64," in (summary / "page").read_text()
+
+
+def test_noisy_labels_crosses_train_sets_with_losses_and_adds_instance_selection(compiled):
+    spec = load_spec(compiled / "noisy_labels.yaml")
+    tasks = spec.root.dag.tasks
+    variants = spec.root.input_definitions.parameters["variants"].default_value.list_value.values
+    grid = {(v.struct_value.fields["train_set"].string_value, v.struct_value.fields["loss"].string_value)
+            for v in variants}
+    assert grid == {(train_set, loss) for train_set in ("clean", "noisy", "noisy_and_clean")
+                    for loss in ("cce", "lq", "lsoft", "cce_max", "cce_outlier", "label_smoothing")}
+    loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
+    inner = spec.components[loop.component_ref.name].dag.tasks
+    assert {"select-train-set", "extract-features", "train-classifier", "evaluate-single-label"} <= set(inner)
+    # the pruning branch: stage-1 scoring -> pruning -> training continued from the stage-1 checkpoint
+    assert "score-clips" in tasks and "prune-train-set" in tasks
+    pruned_stage2 = next(task for task in tasks.values() if "prune-train-set" in task.dependent_tasks)
+    assert pruned_stage2.component_ref.name.startswith("comp-fine-tune-classifier")
+    discard = [task for task in tasks.values() if task.component_ref.name.startswith("comp-fine-tune")
+               and "discard_percentile" in str(task.inputs.parameters["loss_params"])]
+    assert len(discard) == 1
+    outputs = spec.components["comp-evaluate-single-label"].output_definitions.artifacts
+    assert outputs["confusion"].artifact_type.schema_title == "system.ClassificationMetrics"
+
+
+def test_dcase2019_task2_fine_tunes_the_noisy_model_on_curated(compiled):
+    spec = load_spec(compiled / "dcase2019_task2.yaml")
+    tasks = spec.root.dag.tasks
+    fine_tune = tasks["fine-tune-classifier"]
+    assert "train-classifier" in fine_tune.dependent_tasks
+    sources = {task.inputs.parameters["source_splits"].runtime_value.constant.list_value.values[0].string_value
+               for name, task in tasks.items() if name.startswith("select-train-set")}
+    assert sources == {"train_noisy", "train_curated"}
+    assert "summarize-dcase2019" in tasks
+
+
+@pytest.mark.slow
+def test_noisy_labels_runs_locally_with_instance_selection(tmp_path):
+    command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "noisy_labels",
+               "--param", "synthetic_clips=60", "--param", "width=0.25", "--param", "epochs=1",
+               "--param", "stage1_epochs=1", "--param", "stage2_epochs=1", "--param", "batch_size=16",
+               "--param", 'variants=[{"train_set": "noisy", "flag": "!manually_verified", "loss": "cce_outlier"}]',
+               "--pipeline-root", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = next(tmp_path.glob("noisy-labels-*/summarize-noisy-labels/report")).read_text()
+    assert "| noisy | cce_outlier |" in report
+    for selection in ("none", "batch_discard", "pruning"):
+        assert f"| noisy_and_clean | lq | {selection} |" in report
+    pruned = next(tmp_path.glob("noisy-labels-*/prune-train-set/pruned"))
+    assert (pruned / "pruned.csv").exists() and (pruned / "prune_report.json").exists()
+
+
+@pytest.mark.slow
+def test_dcase2019_task2_runs_locally_and_reports_lwlrap(tmp_path):
+    command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "dcase2019_task2",
+               "--param", "synthetic_clips=60", "--param", "width=0.25", "--param", "noisy_epochs=1",
+               "--param", "curated_epochs=1", "--param", "batch_size=16", "--pipeline-root", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = next(tmp_path.glob("dcase2019-task2-*/summarize-dcase2019/report")).read_text()
+    for name in ("noisy only", "noisy then curated (warm start)", "curated only"):
+        assert f"| {name} |" in report
+    assert "| class | positives | AP | AUC | d' | lwlrap |" in result.stdout

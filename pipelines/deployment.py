@@ -1,0 +1,88 @@
+"""How compiled pipelines run on a KFP cluster: images, CPU/memory requests, GPUs, tolerations, caching.
+
+Pipeline modules only wire components; `compile.py` applies a `Deployment` to every task when it
+compiles. Tasks are grouped by what their component does:
+  gpu    training, fine-tuning, model scoring: the GPU image, `gpu_count` accelerators, the GPU toleration
+  beam   Beam jobs on the DirectRunner in the task's pod (ingest, extraction, relabelling, pruning)
+  light  evaluation and summaries
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+from kfp import dsl, kubernetes
+from kfp.dsl import pipeline_context
+
+from components import PROJECT_IMAGE_PLACEHOLDER
+
+GPU_FUNCTIONS = frozenset({"train_classifier", "fine_tune_classifier", "score_clips"})
+BEAM_FUNCTIONS = frozenset({"ingest_dataset", "extract_features", "relabel_missing", "prune_train_set"})
+# (CPU, memory) requests per role; a Beam job on a remote runner needs little of its own pod.
+DEFAULT_RESOURCES = {"gpu": ("8", "32G"), "beam": ("4", "16G"), "light": ("2", "8G")}
+GPU_TAINT_KEY = "nvidia.com/gpu"  # GKE (and the NVIDIA GPU operator) taint GPU nodes with this key
+
+
+def role_of(function_name: str) -> str:
+    if function_name in GPU_FUNCTIONS:
+        return "gpu"
+    return "beam" if function_name in BEAM_FUNCTIONS else "light"
+
+
+def function_of(container_args) -> str:
+    """The Python function a lightweight component's container runs (from its `--function_to_execute`)."""
+    args = list(container_args)
+    return args[args.index("--function_to_execute") + 1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Deployment:
+    image: str = PROJECT_IMAGE_PLACEHOLDER
+    gpu_image: str = ""  # "" = `image`
+    gpu_count: int = 1  # per GPU task; 0 = train on CPU nodes
+    accelerator_type: str = "nvidia.com/gpu"  # Vertex AI Pipelines takes e.g. NVIDIA_TESLA_T4 or NVIDIA_L4
+    gpu_toleration: bool = True
+    enable_caching: bool = True
+    resources: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_RESOURCES))
+
+    def __post_init__(self):
+        if self.gpu_count < 0:
+            raise ValueError(f"gpu_count must be >= 0, got {self.gpu_count}")
+        if set(self.resources) != set(DEFAULT_RESOURCES):
+            raise ValueError(f"resources must give (cpu, memory) for {sorted(DEFAULT_RESOURCES)}")
+
+    def image_for(self, function_name: str) -> str:
+        return (self.gpu_image or self.image) if role_of(function_name) == "gpu" else self.image
+
+    def configure(self, task: dsl.PipelineTask) -> None:
+        role = role_of(function_of(task.component_spec.implementation.container.args))
+        cpu, memory = self.resources[role]
+        task.set_cpu_request(cpu).set_memory_request(memory).set_memory_limit(memory)
+        task.set_caching_options(self.enable_caching)
+        if role == "gpu" and self.gpu_count:
+            task.set_accelerator_type(self.accelerator_type).set_accelerator_limit(self.gpu_count)
+            if self.gpu_toleration:
+                kubernetes.add_toleration(task, key=GPU_TAINT_KEY, operator="Exists", effect="NoSchedule")
+
+
+def deployed(pipeline, deployment: Deployment):
+    """The pipeline rebuilt with `deployment` applied to every task (its parameters and outputs unchanged)."""
+    function = pipeline.pipeline_func
+
+    @functools.wraps(function)
+    def configured(*args, **kwargs):
+        outputs = function(*args, **kwargs)
+        for task in pipeline_context.Pipeline.get_default_pipeline().tasks.values():
+            deployment.configure(task)
+        return outputs
+
+    spec = pipeline.pipeline_spec.pipeline_info
+    return dsl.pipeline(name=spec.name, description=spec.description)(configured)
+
+
+def set_images(documents: list[dict], deployment: Deployment) -> None:
+    """Sets each executor's image in compiled YAML documents (components carry a placeholder image)."""
+    for executor in documents[0]["deploymentSpec"]["executors"].values():
+        container = executor.get("container")
+        if container:
+            container["image"] = deployment.image_for(function_of(container["args"]))
