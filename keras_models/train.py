@@ -114,6 +114,15 @@ def describe_devices() -> str:
     return f"{len(gpus)} GPU(s): {[gpu.name for gpu in gpus]}" if gpus else "CPU only (no GPU visible)"
 
 
+def distribution_strategy() -> tf.distribute.Strategy:
+    """MirroredStrategy (synchronous data parallelism, one replica per GPU) when several GPUs are visible;
+    TensorFlow's default single-device strategy otherwise. The batch size stays the global batch."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
+    return tf.distribute.get_strategy()
+
+
 def _write_model_description(model_dir: str, features: model_input.FeatureSet, params: TrainParams) -> None:
     def write(name, text):
         with tf.io.gfile.GFile(os.path.join(model_dir, name), "w") as handle:
@@ -127,15 +136,19 @@ def _write_model_description(model_dir: str, features: model_input.FeatureSet, p
 
 
 def train_classifier(features_dir: str, model_dir: str, params: TrainParams = TrainParams(),
-                     extra_callbacks: tuple = (), initial_model_dir: str = "") -> dict:
+                     extra_callbacks: tuple = (), initial_model_dir: str = "",
+                     strategy: tf.distribute.Strategy | None = None) -> dict:
     """Trains on the 'train' split, selects by clip-level mAP (accuracy if single-label) on 'val';
     returns a summary dict. `initial_model_dir`: start from that model's weights instead of scratch.
 
     Rerunning with the same model_dir after an interruption resumes from the last finished epoch.
+    `strategy` defaults to `distribution_strategy()` (MirroredStrategy over several GPUs).
     """
     features = model_input.load_feature_set(features_dir)
     tf.io.gfile.makedirs(model_dir)
-    print(f"Training on {describe_devices()}; {features.patches('train')} train patches, "
+    strategy = strategy or distribution_strategy()
+    print(f"Training on {describe_devices()}, {strategy.num_replicas_in_sync} replica(s); "
+          f"{features.patches('train')} train patches, "
           f"{features.patches('val')} val patches, {features.n_classes} classes", flush=True)
     keras.utils.set_random_seed(params.seed)
     if params.mixed_precision and tf.config.list_physical_devices("GPU"):
@@ -147,17 +160,18 @@ def train_classifier(features_dir: str, model_dir: str, params: TrainParams = Tr
         train_data = train_data.map(mixup(params.mixup_alpha), num_parallel_calls=tf.data.AUTOTUNE)
     val_data = model_input.patch_dataset(features, "val", params.batch_size)
 
-    if initial_model_dir:
-        model = load_model(initial_model_dir)
-        if tuple(model.input_shape[1:]) != features.input_shape or model.output_shape[-1] != features.n_classes:
-            raise ValueError(f"{initial_model_dir}: model maps {model.input_shape[1:]} to {model.output_shape[-1]} "
-                             f"classes; {features_dir} has {features.input_shape} patches of "
-                             f"{features.n_classes} classes")
-    else:
-        model = build_model(params.architecture, features.input_shape, features.n_classes, params.width,
-                            params.pooling, "softmax" if params.loss.single_label else "sigmoid")
-    model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss=SupervisionLoss(params.loss),
-                  jit_compile=False)
+    with strategy.scope():  # variables are created (mirrored) where the strategy places them
+        if initial_model_dir:
+            model = load_model(initial_model_dir)
+            if tuple(model.input_shape[1:]) != features.input_shape or model.output_shape[-1] != features.n_classes:
+                raise ValueError(f"{initial_model_dir}: model maps {model.input_shape[1:]} to "
+                                 f"{model.output_shape[-1]} classes; {features_dir} has {features.input_shape} "
+                                 f"patches of {features.n_classes} classes")
+        else:
+            model = build_model(params.architecture, features.input_shape, features.n_classes, params.width,
+                                params.pooling, "softmax" if params.loss.single_label else "sigmoid")
+        model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss=SupervisionLoss(params.loss),
+                      jit_compile=False)
     criterion = "val_accuracy" if params.loss.single_label else "val_mAP"
     _write_model_description(model_dir, features, params)
     checkpoints = os.path.join(model_dir, "checkpoints")
