@@ -149,3 +149,14 @@ def test_dataflow_options_reach_the_beam_steps(tmp_path):
     assert artifact_location(Artifact, "DirectRunner") == Artifact.path
     with pytest.raises(ValueError, match="Unknown Beam runner"):
         pipeline_options(["--runner=DataflowRuner"])
+
+
+def test_flink_and_spark_options_parse_into_beam_options():
+    from apache_beam.options.pipeline_options import FlinkRunnerOptions, PortableOptions, SparkRunnerOptions
+
+    flink = pipeline_options(["--runner=FlinkRunner", "--flink_master=flink.example.com:8081",
+                              "--environment_type=DOCKER", f"--environment_config={GPU_IMAGE}"])
+    assert flink.view_as(FlinkRunnerOptions).flink_master == "flink.example.com:8081"
+    assert flink.view_as(PortableOptions).environment_config == GPU_IMAGE
+    spark = pipeline_options(["--runner=SparkRunner", "--spark_master_url=spark://spark.example.com:7077"])
+    assert spark.view_as(SparkRunnerOptions).spark_master_url == "spark://spark.example.com:7077"
