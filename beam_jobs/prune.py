@@ -21,12 +21,14 @@ import json
 import apache_beam as beam
 import numpy as np
 from apache_beam.transforms.stats import ApproximateQuantiles
+from keras import ops
 
 from beam_jobs import schema
 from beam_jobs.extract import COUNTS_FILE
 from beam_jobs.manifest import join, write_text
+from beam_jobs.runner import pipeline_options
 from beam_jobs.scoring import copy_feature_set, read_json, read_score_table
-from keras_models.losses import LossParams
+from keras_models.losses import LossParams, per_example_loss
 
 PRUNED_FILE = "pruned.csv"
 REPORT_FILE = "prune_report.json"
@@ -35,10 +37,6 @@ QUANTILES = 1001  # threshold resolution: 0.1 % of the train clips
 
 def clip_loss(element, loss: LossParams):
     """(clip id, loss, patches) of a scored clip; its label comes from its patches."""
-    from keras import ops
-
-    from keras_models.losses import per_example_loss
-
     clip_id, grouped = element
     patches, scores = list(grouped["patches"]), list(grouped["scores"])
     if not patches:
@@ -54,8 +52,6 @@ def prune(features_dir: str, scores_dir: str, output_dir: str, percentile: float
           loss: LossParams = LossParams("lq"), split: str = "train", beam_args: list[str] | None = None,
           test_pipeline=None) -> dict:
     """Runs the job; returns prune_report.json's content."""
-    from beam_jobs.runner import pipeline_options
-
     if not 0 < percentile <= 100:
         raise ValueError(f"percentile must be in (0, 100], got {percentile}")
     if read_json(join(scores_dir, "vocabulary.json")) != read_json(join(features_dir, "vocabulary.json")):

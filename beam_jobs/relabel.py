@@ -3,7 +3,8 @@
 For each class, among the train clips for which that class is an implicit negative (neither a positive
 nor verified absent), the clips the teacher scores in the top `tc_percent` % are flagged as potential
 missing positives. The per-class threshold is the (1 - tc) score quantile, computed by Beam's distributed
-approximate-quantile combiner. The flagged entries get label_mask = 0 in the rewritten train TFRecords
+approximate-quantile combiner; the scores strictly above it are flagged (the top tc %, rounded down).
+The flagged entries get label_mask = 0 in the rewritten train TFRecords
 (masked_bce then ignores their negative term); positives and explicit negatives are never flagged, and
 tc = 0 reproduces the input exactly.
 
