@@ -1,0 +1,84 @@
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_models import contrastive
+
+
+def numpy_nt_xent(z_a, z_b, temperature):
+    z = np.concatenate([z_a, z_b])
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    n = len(z_a)
+    losses = []
+    for i in range(2 * n):
+        positive = (i + n) % (2 * n)
+        similarities = np.array([z[i] @ z[j] / temperature for j in range(2 * n) if j != i])
+        others = [j for j in range(2 * n) if j != i]
+        losses.append(-(z[i] @ z[positive] / temperature - np.log(np.exp(similarities).sum())))
+        assert positive in others
+    return np.mean(losses)
+
+
+@pytest.mark.parametrize("temperature", [0.2, 1.0])
+def test_nt_xent_matches_a_direct_numpy_computation(temperature):
+    rng = np.random.default_rng(0)
+    z_a, z_b = rng.normal(size=(4, 8)).astype("float32"), rng.normal(size=(4, 8)).astype("float32")
+    loss = float(ops.convert_to_numpy(contrastive.nt_xent(z_a, z_b, temperature)))
+    assert loss == pytest.approx(numpy_nt_xent(z_a, z_b, temperature), rel=1e-5)
+    aligned = float(ops.convert_to_numpy(contrastive.nt_xent(z_a, z_a + 0.01, temperature)))
+    assert aligned < loss  # matching views are easier to identify than unrelated ones
+
+
+def patches(seed=0, batch=3):
+    rng = np.random.default_rng(seed)
+    return np.log(rng.gamma(1.0, 1.0, size=(batch, 101, 96)) + 1e-6).astype("float32")
+
+
+def test_mix_back_preserves_energy_and_is_identity_without_background():
+    foreground, background = patches(0), patches(1) + 3.0  # a much louder background
+    unchanged = ops.convert_to_numpy(contrastive.mix_back(foreground, background, a_max=0.0))
+    np.testing.assert_allclose(unchanged, foreground, atol=1e-4)
+    mixed = ops.convert_to_numpy(contrastive.mix_back(foreground, background, 0.05, keras.random.SeedGenerator(1)))
+    linear_mixed, linear_foreground = np.exp(mixed) - 1e-6, np.exp(foreground) - 1e-6
+    # (1 - a) E_f + a E_f: the mix keeps the foreground's energy, whatever the background's level
+    np.testing.assert_allclose(linear_mixed.mean(axis=(1, 2)), linear_foreground.mean(axis=(1, 2)), rtol=1e-3)
+    assert not np.allclose(mixed, foreground, atol=1e-3)
+    assert np.all(linear_mixed >= 0.95 * linear_foreground - 1e-5)  # the foreground keeps at least 1 - a_max
+
+
+def test_compander_compresses_the_dynamic_range():
+    x = patches()
+    np.testing.assert_allclose(ops.convert_to_numpy(contrastive.compander(x, 1.0)), x, atol=1e-4)
+    companded = ops.convert_to_numpy(contrastive.compander(x, 0.75))
+    loud = x > 0  # away from the log offset, log(p^a) = a log(p)
+    np.testing.assert_allclose(companded[loud], 0.75 * x[loud], rtol=1e-3, atol=1e-4)
+
+
+def test_gaussian_noise_has_the_requested_spread():
+    x = patches()
+    noisy = ops.convert_to_numpy(contrastive.gaussian_noise(x, 0.01, keras.random.SeedGenerator(2)))
+    assert np.std(noisy - x) == pytest.approx(0.01, rel=0.05)
+
+
+def test_spec_augment_masks_one_time_and_one_frequency_band_with_the_mean():
+    x = patches(batch=8)
+    masked = ops.convert_to_numpy(contrastive.spec_augment(x, 20, 10, keras.random.SeedGenerator(3)))
+    for original, result in zip(x, masked):
+        changed = ~np.isclose(original, result)
+        frames = np.flatnonzero(changed.all(axis=1))  # frames masked across every band
+        bands = np.flatnonzero(changed.all(axis=0))
+        assert len(frames) <= 20 and len(bands) <= 10
+        if len(frames):
+            assert np.all(np.diff(frames) == 1)  # one contiguous mask
+        rows = np.zeros_like(changed)
+        rows[frames, :], rows[:, bands] = True, True
+        assert not np.any(changed & ~rows)  # nothing outside the masks moved
+        np.testing.assert_allclose(result[changed], original.mean(), rtol=1e-5)
+
+
+def test_projection_head_outputs_unit_vectors():
+    head = contrastive.projection_head(64)
+    z = ops.convert_to_numpy(head(np.random.default_rng(0).normal(size=(5, 64)).astype("float32")))
+    assert z.shape == (5, 512)
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
