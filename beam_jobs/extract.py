@@ -65,7 +65,7 @@ def clip_features(row: ManifestRow, params: FeatureParams, class_index: dict[str
 
 def to_examples(clip: ClipFeatures, params: FeatureParams) -> typing.Iterator[bytes]:
     mask = np.ones_like(clip.labels)
-    for index, patch in enumerate(features.cut_patches(clip.logmel, params)):
+    for index, patch in enumerate(features.examples_of(clip.logmel, params)):
         yield schema.encode_patch(clip.clip_id, index, patch, clip.labels, mask)
 
 
@@ -89,7 +89,7 @@ class SplitSummary(beam.CombineFn):
     def add_input(self, accumulator, logmel):
         clips, patches, frames, total, squares = accumulator
         logmel64 = logmel.astype(np.float64)
-        return (clips + 1, patches + len(features.patch_starts(len(logmel), self.params)), frames + len(logmel),
+        return (clips + 1, patches + features.example_count(len(logmel), self.params), frames + len(logmel),
                 total + logmel64.sum(axis=0), squares + np.einsum("ij,ij->j", logmel64, logmel64))
 
     def merge_accumulators(self, accumulators):

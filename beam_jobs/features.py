@@ -124,6 +124,15 @@ def cut_patches(log_mel: np.ndarray, params: FeatureParams) -> np.ndarray:
     return np.stack([log_mel[start:start + params.patch_frames] for start in starts])
 
 
+def examples_of(log_mel: np.ndarray, params: FeatureParams) -> list[np.ndarray]:
+    """What the feature job writes for one clip: its patches, or the whole log-mel (params.whole_clips)."""
+    return [log_mel] if params.whole_clips else list(cut_patches(log_mel, params))
+
+
+def example_count(n_frames: int, params: FeatureParams) -> int:
+    return 1 if params.whole_clips else len(patch_starts(n_frames, params))
+
+
 def waveform_to_log_mel(waveform: np.ndarray, rate: int, params: FeatureParams) -> np.ndarray:
     """Resample, replicate short clips and compute the clip's log-mel (frames, n_mels)."""
     waveform = resample(waveform, rate, params.sample_rate)

@@ -20,6 +20,8 @@ class FeatureParams:
     log_offset: float = 1e-6
     patch_frames: int = 101  # 1 s
     patch_hop_frames: int = 50  # 0.5 s
+    whole_clips: bool = False  # one example per clip holding its whole log-mel (for temporal proximity
+    # sampling, which cuts the contrastive views at training time) instead of overlapping patches
 
     def __post_init__(self):
         problems = []

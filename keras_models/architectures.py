@@ -7,13 +7,19 @@ from keras import layers
 VGG_LIKE_FILTERS = (32, 64, 128)
 
 
-def vgg_like(input_shape: tuple[int, int], n_classes: int, width: float = 1.0, dropout: float = 0.2,
-             output_activation: str = "sigmoid") -> keras.Model:
-    """The FSD50K VGG-like baseline: 3 blocks of two 3x3 conv + BN + ReLU and a 2x2 max-pool.
+def _embedding_from_feature_map(x):
+    """Mean over frequency, then max over time: a short event anywhere in the patch can drive h."""
+    time_steps, bands = x.shape[1], x.shape[2]
+    x = layers.AveragePooling2D((1, bands), name="mean_over_frequency")(x)
+    x = layers.Reshape((time_steps, x.shape[-1]))(x)
+    return layers.GlobalMaxPooling1D(name="max_over_time")(x)
 
-    width=1 gives 32/64/128 filters (~0.29M weights, the paper's 0.27M-weight baseline); the tiny CPU
-    variant is width=0.25. Global pooling: mean over frequency, then max over time, so that a short
-    event anywhere in the patch can drive the clip-level output.
+
+def vgg_like_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.Model:
+    """The FSD50K VGG-like baseline's body: 3 blocks of two 3x3 conv + BN + ReLU and a 2x2 max-pool.
+
+    width=1 gives 32/64/128 filters (the paper's ~0.27M-weight baseline with its classifier); the tiny
+    CPU variant is width=0.25.
     """
     if width <= 0:
         raise ValueError(f"width must be positive, got {width}")
@@ -26,33 +32,25 @@ def vgg_like(input_shape: tuple[int, int], n_classes: int, width: float = 1.0, d
             x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
             x = layers.ReLU(name=f"block{block}_relu{conv}")(x)
         x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
-    time_steps, bands = x.shape[1], x.shape[2]
-    x = layers.AveragePooling2D((1, bands), name="mean_over_frequency")(x)
-    x = layers.Reshape((time_steps, x.shape[-1]))(x)
-    x = layers.GlobalMaxPooling1D(name="max_over_time")(x)
-    x = layers.Dropout(dropout)(x)
-    x = layers.Dense(n_classes, name="logits")(x)
-    outputs = layers.Activation(output_activation, dtype="float32", name="scores")(x)
-    return keras.Model(inputs, outputs, name=f"vgg_like_w{width:g}")
+    return keras.Model(inputs, _embedding_from_feature_map(x), name=f"vgg_like_w{width:g}_encoder")
 
 
 VGG4_FILTERS = (48, 64, 128, 256)
 
 
-def _conv_bn_relu(x, filters, name):
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+def _conv_bn_relu(x, filters, name, strides=1):
+    x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def vgg4(input_shape: tuple[int, int], n_classes: int, k: float = 1.0, pooling: str = "max",
-         output_activation: str = "sigmoid") -> keras.Model:
+def vgg4_encoder(input_shape: tuple[int, int], k: float = 1.0, pooling: str = "max") -> keras.Model:
     """VGG41 (k=1, ~1.2M weights) and VGG42 (k=2, ~4.9M) of the shift-invariance work (methods.md section 4).
 
     A 3x3 front conv with 32k filters, then 4 blocks of 48k/64k/128k/256k filters, each two 3x3 conv + BN
     + ReLU without bias. Blocks 1-3 hold a size-3 stride-1 max-pool between their convs and are followed
     by the 2x2 subsampling pool `pooling` (max, blurpool3, blurpool5, tlpf, aps, tlpf_aps); block 4 has
-    none. Global pooling: mean over frequency, then max over time. Fractional k gives CPU-sized variants.
+    none. Fractional k gives CPU-sized variants.
     """
     from keras_models.layers.pooling import subsampling_pool
 
@@ -69,27 +67,84 @@ def vgg4(input_shape: tuple[int, int], n_classes: int, k: float = 1.0, pooling: 
         x = _conv_bn_relu(x, filters, f"block{block}_2")
         if block < 4:
             x = subsampling_pool(pooling, name=f"block{block}_{pooling}")(x)
-    time_steps, bands = x.shape[1], x.shape[2]
-    x = layers.AveragePooling2D((1, bands), name="mean_over_frequency")(x)
-    x = layers.Reshape((time_steps, x.shape[-1]))(x)
-    x = layers.GlobalMaxPooling1D(name="max_over_time")(x)
+    return keras.Model(inputs, _embedding_from_feature_map(x), name=f"vgg4_k{k:g}_{pooling}_encoder")
+
+
+RESNET18_FILTERS = (64, 128, 256, 512)
+
+
+def resnet18_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.Model:
+    """ResNet-18 for log-mel patches: a 3x3 stem, 4 stages of two basic blocks (64/128/256/512 x width
+    filters, stride 2 from stage 2 on, 1x1 projection shortcuts where shapes change), global average
+    pooling: h has 512 x width dimensions (11M weights at width 1)."""
+    if width <= 0:
+        raise ValueError(f"width must be positive, got {width}")
+    inputs = keras.Input(shape=input_shape, name="logmel")
+    x = layers.Reshape((*input_shape, 1))(inputs)
+    x = _conv_bn_relu(x, max(4, round(64 * width)), "stem")
+    for stage, base_filters in enumerate(RESNET18_FILTERS, start=1):
+        filters = max(4, round(base_filters * width))
+        for block in (1, 2):
+            name = f"stage{stage}_block{block}"
+            strides = 2 if stage > 1 and block == 1 else 1
+            shortcut = x
+            if strides != 1 or x.shape[-1] != filters:
+                shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False, name=f"{name}_project")(x)
+                shortcut = layers.BatchNormalization(name=f"{name}_project_bn")(shortcut)
+            y = _conv_bn_relu(x, filters, f"{name}_a", strides)
+            y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_b_conv")(y)
+            y = layers.BatchNormalization(name=f"{name}_b_bn")(y)
+            x = layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
+    return keras.Model(inputs, layers.GlobalAveragePooling2D(name="average")(x), name=f"resnet18_w{width:g}_encoder")
+
+
+CRNN_FILTERS = (64, 128, 128)
+
+
+def crnn_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.Model:
+    """CRNN: 3 conv blocks (3x3 conv + BN + ReLU, pooling over frequency only, so time resolution stays),
+    then a bidirectional GRU over time (64 x width units per direction); h = max over time of its outputs."""
+    if width <= 0:
+        raise ValueError(f"width must be positive, got {width}")
+    inputs = keras.Input(shape=input_shape, name="logmel")
+    x = layers.Reshape((*input_shape, 1))(inputs)
+    for block, base_filters in enumerate(CRNN_FILTERS, start=1):
+        x = _conv_bn_relu(x, max(4, round(base_filters * width)), f"block{block}")
+        x = layers.MaxPooling2D((1, 4), name=f"block{block}_pool")(x)
+    x = layers.Reshape((input_shape[0], x.shape[2] * x.shape[3]), name="frames")(x)
+    x = layers.Bidirectional(layers.GRU(max(4, round(64 * width)), return_sequences=True), name="bigru")(x)
+    return keras.Model(inputs, layers.GlobalMaxPooling1D(name="max_over_time")(x), name=f"crnn_w{width:g}_encoder")
+
+
+ARCHITECTURES = ("vgg_like", "vgg41", "vgg42", "resnet18", "crnn")
+
+
+def build_encoder(architecture: str, input_shape: tuple[int, int], width: float = 1.0,
+                  pooling: str = "max") -> keras.Model:
+    """The architecture's body, patch -> embedding h. `width` scales every architecture's filters;
+    `pooling` is the 2x2 subsampling pool of VGG41/VGG42 (the others only use max-pooling)."""
+    if architecture in ("vgg41", "vgg42"):
+        return vgg4_encoder(input_shape, k=width * int(architecture[-1]), pooling=pooling)
+    if pooling != "max":
+        raise ValueError(f"{architecture} only uses max-pooling; use vgg41/vgg42 for other pools")
+    builders = {"vgg_like": vgg_like_encoder, "resnet18": resnet18_encoder, "crnn": crnn_encoder}
+    if architecture not in builders:
+        raise ValueError(f"Unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
+    return builders[architecture](input_shape, width)
+
+
+def classifier(encoder: keras.Model, n_classes: int, output_activation: str = "sigmoid",
+               dropout: float = 0.2, name: str = "") -> keras.Model:
+    """Encoder -> dropout -> dense -> sigmoid (multi-label) or softmax (single-label)."""
+    x = layers.Dropout(dropout, name="dropout")(encoder.output)
     x = layers.Dense(n_classes, name="logits")(x)
     outputs = layers.Activation(output_activation, dtype="float32", name="scores")(x)
-    return keras.Model(inputs, outputs, name=f"vgg4_k{k:g}_{pooling}")
-
-
-ARCHITECTURES = ("vgg_like", "vgg41", "vgg42")
+    return keras.Model(encoder.input, outputs, name=name or encoder.name.replace("_encoder", ""))
 
 
 def build_model(architecture: str, input_shape: tuple[int, int], n_classes: int, width: float = 1.0,
                 pooling: str = "max", output_activation: str = "sigmoid") -> keras.Model:
-    """`width` scales the filters of every architecture; `pooling` applies to VGG41/VGG42;
-    `output_activation` is sigmoid for multi-label and softmax for single-label classification."""
-    if architecture == "vgg_like":
-        if pooling != "max":
-            raise ValueError("the VGG-like baseline only uses max-pooling; use vgg41/vgg42 for other pools")
-        return vgg_like(input_shape, n_classes, width=width, output_activation=output_activation)
-    if architecture in ("vgg41", "vgg42"):
-        return vgg4(input_shape, n_classes, k=width * int(architecture[-1]), pooling=pooling,
-                    output_activation=output_activation)
-    raise ValueError(f"Unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
+    """A classifier of the architecture, from scratch (VGG41/VGG42 without dropout, as in their paper)."""
+    dropout = 0.0 if architecture in ("vgg41", "vgg42") else 0.2
+    return classifier(build_encoder(architecture, input_shape, width, pooling), n_classes, output_activation,
+                      dropout)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_models import input as model_input
-from keras_models.architectures import build_model, vgg4
+from keras_models.architectures import build_model
 from keras_models.evaluate import predict_clips
 from keras_models.shift import shift_consistency, shift_patches, summary_reports
 
@@ -14,7 +14,7 @@ from keras_models.shift import shift_consistency, shift_patches, summary_reports
 def test_vgg41_and_vgg42_sizes_and_pooling_layers():
     assert 1_150_000 < build_model("vgg41", (101, 96), 200).count_params() < 1_350_000
     assert 4_700_000 < build_model("vgg42", (101, 96), 200).count_params() < 5_100_000
-    model = vgg4((101, 96), 10, k=0.25, pooling="tlpf_aps")
+    model = build_model("vgg41", (101, 96), 10, width=0.25, pooling="tlpf_aps")
     pools = [layer.name for layer in model.layers if layer.name.endswith("_tlpf_aps")]
     assert pools == ["block1_tlpf_aps", "block2_tlpf_aps", "block3_tlpf_aps"]
     assert model.get_layer("block4_2_relu").output.shape[1:3] == (13, 12)  # three halvings of 101 x 96

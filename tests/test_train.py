@@ -7,7 +7,7 @@ import pytest
 
 from beam_jobs import schema
 from keras_models import input as model_input
-from keras_models.architectures import build_model, vgg_like
+from keras_models.architectures import build_encoder, build_model
 from keras_models.evaluate import evaluate_classifier, predict_clips
 from keras_models.train import TrainParams, read_history, train_classifier
 
@@ -36,8 +36,8 @@ class EpochCounter(keras.callbacks.Callback):
 
 
 def test_vgg_like_width_scales_filters():
-    full = vgg_like((101, 96), 200, width=1.0)
-    tiny = vgg_like((101, 96), 200, width=0.25)
+    full = build_model("vgg_like", (101, 96), 200, width=1.0)
+    tiny = build_model("vgg_like", (101, 96), 200, width=0.25)
     assert 250_000 < full.count_params() < 350_000  # the paper's VGG-like has ~0.27M weights
     assert tiny.count_params() < full.count_params() / 5
     assert full.output_shape == (None, 200)
@@ -79,7 +79,7 @@ def test_training_resumes_after_interruption(features_dir, tmp_path):
 
 def test_clip_scores_are_the_mean_of_patch_scores(features_dir):
     features = model_input.load_feature_set(features_dir)
-    model = vgg_like(features.input_shape, features.n_classes, width=0.25)
+    model = build_model("vgg_like", features.input_shape, features.n_classes, width=0.25)
     dataset = model_input.patch_dataset(features, "eval", 8)
     clip_ids, clip_scores, clip_labels = predict_clips(model, dataset)
     patch_scores = {}
@@ -106,3 +106,17 @@ def test_evaluation_reports_metrics_and_a_per_class_table(features_dir, tmp_path
 def test_invalid_training_params_fail_fast():
     with pytest.raises(ValueError, match="Invalid TrainParams"):
         TrainParams(epochs=0)
+
+
+def test_encoders_give_an_embedding_and_scale_with_width():
+    for architecture, full_size in (("resnet18", (10e6, 12e6)), ("crnn", (0.2e6, 0.6e6))):
+        full = build_encoder(architecture, (101, 96), width=1.0)
+        assert full_size[0] < full.count_params() < full_size[1], (architecture, full.count_params())
+        tiny = build_encoder(architecture, (101, 96), width=0.25)
+        assert len(tiny.output_shape) == 2 and tiny.count_params() < full.count_params() / 5
+        model = build_model(architecture, (101, 96), 7, width=0.25, output_activation="softmax")
+        scores = model(np.zeros((2, 101, 96), dtype="float32")).numpy()
+        np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
+    assert build_encoder("resnet18", (101, 96), width=0.5).output_shape == (None, 256)
+    with pytest.raises(ValueError, match="only uses max-pooling"):
+        build_encoder("crnn", (101, 96), pooling="aps")
