@@ -107,3 +107,19 @@ def parse_patches(serialized, n_frames: int, n_bands: int, n_classes: int) -> di
     logmel = tf.io.decode_raw(parsed[LOGMEL], tf.float32, little_endian=True)
     parsed[LOGMEL] = tf.reshape(logmel, [-1, n_frames, n_bands])
     return parsed
+
+
+def parse_clip(serialized, n_bands: int, n_classes: int) -> dict:
+    """tf.data parser for one serialized Example of any frame count (whole-clip examples)."""
+    import tensorflow as tf
+
+    spec = {
+        CLIP_ID: tf.io.FixedLenFeature([], tf.string),
+        LOGMEL: tf.io.FixedLenFeature([], tf.string),
+        LOGMEL_SHAPE: tf.io.FixedLenFeature([2], tf.int64),
+        LABELS: tf.io.FixedLenFeature([n_classes], tf.float32),
+    }
+    parsed = tf.io.parse_single_example(serialized, spec)
+    logmel = tf.io.decode_raw(parsed[LOGMEL], tf.float32, little_endian=True)
+    parsed[LOGMEL] = tf.reshape(logmel, [-1, n_bands])
+    return parsed

@@ -21,13 +21,15 @@ def ingest_dataset(dataset_root: str, dataset_format: str, synthetic_clips: int,
 
 @dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
 def extract_features(manifest: Input[Dataset], beam_runner: str, beam_options: list,
-                     features: Output[Dataset]):
-    """Beam job: manifest -> log-mel patches in sharded TFRecords, stats, counts and dead letters."""
+                     features: Output[Dataset], whole_clips: bool = False):
+    """Beam job: manifest -> log-mel patches (or whole clips) in sharded TFRecords, stats, counts and
+    dead letters."""
     from beam_jobs.extract import extract
+    from beam_jobs.params import FeatureParams
     from beam_jobs.runner import artifact_location
 
     counts = extract(artifact_location(manifest, beam_runner), artifact_location(features, beam_runner),
-                     beam_args=[f"--runner={beam_runner}", *beam_options])
+                     FeatureParams(whole_clips=whole_clips), beam_args=[f"--runner={beam_runner}", *beam_options])
     features.metadata.update(counts=counts)
 
 

@@ -121,13 +121,15 @@ def summarize_shift_invariance(results: Input[List[Dataset]], metrics: Output[Me
 @dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
 def evaluate_single_label(model: Input[Model], features: Input[Dataset], split: str, aggregation: str,
                           variant: dict, metrics: Output[Metrics], confusion: Output[ClassificationMetrics],
-                          report: Output[Markdown], result: Output[Dataset]):
-    """Accuracy, balanced accuracy, per-class accuracy and the confusion matrix of a single-label model."""
+                          report: Output[Markdown], result: Output[Dataset], method: str = ""):
+    """Accuracy, balanced accuracy, per-class accuracy and the confusion matrix of a single-label model;
+    `variant` (and `method`, if given) label its result row."""
     import json
 
     from keras_models.evaluate import evaluate_single_label as evaluate
 
     evaluation = evaluate(model.path, features.path, split, aggregation)
+    variant = {**variant, **({"method": method} if method else {})}
     for name, value in evaluation.scalars.items():
         metrics.log_metric(name, value)
     confusion.log_confusion_matrix(list(evaluation.vocabulary), evaluation.metrics["confusion_matrix"].tolist())

@@ -1,7 +1,17 @@
-"""Training-time augmentations on tf.data batches."""
+"""Training-time augmentations on tf.data batches.
+
+The contrastive-view augmentations (methods.md section 7) take a batch of log-mel patches [batch, frames,
+bands] and a `keras.random.SeedGenerator` created outside the tf.data function (a fresh draw per batch).
+mix_back and compander work in the extraction job's log domain (log(mel + LOG_OFFSET), before
+normalisation); the others on normalised patches.
+"""
 from __future__ import annotations
 
+import math
+
+import keras
 import tensorflow as tf
+from keras import ops
 
 
 def mixup(alpha: float):
@@ -21,3 +31,93 @@ def mixup(alpha: float):
                 target_weight * targets + (1 - target_weight) * tf.gather(targets, partner))
 
     return apply
+
+
+LOG_OFFSET = 1e-6  # beam_jobs.features: log-mel = log(mel + 1e-6)
+
+
+def to_linear(logmel):
+    return ops.maximum(ops.exp(logmel) - LOG_OFFSET, 0.0)
+
+
+def to_log(linear):
+    return ops.log(linear + LOG_OFFSET)
+
+
+def mix_back(patches, backgrounds, a_max: float = 0.05, seed=None):
+    """Mixes each patch with a background patch (another clip's) in the linear domain: the foreground is
+    scaled by (1 - a) and the background's energy is set to a x the foreground's, a ~ U(0, a_max)."""
+    foreground, background = to_linear(patches), to_linear(backgrounds)
+    a = keras.random.uniform((ops.shape(patches)[0], 1, 1), 0.0, a_max, seed=seed)
+    foreground_energy = ops.mean(foreground, axis=(1, 2), keepdims=True)
+    background_energy = ops.maximum(ops.mean(background, axis=(1, 2), keepdims=True), LOG_OFFSET)
+    return to_log((1.0 - a) * foreground + a * foreground_energy / background_energy * background)
+
+
+def compander(patches, alpha: float = 0.75):
+    """Compresses the dynamic range: linear magnitudes raised to the power alpha (< 1)."""
+    return to_log(ops.power(to_linear(patches), alpha))
+
+
+def gaussian_noise(patches, sigma: float = 0.01, seed=None):
+    return patches + sigma * keras.random.normal(ops.shape(patches), seed=seed)
+
+
+def spec_augment(patches, max_frames: int = 20, max_bands: int = 10, seed=None):
+    """One time mask and one frequency mask per patch (SpecAugment), each up to the given width, filled
+    with the patch's mean."""
+    batch, frames, bands = ops.shape(patches)[0], ops.shape(patches)[1], ops.shape(patches)[2]
+
+    def mask(max_width, axis_size):
+        width = ops.cast(keras.random.uniform((batch, 1), 0, max_width + 1, seed=seed), "int32")
+        start = ops.cast(keras.random.uniform((batch, 1), 0, 1, seed=seed)
+                         * ops.cast(axis_size - width + 1, "float32"), "int32")
+        positions = ops.arange(axis_size)[None, :]
+        return ops.logical_and(positions >= start, positions < start + width)
+
+    time_mask = mask(max_frames, frames)[:, :, None]
+    band_mask = mask(max_bands, bands)[:, None, :]
+    masked = ops.logical_or(time_mask, band_mask)
+    fill = ops.mean(patches, axis=(1, 2), keepdims=True)
+    return ops.where(masked, fill, patches)
+
+
+def temporal_proximity_pair(logmel, frames: int, same_patch: bool = False, seed=None):
+    """Two random `frames`-long patches of one clip's log-mel [clip frames, bands] (temporal proximity
+    sampling); `same_patch` returns one random patch twice (the ablation without TPS)."""
+    available = ops.shape(logmel)[0] - frames + 1
+
+    def crop():
+        start = ops.cast(keras.random.uniform((), 0, 1, seed=seed) * ops.cast(available, "float32"), "int32")
+        return logmel[start:start + frames]
+
+    first = crop()
+    return first, (first if same_patch else crop())
+
+
+def random_resized_crop(patches, scale=(0.8, 1.0), ratio=(3 / 4, 4 / 3), seed=None):
+    """Crops a random region of each patch (area share ~ U(scale), aspect ~ log-uniform(ratio), relative to
+    the patch's shape) and resizes it back to the patch's size (bilinear)."""
+    batch, frames, bands = tf.shape(patches)[0], tf.shape(patches)[1], tf.shape(patches)[2]
+    area = keras.random.uniform((batch,), scale[0], scale[1], seed=seed)
+    aspect = tf.exp(keras.random.uniform((batch,), math.log(ratio[0]), math.log(ratio[1]),
+                                         seed=seed))
+    height, width = tf.minimum(tf.sqrt(area * aspect), 1.0), tf.minimum(tf.sqrt(area / aspect), 1.0)
+    top = keras.random.uniform((batch,), 0, 1, seed=seed) * (1.0 - height)
+    left = keras.random.uniform((batch,), 0, 1, seed=seed) * (1.0 - width)
+    boxes = tf.stack([top, left, top + height, left + width], axis=1)
+    cropped = tf.image.crop_and_resize(patches[..., None], boxes, tf.range(batch), tf.stack([frames, bands]))
+    return cropped[..., 0]
+
+
+def random_shift(patches, max_frames: int = 10, max_bands: int = 4, seed=None):
+    """Shifts each patch by up to +-max_frames in time and +-max_bands in frequency; the vacated edge
+    repeats the patch's edge."""
+    batch, frames, bands = ops.shape(patches)[0], ops.shape(patches)[1], ops.shape(patches)[2]
+
+    def shifted_positions(size, max_shift):
+        shift = keras.random.randint((batch, 1), -max_shift, max_shift + 1, seed=seed)
+        return ops.clip(ops.arange(size)[None, :] - shift, 0, size - 1)
+
+    in_time = ops.take_along_axis(patches, shifted_positions(frames, max_frames)[:, :, None], axis=1)
+    return ops.take_along_axis(in_time, shifted_positions(bands, max_bands)[:, None, :], axis=2)

@@ -1,61 +1,28 @@
-"""Contrastive self-supervised learning (methods.md section 7): view augmentations on log-mel patches,
-the projection head and the NT-Xent loss. Written with keras.ops, so they run on any Keras backend.
+"""Contrastive self-supervised learning (methods.md section 7): views of unlabelled clips, an encoder and
+projection head trained with NT-Xent, and the encoder saved for downstream evaluation.
 
-Augmentations take a batch of log-mel patches [batch, frames, bands] in the extraction job's log domain
-(log(mel + LOG_OFFSET), before normalisation) and a `keras.random.SeedGenerator`.
+The loss and head use keras.ops (any Keras backend); the view augmentations (keras_models.augment) run in
+tf.data. Pretraining model folder: encoder.keras, history.json, contrastive_params.json, stats.json,
+checkpoints/ (resume state).
 """
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import keras
+import numpy as np
+import tensorflow as tf
 from keras import layers, ops
 
-LOG_OFFSET = 1e-6  # beam_jobs.features: log-mel = log(mel + 1e-6)
+from beam_jobs import schema
+from beam_jobs.extract import STATS_FILE
+from keras_models import augment
+from keras_models import input as model_input
+from keras_models.architectures import build_encoder
 
-
-def to_linear(logmel):
-    return ops.maximum(ops.exp(logmel) - LOG_OFFSET, 0.0)
-
-
-def to_log(linear):
-    return ops.log(linear + LOG_OFFSET)
-
-
-def mix_back(patches, backgrounds, a_max: float = 0.05, seed=None):
-    """Mixes each patch with a background patch (another clip's) in the linear domain: the foreground is
-    scaled by (1 - a) and the background's energy is set to a x the foreground's, a ~ U(0, a_max)."""
-    foreground, background = to_linear(patches), to_linear(backgrounds)
-    a = keras.random.uniform((ops.shape(patches)[0], 1, 1), 0.0, a_max, seed=seed)
-    foreground_energy = ops.mean(foreground, axis=(1, 2), keepdims=True)
-    background_energy = ops.maximum(ops.mean(background, axis=(1, 2), keepdims=True), LOG_OFFSET)
-    return to_log((1.0 - a) * foreground + a * foreground_energy / background_energy * background)
-
-
-def compander(patches, alpha: float = 0.75):
-    """Compresses the dynamic range: linear magnitudes raised to the power alpha (< 1)."""
-    return to_log(ops.power(to_linear(patches), alpha))
-
-
-def gaussian_noise(patches, sigma: float = 0.01, seed=None):
-    return patches + sigma * keras.random.normal(ops.shape(patches), seed=seed)
-
-
-def spec_augment(patches, max_frames: int = 20, max_bands: int = 10, seed=None):
-    """One time mask and one frequency mask per patch (SpecAugment), each up to the given width, filled
-    with the patch's mean."""
-    batch, frames, bands = ops.shape(patches)[0], ops.shape(patches)[1], ops.shape(patches)[2]
-
-    def mask(max_width, axis_size):
-        width = ops.cast(keras.random.uniform((batch, 1), 0, max_width + 1, seed=seed), "int32")
-        start = ops.cast(keras.random.uniform((batch, 1), 0, 1, seed=seed)
-                         * ops.cast(axis_size - width + 1, "float32"), "int32")
-        positions = ops.arange(axis_size)[None, :]
-        return ops.logical_and(positions >= start, positions < start + width)
-
-    time_mask = mask(max_frames, frames)[:, :, None]
-    band_mask = mask(max_bands, bands)[:, None, :]
-    masked = ops.logical_or(time_mask, band_mask)
-    fill = ops.mean(patches, axis=(1, 2), keepdims=True)
-    return ops.where(masked, fill, patches)
+ENCODER_FILE = "encoder.keras"
+PARAMS_FILE = "contrastive_params.json"
 
 
 def nt_xent(z_a, z_b, temperature: float = 0.2):
@@ -80,3 +47,206 @@ def projection_head(embedding_dim: int, hidden: int = 512, output: int = 512, na
     x = layers.Dense(output)(x)
     outputs = layers.UnitNormalization(axis=-1)(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+@keras.saving.register_keras_serializable(package="sound_event")
+class NTXentLoss(keras.losses.Loss):
+    """NT-Xent on the pretraining model's output [batch, 2, dim] (the two views' z); targets are unused."""
+
+    def __init__(self, temperature: float = 0.2, name: str = "nt_xent", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.temperature = temperature
+
+    def call(self, y_true, y_pred):
+        return nt_xent(y_pred[:, 0], y_pred[:, 1], self.temperature)
+
+    def get_config(self):
+        return {"temperature": self.temperature, "name": self.name}
+
+
+AUGMENTATIONS = ("rrc", "compander", "noise", "specaugment", "shift")
+
+
+@dataclasses.dataclass(frozen=True)
+class ContrastiveParams:
+    """Pretraining settings (defaults from the thesis, except the CPU-sized encoder and epochs)."""
+
+    architecture: str = "resnet18"
+    width: float = 1.0
+    tps: bool = True  # temporal proximity sampling; False: both views from the same patch
+    mix_back: bool = True
+    mix_back_max: float = 0.05
+    augmentations: tuple[str, ...] = AUGMENTATIONS
+    temperature: float = 0.2
+    head_units: int = 512
+    epochs: int = 50
+    batch_size: int = 128
+    learning_rate: float = 0.03  # SGD with momentum 0.9 and weight decay
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "augmentations", tuple(self.augmentations))
+        unknown = sorted(set(self.augmentations) - set(AUGMENTATIONS))
+        if unknown:
+            raise ValueError(f"Unknown augmentations {unknown}; expected some of {AUGMENTATIONS}")
+        if self.temperature <= 0 or self.epochs < 1 or self.batch_size < 2 or self.learning_rate <= 0:
+            raise ValueError(f"Invalid ContrastiveParams: temperature, epochs, learning_rate must be positive "
+                             f"and batch_size >= 2: {self}")
+
+
+def contrastive_views(features: model_input.FeatureSet, split: str, params: ContrastiveParams) -> tf.data.Dataset:
+    """((view_a, view_b), unused targets) batches from a whole-clip feature set: a pair of patches per clip
+    (TPS or the same patch), mix-back with another clip of the batch, the chosen augmentations, normalised."""
+    frames = features.params.patch_frames
+    clips = features.counts.get(split, {}).get("written", 0)
+    if clips < params.batch_size:
+        raise ValueError(f"{features.directory}: {clips} clips in {split!r}, fewer than one batch of "
+                         f"{params.batch_size}")
+    generator = keras.random.SeedGenerator(params.seed)
+    chosen = set(params.augmentations)
+
+    def augment_views(first, second):
+        views = []
+        for view, other in ((first, second), (second, first)):
+            if params.mix_back:  # the background: the other view of the next clip in the batch
+                view = augment.mix_back(view, tf.roll(other, 1, axis=0), params.mix_back_max, generator)
+            if "compander" in chosen:
+                view = augment.compander(view)
+            view = model_input.normalise(features, view)
+            if "rrc" in chosen:
+                view = augment.random_resized_crop(view, seed=generator)
+            if "noise" in chosen:
+                view = augment.gaussian_noise(view, seed=generator)
+            if "specaugment" in chosen:
+                view = augment.spec_augment(view, seed=generator)
+            if "shift" in chosen:
+                view = augment.random_shift(view, seed=generator)
+            views.append(view)
+        return (views[0], views[1]), tf.zeros(tf.shape(first)[:1])
+
+    return (model_input.clip_dataset(features, split, shuffle=True, seed=params.seed)
+            .map(lambda clip: augment.temporal_proximity_pair(clip[schema.LOGMEL], frames, not params.tps, generator),
+                 num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(params.batch_size, drop_remainder=True)
+            .map(augment_views, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def pretraining_model(encoder: keras.Model, head: keras.Model) -> keras.Model:
+    """Two views in, their projections z out as [batch, 2, dim]: NT-Xent trains encoder and head jointly."""
+    first, second = keras.Input(encoder.input_shape[1:], name="view_a"), keras.Input(encoder.input_shape[1:],
+                                                                                      name="view_b")
+    z = ops.stack([head(encoder(first)), head(encoder(second))], axis=1)
+    return keras.Model([first, second], z, name="contrastive_pretraining")
+
+
+def pretrain_contrastive(features_dir: str, model_dir: str, params: ContrastiveParams = ContrastiveParams()) -> dict:
+    """Pretrains an encoder on the unlabelled train split of a whole-clip feature set; writes encoder.keras,
+    history.json, contrastive_params.json and stats.json to model_dir; resumes after an interruption."""
+    from keras_models.train import HistoryFile, read_history
+
+    features = model_input.load_feature_set(features_dir)
+    tf.io.gfile.makedirs(model_dir)
+    keras.utils.set_random_seed(params.seed)
+    views = contrastive_views(features, "train", params)
+    encoder = build_encoder(params.architecture, features.input_shape, params.width)
+    head = projection_head(encoder.output_shape[-1], params.head_units, params.head_units)
+    model = pretraining_model(encoder, head)
+    model.compile(optimizer=keras.optimizers.SGD(params.learning_rate, momentum=params.momentum,
+                                                 weight_decay=params.weight_decay),
+                  loss=NTXentLoss(params.temperature), jit_compile=False)
+    with tf.io.gfile.GFile(f"{model_dir}/{PARAMS_FILE}", "w") as handle:
+        handle.write(json.dumps(dataclasses.asdict(params), indent=1))
+    tf.io.gfile.copy(f"{features_dir}/{STATS_FILE}", f"{model_dir}/{STATS_FILE}", overwrite=True)
+    history_path = f"{model_dir}/history.json"
+    model.fit(views, epochs=params.epochs, verbose=2, shuffle=False, callbacks=[
+        HistoryFile(history_path), keras.callbacks.BackupAndRestore(f"{model_dir}/checkpoints/backup")])
+    encoder.save(f"{model_dir}/{ENCODER_FILE}")
+    history = read_history(history_path)
+    return {"epochs": len(history), "final_loss": history[-1]["loss"], "encoder_parameters": encoder.count_params(),
+            "embedding_dim": int(encoder.output_shape[-1])}
+
+
+def load_encoder(model_dir: str) -> keras.Model:
+    from keras_models.layers import pooling  # noqa: F401  (registers SubsamplingPool for VGG41/VGG42)
+
+    return keras.models.load_model(f"{model_dir}/{ENCODER_FILE}")
+
+
+def embed_patches(encoder: keras.Model, features: model_input.FeatureSet, split: str,
+                  batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(l2-normalised embeddings h, labels, clip ids), one row per patch of the split."""
+    embeddings, labels, clips = [], [], []
+    for batch in model_input.patch_dataset(features, split, batch_size):
+        embeddings.append(np.asarray(encoder(batch[schema.LOGMEL], training=False)))
+        labels.append(batch[schema.LABELS].numpy())
+        clips += [clip.decode("utf-8") for clip in batch[schema.CLIP_ID].numpy()]
+    embeddings = np.concatenate(embeddings)
+    return embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12), np.concatenate(labels), clips
+
+
+def knn_scores(train_embeddings, train_labels, query_embeddings, k: int, single_label: bool,
+               chunk: int = 1024) -> np.ndarray:
+    """Per query patch: its K nearest train patches by cosine similarity vote. Single-label: a one-hot of
+    the majority class (ties to the lowest index); multi-label: the share of neighbours with each label."""
+    k = min(k, len(train_embeddings))
+    scores = []
+    for start in range(0, len(query_embeddings), chunk):
+        similarity = query_embeddings[start:start + chunk] @ train_embeddings.T
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        votes = train_labels[nearest].mean(axis=1)
+        if single_label:
+            votes = np.eye(train_labels.shape[1])[votes.argmax(axis=1)]
+        scores.append(votes)
+    return np.concatenate(scores)
+
+
+def knn_evaluate(encoder_dir: str, features_dir: str, k: int = 200, train_split: str = "train",
+                 eval_split: str = "test") -> dict:
+    """kNN on the frozen embedding h: train patches are the neighbours; a clip's scores are the mean of its
+    patches' votes, so single-label clips get the majority vote over their patches. Balanced top-1
+    accuracy for single-label data, mAP for multi-label data."""
+    from keras_models.metrics import clip_metrics, single_label_metrics
+
+    encoder, features = load_encoder(encoder_dir), model_input.load_feature_set(features_dir)
+    train_embeddings, train_labels, _ = embed_patches(encoder, features, train_split)
+    query_embeddings, query_labels, clips = embed_patches(encoder, features, eval_split)
+    single_label = bool(np.all(train_labels.sum(axis=1) == 1))
+    patch_scores = knn_scores(train_embeddings, train_labels, query_embeddings, k, single_label)
+    order = list(dict.fromkeys(clips))
+    index = {clip: i for i, clip in enumerate(order)}
+    clip_rows = np.array([index[clip] for clip in clips])
+    counts = np.bincount(clip_rows, minlength=len(order))[:, None]
+    clip_scores = np.zeros((len(order), patch_scores.shape[1]))
+    np.add.at(clip_scores, clip_rows, patch_scores)
+    clip_scores /= counts
+    clip_labels = np.zeros_like(clip_scores)
+    clip_labels[clip_rows] = query_labels
+    result = {"k": k, "clips": len(order), "single_label": single_label}
+    if single_label:
+        metrics = single_label_metrics(clip_labels, clip_scores)
+        result.update(accuracy=metrics["accuracy"], balanced_accuracy=metrics["balanced_accuracy"])
+    else:
+        result["mAP"] = clip_metrics(clip_labels, clip_scores)["mAP"]
+    return result
+
+
+METHODS = ("knn", "linear", "fine_tuned", "scratch")
+
+
+def summary_markdown(rows: list[dict]) -> str:
+    """The downstream table: one row per train set, one column per way of using the labels."""
+    by_set = {}
+    for row in rows:
+        by_set.setdefault(row["train_set"], {})[row["method"]] = row["balanced_accuracy"]
+    lines = ["# Contrastive self-supervised pretraining: downstream evaluation", "",
+             "Balanced (macro) top-1 accuracy on the test set. kNN and linear evaluation use the frozen "
+             "pretrained embedding; fine-tuning trains the pretrained encoder end to end; scratch trains the "
+             "same architecture from random weights.", "",
+             "| train set | " + " | ".join(METHODS) + " |", "|---|" + "---:|" * len(METHODS)]
+    for train_set, values in sorted(by_set.items()):
+        cells = [f"{values[method]:.4f}" if method in values else "-" for method in METHODS]
+        lines.append(f"| {train_set} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

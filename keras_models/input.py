@@ -69,6 +69,9 @@ def load_feature_set(directory: str) -> FeatureSet:
 def patch_dataset(features: FeatureSet, split: str, batch_size: int, shuffle: bool = False,
                   seed: int = 0, shuffle_buffer: int = 4096) -> tf.data.Dataset:
     """Batches of dicts: logmel (normalised, [batch, frames, bands]), labels, label_mask, clip_id, patch_index."""
+    if features.params.whole_clips:
+        raise ValueError(f"{features.directory} holds whole clips (FeatureParams.whole_clips); read it with "
+                         "clip_dataset, or extract patches")
     files = features.files(split)
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
@@ -78,11 +81,10 @@ def patch_dataset(features: FeatureSet, split: str, batch_size: int, shuffle: bo
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     frames, bands = features.input_shape
-    mean, std = tf.constant(features.mean), tf.constant(features.std)
 
     def parse(serialized):
         parsed = schema.parse_patches(serialized, frames, bands, features.n_classes)
-        parsed[schema.LOGMEL] = (parsed[schema.LOGMEL] - mean) / std
+        parsed[schema.LOGMEL] = normalise(features, parsed[schema.LOGMEL])
         return parsed
 
     batches = -(-features.patches(split) // batch_size)  # counts.json knows it; Keras then knows epoch ends
@@ -99,3 +101,25 @@ def supervised(dataset: tf.data.Dataset, with_mask: bool = False) -> tf.data.Dat
         return dataset.map(lambda batch: (batch[schema.LOGMEL],
                                           tf.concat([batch[schema.LABELS], batch[schema.LABEL_MASK]], axis=-1)))
     return dataset.map(lambda batch: (batch[schema.LOGMEL], batch[schema.LABELS]))
+
+
+def clip_dataset(features: FeatureSet, split: str, shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
+    """Whole-clip examples (FeatureParams.whole_clips), one at a time: dicts of logmel ([frames, bands], the
+    raw log domain: augmentations such as mix-back need it; `normalise` afterwards), labels, clip_id."""
+    if not features.params.whole_clips:
+        raise ValueError(f"{features.directory} holds patches; extract with whole_clips=True for clip examples")
+    files = features.files(split)
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
+                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    if shuffle:
+        dataset = dataset.shuffle(features.patches(split), seed=seed, reshuffle_each_iteration=True)
+    return dataset.map(lambda serialized: schema.parse_clip(serialized, features.params.n_mels, features.n_classes),
+                       num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def normalise(features: FeatureSet, logmel):
+    """Per-band standardisation with the train split's statistics (what patch_dataset applies)."""
+    return (logmel - tf.constant(features.mean)) / tf.constant(features.std)

@@ -24,8 +24,9 @@ import tensorflow as tf
 
 from beam_jobs.extract import STATS_FILE
 from keras_models import input as model_input
-from keras_models.architectures import build_model
+from keras_models.architectures import build_model, classifier
 from keras_models.augment import mixup
+from keras_models.contrastive import load_encoder
 from keras_models.evaluate import MODEL_FILE, load_model, predict_clips
 from keras_models.losses import LossParams, SupervisionLoss
 from keras_models.metrics import accuracy, average_precision
@@ -37,7 +38,7 @@ BEST_FILE = "best.json"
 
 @dataclasses.dataclass(frozen=True)
 class TrainParams:
-    architecture: str = "vgg_like"  # vgg_like | vgg41 | vgg42
+    architecture: str = "vgg_like"  # keras_models.architectures.ARCHITECTURES
     width: float = 1.0
     pooling: str = "max"  # the 2x2 subsampling pool of vgg41/vgg42 (keras_models.layers.pooling.VARIANTS)
     mixup_alpha: float = 0.0  # 0 = no mixup
@@ -48,6 +49,7 @@ class TrainParams:
     shuffle_buffer: int = 4096
     mixed_precision: bool = False  # float16 compute on a GPU
     loss: LossParams = LossParams()
+    optimizer: str = "adam"  # adam | sgd (momentum 0.9)
 
     def __post_init__(self):
         if isinstance(self.loss, dict):  # from train_params.json
@@ -57,10 +59,16 @@ class TrainParams:
                              f"positive: {self}")
         if self.mixup_alpha < 0:
             raise ValueError(f"Invalid TrainParams: mixup_alpha must be >= 0: {self}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"Invalid TrainParams: optimizer {self.optimizer!r} not in {sorted(OPTIMIZERS)}")
         from keras_models.layers.pooling import VARIANTS
 
         if self.pooling not in VARIANTS:
             raise ValueError(f"Invalid TrainParams: pooling {self.pooling!r} not in {sorted(VARIANTS)}")
+
+
+OPTIMIZERS = {"adam": lambda rate: keras.optimizers.Adam(rate),
+              "sgd": lambda rate: keras.optimizers.SGD(rate, momentum=0.9)}
 
 
 class ClipValidation(keras.callbacks.Callback):
@@ -136,10 +144,12 @@ def _write_model_description(model_dir: str, features: model_input.FeatureSet, p
 
 
 def train_classifier(features_dir: str, model_dir: str, params: TrainParams = TrainParams(),
-                     extra_callbacks: tuple = (), initial_model_dir: str = "",
-                     strategy: tf.distribute.Strategy | None = None) -> dict:
+                     extra_callbacks: tuple = (), initial_model_dir: str = "", initial_encoder_dir: str = "",
+                     freeze_encoder: bool = False, strategy: tf.distribute.Strategy | None = None) -> dict:
     """Trains on the 'train' split, selects by clip-level mAP (accuracy if single-label) on 'val';
-    returns a summary dict. `initial_model_dir`: start from that model's weights instead of scratch.
+    returns a summary dict. `initial_model_dir`: start from that model's weights instead of scratch;
+    `initial_encoder_dir`: a pretrained encoder (keras_models.contrastive) under a new classifier layer,
+    frozen (`freeze_encoder`: linear evaluation) or trained end to end (fine-tuning).
 
     Rerunning with the same model_dir after an interruption resumes from the last finished epoch.
     `strategy` defaults to `distribution_strategy()` (MirroredStrategy over several GPUs).
@@ -160,6 +170,7 @@ def train_classifier(features_dir: str, model_dir: str, params: TrainParams = Tr
         train_data = train_data.map(mixup(params.mixup_alpha), num_parallel_calls=tf.data.AUTOTUNE)
     val_data = model_input.patch_dataset(features, "val", params.batch_size)
 
+    output_activation = "softmax" if params.loss.single_label else "sigmoid"
     with strategy.scope():  # variables are created (mirrored) where the strategy places them
         if initial_model_dir:
             model = load_model(initial_model_dir)
@@ -167,10 +178,17 @@ def train_classifier(features_dir: str, model_dir: str, params: TrainParams = Tr
                 raise ValueError(f"{initial_model_dir}: model maps {model.input_shape[1:]} to "
                                  f"{model.output_shape[-1]} classes; {features_dir} has {features.input_shape} "
                                  f"patches of {features.n_classes} classes")
+        elif initial_encoder_dir:
+            encoder = load_encoder(initial_encoder_dir)
+            if tuple(encoder.input_shape[1:]) != features.input_shape:
+                raise ValueError(f"{initial_encoder_dir}: encoder takes {encoder.input_shape[1:]} patches; "
+                                 f"{features_dir} has {features.input_shape}")
+            encoder.trainable = not freeze_encoder
+            model = classifier(encoder, features.n_classes, output_activation, dropout=0.0 if freeze_encoder else 0.2)
         else:
             model = build_model(params.architecture, features.input_shape, features.n_classes, params.width,
-                                params.pooling, "softmax" if params.loss.single_label else "sigmoid")
-        model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss=SupervisionLoss(params.loss),
+                                params.pooling, output_activation)
+        model.compile(optimizer=OPTIMIZERS[params.optimizer](params.learning_rate), loss=SupervisionLoss(params.loss),
                       jit_compile=False)
     criterion = "val_accuracy" if params.loss.single_label else "val_mAP"
     _write_model_description(model_dir, features, params)

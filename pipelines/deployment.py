@@ -2,7 +2,7 @@
 
 Pipeline modules only wire components; `compile.py` applies a `Deployment` to every task when it
 compiles. Tasks are grouped by what their component does:
-  gpu    training, fine-tuning, model scoring: the GPU image, `gpu_count` accelerators, the GPU toleration
+  gpu    training, fine-tuning, pretraining, model scoring: the GPU image, `gpu_count` accelerators, the GPU toleration
   beam   Beam jobs on the DirectRunner in the task's pod (ingest, extraction, relabelling, pruning)
   light  evaluation and summaries
 """
@@ -16,7 +16,8 @@ from kfp.dsl import pipeline_context
 
 from components import PROJECT_IMAGE_PLACEHOLDER
 
-GPU_FUNCTIONS = frozenset({"train_classifier", "fine_tune_classifier", "score_clips"})
+GPU_FUNCTIONS = frozenset({"train_classifier", "fine_tune_classifier", "score_clips", "pretrain_contrastive",
+                           "train_on_encoder"})
 BEAM_FUNCTIONS = frozenset({"ingest_dataset", "extract_features", "relabel_missing", "prune_train_set"})
 # (CPU, memory) requests per role; a Beam job on a remote runner needs little of its own pod.
 DEFAULT_RESOURCES = {"gpu": ("8", "32G"), "beam": ("4", "16G"), "light": ("2", "8G")}

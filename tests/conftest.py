@@ -49,3 +49,13 @@ def noisy_features_dir(noisy_manifest_dir, tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("noisy_features"))
     extract(noisy_manifest_dir, directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def noisy_clip_features_dir(noisy_manifest_dir, tmp_path_factory):
+    """The small FSDnoisy18k-format set as whole-clip examples (for contrastive views)."""
+    from beam_jobs.params import FeatureParams
+
+    directory = str(tmp_path_factory.mktemp("noisy_clips"))
+    extract(noisy_manifest_dir, directory, FeatureParams(whole_clips=True))
+    return directory

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_models import contrastive
+from keras_models import augment, contrastive
 
 
 def numpy_nt_xent(z_a, z_b, temperature):
@@ -37,9 +37,9 @@ def patches(seed=0, batch=3):
 
 def test_mix_back_preserves_energy_and_is_identity_without_background():
     foreground, background = patches(0), patches(1) + 3.0  # a much louder background
-    unchanged = ops.convert_to_numpy(contrastive.mix_back(foreground, background, a_max=0.0))
+    unchanged = ops.convert_to_numpy(augment.mix_back(foreground, background, a_max=0.0))
     np.testing.assert_allclose(unchanged, foreground, atol=1e-4)
-    mixed = ops.convert_to_numpy(contrastive.mix_back(foreground, background, 0.05, keras.random.SeedGenerator(1)))
+    mixed = ops.convert_to_numpy(augment.mix_back(foreground, background, 0.05, keras.random.SeedGenerator(1)))
     linear_mixed, linear_foreground = np.exp(mixed) - 1e-6, np.exp(foreground) - 1e-6
     # (1 - a) E_f + a E_f: the mix keeps the foreground's energy, whatever the background's level
     np.testing.assert_allclose(linear_mixed.mean(axis=(1, 2)), linear_foreground.mean(axis=(1, 2)), rtol=1e-3)
@@ -49,21 +49,21 @@ def test_mix_back_preserves_energy_and_is_identity_without_background():
 
 def test_compander_compresses_the_dynamic_range():
     x = patches()
-    np.testing.assert_allclose(ops.convert_to_numpy(contrastive.compander(x, 1.0)), x, atol=1e-4)
-    companded = ops.convert_to_numpy(contrastive.compander(x, 0.75))
+    np.testing.assert_allclose(ops.convert_to_numpy(augment.compander(x, 1.0)), x, atol=1e-4)
+    companded = ops.convert_to_numpy(augment.compander(x, 0.75))
     loud = x > 0  # away from the log offset, log(p^a) = a log(p)
     np.testing.assert_allclose(companded[loud], 0.75 * x[loud], rtol=1e-3, atol=1e-4)
 
 
 def test_gaussian_noise_has_the_requested_spread():
     x = patches()
-    noisy = ops.convert_to_numpy(contrastive.gaussian_noise(x, 0.01, keras.random.SeedGenerator(2)))
+    noisy = ops.convert_to_numpy(augment.gaussian_noise(x, 0.01, keras.random.SeedGenerator(2)))
     assert np.std(noisy - x) == pytest.approx(0.01, rel=0.05)
 
 
 def test_spec_augment_masks_one_time_and_one_frequency_band_with_the_mean():
     x = patches(batch=8)
-    masked = ops.convert_to_numpy(contrastive.spec_augment(x, 20, 10, keras.random.SeedGenerator(3)))
+    masked = ops.convert_to_numpy(augment.spec_augment(x, 20, 10, keras.random.SeedGenerator(3)))
     for original, result in zip(x, masked):
         changed = ~np.isclose(original, result)
         frames = np.flatnonzero(changed.all(axis=1))  # frames masked across every band
@@ -82,3 +82,39 @@ def test_projection_head_outputs_unit_vectors():
     z = ops.convert_to_numpy(head(np.random.default_rng(0).normal(size=(5, 64)).astype("float32")))
     assert z.shape == (5, 512)
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
+
+
+def test_temporal_proximity_pairs_are_two_patches_of_the_clip():
+    clip = np.arange(300 * 4, dtype="float32").reshape(300, 4)  # frame i holds 4i..4i+3
+    generator = keras.random.SeedGenerator(4)
+    starts = set()
+    for _ in range(20):
+        first, second = (ops.convert_to_numpy(view) for view in augment.temporal_proximity_pair(clip, 101, False, generator))
+        for view in (first, second):
+            start = int(view[0, 0]) // 4
+            np.testing.assert_array_equal(view, clip[start:start + 101])
+            starts.add(start)
+    assert len(starts) > 10  # crops land anywhere in the clip
+    same_a, same_b = augment.temporal_proximity_pair(clip, 101, True, generator)
+    np.testing.assert_array_equal(ops.convert_to_numpy(same_a), ops.convert_to_numpy(same_b))
+    exact = ops.convert_to_numpy(augment.temporal_proximity_pair(clip[:101], 101, False, generator)[1])
+    np.testing.assert_array_equal(exact, clip[:101])  # a one-patch clip has one crop
+
+
+def test_random_resized_crop_keeps_the_shape_and_is_identity_at_full_scale():
+    x = patches(batch=4)
+    whole = ops.convert_to_numpy(augment.random_resized_crop(x, scale=(1.0, 1.0), ratio=(1.0, 1.0)))
+    np.testing.assert_allclose(whole, x, atol=1e-4)
+    cropped = ops.convert_to_numpy(augment.random_resized_crop(x, seed=keras.random.SeedGenerator(5)))
+    assert cropped.shape == x.shape and not np.allclose(cropped, x)
+    # a zoomed-in crop cannot exceed the patch's own value range
+    assert cropped.max() <= x.max() + 1e-4 and cropped.min() >= x.min() - 1e-4
+
+
+def test_random_shift_moves_content_by_at_most_the_limits():
+    x = np.tile(np.arange(101, dtype="float32")[None, :, None], (6, 1, 96))  # value = frame index
+    shifted = ops.convert_to_numpy(augment.random_shift(x, 10, 0, keras.random.SeedGenerator(6)))
+    offsets = shifted[:, 50, 0] - 50
+    assert np.all(np.abs(offsets) <= 10) and len(set(offsets)) > 1
+    for patch, offset in zip(shifted, offsets):  # interior frames moved rigidly, edges repeated
+        np.testing.assert_array_equal(patch[20:80, 0], np.arange(20, 80) + offset)

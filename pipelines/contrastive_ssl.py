@@ -1,0 +1,87 @@
+"""Contrastive self-supervised learning: pretrain an encoder with NT-Xent on the unlabelled train clips
+(TPS, mix-back, augmentations), then per downstream train set (noisy, small clean): kNN, linear
+evaluation and fine-tuning of the pretrained encoder next to training from scratch; one summary table.
+"""
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Markdown, Metrics
+
+from components.data import extract_features, ingest_dataset, select_train_set
+from components.models import evaluate_single_label, train_classifier
+from components.ssl import evaluate_knn, pretrain_contrastive, summarize_contrastive, train_on_encoder
+
+DOWNSTREAM_SETS = [{"train_set": "noisy", "flag": "!manually_verified"},
+                   {"train_set": "clean", "flag": "manually_verified"}]
+AUGMENTATIONS = ["rrc", "compander", "noise", "specaugment", "shift"]
+
+
+@dsl.pipeline(name="contrastive-ssl", description=__doc__.splitlines()[0])
+def contrastive_ssl(
+    dataset_root: str = "",
+    synthetic_clips: int = 2000,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    architecture: str = "resnet18",
+    width: float = 1.0,
+    tps: bool = True,
+    mix_back: bool = True,
+    augmentations: list = AUGMENTATIONS,
+    temperature: float = 0.2,
+    pretrain_epochs: int = 100,
+    pretrain_batch_size: int = 128,
+    pretrain_learning_rate: float = 0.03,
+    knn_k: int = 200,
+    downstream_sets: list = DOWNSTREAM_SETS,
+    downstream_epochs: int = 30,
+    batch_size: int = 64,
+    linear_learning_rate: float = 0.1,
+    fine_tune_learning_rate: float = 0.01,
+    scratch_learning_rate: float = 1e-3,
+    beam_runner: str = "DirectRunner",
+    beam_options: list = [],
+) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format="fsdnoisy18k",
+                              synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
+                              beam_options=beam_options)
+    manifest.set_display_name("ingest")
+    unlabelled = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"], flag="",
+                                  val_fraction=val_fraction, seed=seed)
+    unlabelled.set_display_name("unlabelled train set")
+    clips = extract_features(manifest=unlabelled.outputs["split_manifest"], beam_runner=beam_runner,
+                             beam_options=beam_options, whole_clips=True)
+    clips.set_display_name("extract whole clips")
+    pretrained = pretrain_contrastive(clips=clips.outputs["features"], architecture=architecture, width=width,
+                                      tps=tps, mix_back=mix_back, augmentations=augmentations,
+                                      temperature=temperature, epochs=pretrain_epochs,
+                                      batch_size=pretrain_batch_size, learning_rate=pretrain_learning_rate, seed=seed)
+    pretrained.set_display_name("contrastive pretraining")
+    with dsl.ParallelFor(downstream_sets) as downstream:
+        labelled = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"],
+                                    flag=downstream.flag, val_fraction=val_fraction, seed=seed)
+        features = extract_features(manifest=labelled.outputs["split_manifest"], beam_runner=beam_runner,
+                                    beam_options=beam_options)
+        knn = evaluate_knn(encoder=pretrained.outputs["encoder"], features=features.outputs["features"], k=knn_k,
+                           variant=downstream)
+        evaluations = {}
+        for method, freeze, rate in (("linear", True, linear_learning_rate),
+                                     ("fine_tuned", False, fine_tune_learning_rate)):
+            model = train_on_encoder(encoder=pretrained.outputs["encoder"], features=features.outputs["features"],
+                                     freeze=freeze, epochs=downstream_epochs, batch_size=batch_size,
+                                     learning_rate=rate, optimizer="sgd", seed=seed)
+            evaluations[method] = evaluate_single_label(
+                model=model.outputs["model"], features=features.outputs["features"], split="test",
+                aggregation="mean", variant=downstream, method=method)
+        scratch = train_classifier(features=features.outputs["features"], architecture=architecture, width=width,
+                                   epochs=downstream_epochs, batch_size=batch_size,
+                                   learning_rate=scratch_learning_rate, seed=seed, mixed_precision=False, loss="cce")
+        evaluations["scratch"] = evaluate_single_label(
+            model=scratch.outputs["model"], features=features.outputs["features"], split="test", aggregation="mean",
+            variant=downstream, method="scratch")
+    summary = summarize_contrastive(knn=dsl.Collected(knn.outputs["result"]),
+                                    linear=dsl.Collected(evaluations["linear"].outputs["result"]),
+                                    fine_tuned=dsl.Collected(evaluations["fine_tuned"].outputs["result"]),
+                                    scratch=dsl.Collected(evaluations["scratch"].outputs["result"]))
+    summary.set_display_name("summary")
+    outputs = NamedTuple("Outputs", metrics=Metrics, report=Markdown)
+    return outputs(metrics=summary.outputs["metrics"], report=summary.outputs["report"])
