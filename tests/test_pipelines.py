@@ -261,3 +261,37 @@ def test_dcase2019_task2_runs_locally_and_reports_lwlrap(tmp_path):
     for name in ("noisy only", "noisy then curated (warm start)", "curated only"):
         assert f"| {name} |" in report
     assert "| class | positives | AP | AUC | d' | lwlrap |" in result.stdout
+
+
+def test_contrastive_ssl_pretrains_once_and_compares_four_uses_per_downstream_set(compiled):
+    spec = load_spec(compiled / "contrastive_ssl.yaml")
+    tasks = spec.root.dag.tasks
+    assert "pretrain-contrastive" in tasks
+    clips = tasks["extract-features"].inputs.parameters["whole_clips"].runtime_value.constant.bool_value
+    assert clips  # pretraining reads whole clips (temporal proximity sampling)
+    loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
+    assert loop.parameter_iterator.items.input_parameter.endswith("downstream_sets")
+    inner = spec.components[loop.component_ref.name].dag.tasks
+    assert {"evaluate-knn", "train-on-encoder", "train-on-encoder-2", "train-classifier"} <= set(inner)
+    frozen = {inner[name].inputs.parameters["freeze"].runtime_value.constant.bool_value
+              for name in ("train-on-encoder", "train-on-encoder-2")}
+    assert frozen == {True, False}
+    parameters = spec.root.input_definitions.parameters
+    assert {"tps", "mix_back", "augmentations", "temperature"} <= set(parameters)
+    assert parameters["temperature"].default_value.number_value == 0.2
+
+
+@pytest.mark.slow
+def test_contrastive_ssl_runs_locally_and_reports_every_method(tmp_path):
+    command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "contrastive_ssl",
+               "--param", "synthetic_clips=60", "--param", "architecture=vgg_like", "--param", "width=0.125",
+               "--param", "pretrain_epochs=1", "--param", "pretrain_batch_size=8", "--param", "downstream_epochs=1",
+               "--param", "batch_size=16", "--param", "knn_k=5", "--param", "tps=false",
+               "--param", 'downstream_sets=[{"train_set": "clean", "flag": "manually_verified"}]',
+               "--pipeline-root", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = next(tmp_path.glob("contrastive-ssl-*/summarize-contrastive/report")).read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| clean |"))
+    cells = [cell.strip() for cell in row.split("|")[2:6]]  # knn, linear, fine_tuned, scratch
+    assert len(cells) == 4 and all(0 <= float(cell) <= 1 for cell in cells)
