@@ -164,6 +164,11 @@ def resplit(manifest: Manifest, strategy: str, val_fraction: float = 0.15, seed:
     if len(dev) < 2:
         raise ValueError(f"need at least 2 clips in splits {dev_splits} to split, found {len(dev)}")
     assignment = SPLITTERS[strategy](dev, manifest.vocabulary, val_fraction, seed)
+    n_val = sum(split == VAL for split in assignment.values())
+    if not 0 < n_val < len(dev):
+        raise ValueError(f"the {strategy} split of {len(dev)} clips at val_fraction {val_fraction} leaves "
+                         f"{n_val} val and {len(dev) - n_val} train clips; both must be non-empty (use more "
+                         f"clips or another val_fraction)")
     rows = tuple(dataclasses.replace(row, split=assignment[row.clip_id]) if row.clip_id in assignment else row
                  for row in manifest.rows)
     report = contamination_report(dev, assignment, manifest.vocabulary, strategy)

@@ -284,7 +284,8 @@ def test_contrastive_ssl_pretrains_once_and_compares_four_uses_per_downstream_se
 @pytest.mark.slow
 def test_contrastive_ssl_runs_locally_and_reports_every_method(tmp_path):
     command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "contrastive_ssl",
-               "--param", "synthetic_clips=60", "--param", "architecture=vgg_like", "--param", "width=0.125",
+               "--param", "synthetic_clips=100", "--param", "val_fraction=0.3", "--param", "architecture=vgg_like",
+               "--param", "width=0.125",
                "--param", "pretrain_epochs=1", "--param", "pretrain_batch_size=8", "--param", "downstream_epochs=1",
                "--param", "batch_size=16", "--param", "knn_k=5", "--param", "tps=false",
                "--param", 'downstream_sets=[{"train_set": "clean", "flag": "manually_verified"}]',

@@ -85,3 +85,11 @@ def test_subsample_split_keeps_a_fraction_of_train_only(manifest_dir):
     assert subsample_split(manifest, 1.0).rows == manifest.rows
     with pytest.raises(ValueError, match="train fraction"):
         subsample_split(manifest, 0.0)
+
+
+def test_a_split_without_val_or_train_clips_fails_before_training():
+    rows = tuple(ManifestRow(clip_id=str(i), audio_path=f"{i}.wav", split="train", labels=("a",), uploader="u")
+                 for i in range(3))
+    manifest = Manifest(rows=rows, vocabulary=("a",), source={})
+    with pytest.raises(ValueError, match="both must be non-empty"):
+        splits.resplit(manifest, "uploader", 0.15, seed=0)  # one uploader: one group, all in one split
