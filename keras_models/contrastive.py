@@ -130,6 +130,7 @@ def contrastive_views(features: model_input.FeatureSet, split: str, params: Cont
             .map(lambda clip: augment.temporal_proximity_pair(clip[schema.LOGMEL], frames, not params.tps, generator),
                  num_parallel_calls=tf.data.AUTOTUNE)
             .batch(params.batch_size, drop_remainder=True)
+            .apply(tf.data.experimental.assert_cardinality(clips // params.batch_size))  # Keras knows epoch ends
             .map(augment_views, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
 
