@@ -56,7 +56,10 @@ class Deployment:
         return (self.gpu_image or self.image) if role_of(function_name) == "gpu" else self.image
 
     def configure(self, task: dsl.PipelineTask) -> None:
-        role = role_of(function_of(task.component_spec.implementation.container.args))
+        container = task.component_spec.implementation.container
+        if container is None:  # an importer or a nested pipeline: its own tasks are configured instead
+            return
+        role = role_of(function_of(container.args))
         cpu, memory = self.resources[role]
         task.set_cpu_request(cpu).set_memory_request(memory).set_memory_limit(memory)
         task.set_caching_options(self.enable_caching)
