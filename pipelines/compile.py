@@ -34,9 +34,9 @@ def main(argv=None) -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="compiled")
     parser.add_argument("--image", default=PROJECT_IMAGE_PLACEHOLDER,
-                        help="the CPU project image (infra/docker/Dockerfile.cpu)")
+                        help="the CPU project image (infra/docker/Dockerfile, target cpu)")
     parser.add_argument("--gpu-image", default="", help="the GPU project image for training and scoring tasks "
-                        "(infra/docker/Dockerfile.gpu; default: --image)")
+                        "(infra/docker/Dockerfile, target gpu; default: --image)")
     parser.add_argument("--gpu-count", type=int, default=1, help="GPUs per training/scoring task; 0 = none")
     parser.add_argument("--accelerator-type", default="nvidia.com/gpu",
                         help="KFP on Kubernetes: nvidia.com/gpu; Vertex AI Pipelines: e.g. NVIDIA_L4")
