@@ -15,16 +15,21 @@ def _embedding_from_feature_map(x):
     return layers.GlobalMaxPooling1D(name="max_over_time")(x)
 
 
+def _patch_input(input_shape: tuple[int, int], size: float, size_name: str = "width"):
+    """(the model input, the patch as a one-channel image); `size` scales the architecture's filters."""
+    if size <= 0:
+        raise ValueError(f"{size_name} must be positive, got {size}")
+    inputs = keras.Input(shape=input_shape, name="logmel")  # (frames, bands)
+    return inputs, layers.Reshape((*input_shape, 1))(inputs)
+
+
 def vgg_like_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.Model:
     """The FSD50K VGG-like baseline's body: 3 blocks of two 3x3 conv + BN + ReLU and a 2x2 max-pool.
 
     width=1 gives 32/64/128 filters (the paper's ~0.27M-weight baseline with its classifier); the tiny
     CPU variant is width=0.25.
     """
-    if width <= 0:
-        raise ValueError(f"width must be positive, got {width}")
-    inputs = keras.Input(shape=input_shape, name="logmel")  # (frames, bands)
-    x = layers.Reshape((*input_shape, 1))(inputs)
+    inputs, x = _patch_input(input_shape, width)
     for block, base_filters in enumerate(VGG_LIKE_FILTERS, start=1):
         filters = max(4, round(base_filters * width))
         for conv in (1, 2):
@@ -54,10 +59,7 @@ def vgg4_encoder(input_shape: tuple[int, int], k: float = 1.0, pooling: str = "m
     """
     from keras_models.layers.pooling import subsampling_pool
 
-    if k <= 0:
-        raise ValueError(f"k must be positive, got {k}")
-    inputs = keras.Input(shape=input_shape, name="logmel")
-    x = layers.Reshape((*input_shape, 1))(inputs)
+    inputs, x = _patch_input(input_shape, k, "k")
     x = _conv_bn_relu(x, max(4, round(32 * k)), "front")
     for block, base_filters in enumerate(VGG4_FILTERS, start=1):
         filters = max(4, round(base_filters * k))
@@ -77,10 +79,7 @@ def resnet18_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.
     """ResNet-18 for log-mel patches: a 3x3 stem, 4 stages of two basic blocks (64/128/256/512 x width
     filters, stride 2 from stage 2 on, 1x1 projection shortcuts where shapes change), global average
     pooling: h has 512 x width dimensions (11M weights at width 1)."""
-    if width <= 0:
-        raise ValueError(f"width must be positive, got {width}")
-    inputs = keras.Input(shape=input_shape, name="logmel")
-    x = layers.Reshape((*input_shape, 1))(inputs)
+    inputs, x = _patch_input(input_shape, width)
     x = _conv_bn_relu(x, max(4, round(64 * width)), "stem")
     for stage, base_filters in enumerate(RESNET18_FILTERS, start=1):
         filters = max(4, round(base_filters * width))
@@ -104,10 +103,7 @@ CRNN_FILTERS = (64, 128, 128)
 def crnn_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.Model:
     """CRNN: 3 conv blocks (3x3 conv + BN + ReLU, pooling over frequency only, so time resolution stays),
     then a bidirectional GRU over time (64 x width units per direction); h = max over time of its outputs."""
-    if width <= 0:
-        raise ValueError(f"width must be positive, got {width}")
-    inputs = keras.Input(shape=input_shape, name="logmel")
-    x = layers.Reshape((*input_shape, 1))(inputs)
+    inputs, x = _patch_input(input_shape, width)
     for block, base_filters in enumerate(CRNN_FILTERS, start=1):
         x = _conv_bn_relu(x, max(4, round(base_filters * width)), f"block{block}")
         x = layers.MaxPooling2D((1, 4), name=f"block{block}_pool")(x)

@@ -66,12 +66,9 @@ def load_feature_set(directory: str) -> FeatureSet:
                       std=np.maximum(np.asarray(train["std"], dtype=np.float32), 1e-3))
 
 
-def patch_dataset(features: FeatureSet, split: str, batch_size: int, shuffle: bool = False,
-                  seed: int = 0, shuffle_buffer: int = 4096) -> tf.data.Dataset:
-    """Batches of dicts: logmel (normalised, [batch, frames, bands]), labels, label_mask, clip_id, patch_index."""
-    if features.params.whole_clips:
-        raise ValueError(f"{features.directory} holds whole clips (FeatureParams.whole_clips); read it with "
-                         "clip_dataset, or extract patches")
+def _records(features: FeatureSet, split: str, shuffle: bool, seed: int, shuffle_buffer: int) -> tf.data.Dataset:
+    """The split's serialized examples, read from its shards in parallel; shuffled across and within
+    shards when `shuffle`."""
     files = features.files(split)
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
@@ -80,6 +77,16 @@ def patch_dataset(features: FeatureSet, split: str, batch_size: int, shuffle: bo
                                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return dataset
+
+
+def patch_dataset(features: FeatureSet, split: str, batch_size: int, shuffle: bool = False,
+                  seed: int = 0, shuffle_buffer: int = 4096) -> tf.data.Dataset:
+    """Batches of dicts: logmel (normalised, [batch, frames, bands]), labels, label_mask, clip_id, patch_index."""
+    if features.params.whole_clips:
+        raise ValueError(f"{features.directory} holds whole clips (FeatureParams.whole_clips); read it with "
+                         "clip_dataset, or extract patches")
+    dataset = _records(features, split, shuffle, seed, shuffle_buffer)
     frames, bands = features.input_shape
 
     def parse(serialized):
@@ -108,14 +115,7 @@ def clip_dataset(features: FeatureSet, split: str, shuffle: bool = False, seed: 
     raw log domain: augmentations such as mix-back need it; `normalise` afterwards), labels, clip_id."""
     if not features.params.whole_clips:
         raise ValueError(f"{features.directory} holds patches; extract with whole_clips=True for clip examples")
-    files = features.files(split)
-    dataset = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle:
-        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
-                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
-    if shuffle:
-        dataset = dataset.shuffle(features.patches(split), seed=seed, reshuffle_each_iteration=True)
+    dataset = _records(features, split, shuffle, seed, shuffle_buffer=features.patches(split))
     return dataset.map(lambda serialized: schema.parse_clip(serialized, features.params.n_mels, features.n_classes),
                        num_parallel_calls=tf.data.AUTOTUNE)
 
