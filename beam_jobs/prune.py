@@ -27,7 +27,7 @@ from beam_jobs import schema
 from beam_jobs.extract import COUNTS_FILE
 from beam_jobs.manifest import join, write_text
 from beam_jobs.runner import pipeline_options
-from beam_jobs.scoring import copy_feature_set, read_json, read_score_table
+from beam_jobs.scoring import copy_feature_set, read_json, read_patches_by_clip, read_score_table
 from keras_models.losses import LossParams, per_example_loss
 
 PRUNED_FILE = "pruned.csv"
@@ -60,10 +60,7 @@ def prune(features_dir: str, scores_dir: str, output_dir: str, percentile: float
     threshold_index = int(round(percentile / 100 * (QUANTILES - 1)))
     pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(beam_args or []))
     with pipeline as p:
-        patches = (p
-                   | "ReadPatches" >> beam.io.ReadFromTFRecord(schema.shard_pattern(features_dir, split))
-                   | "KeyPatches" >> beam.Map(lambda serialized: (schema.decode_patch(serialized)[schema.CLIP_ID],
-                                                                  serialized)))
+        patches = read_patches_by_clip(p, features_dir, split)
         clips = ({"patches": patches, "scores": read_score_table(p, scores_dir)}
                  | "GroupByClip" >> beam.CoGroupByKey()
                  | "ClipLoss" >> beam.Map(clip_loss, loss=loss))

@@ -30,7 +30,7 @@ from beam_jobs.extract import COUNTS_FILE
 from beam_jobs.manifest import (IMPLICIT_NEGATIVE, MANIFEST_FILE, ManifestRow, join,
                                 read_manifest, read_text, write_text)
 from beam_jobs.runner import pipeline_options
-from beam_jobs.scoring import copy_feature_set, read_json, read_score_table
+from beam_jobs.scoring import copy_feature_set, read_json, read_patches_by_clip, read_score_table
 
 REPORT_FILE = "relabel_report.json"
 FLAGGED_FILE = "flagged.csv"
@@ -133,10 +133,7 @@ def relabel(features_dir: str, manifest_dir: str, scores_dir: str, tc_percent: f
                       | "Quantiles" >> ApproximateQuantiles.PerKey(QUANTILES)
                       | "Threshold" >> beam.MapTuple(lambda c, quantiles: (c, quantiles[threshold_index])))
         flagged = clips | "Flag" >> beam.FlatMap(flag, thresholds=beam.pvalue.AsDict(thresholds))
-        patches = (p
-                   | "ReadPatches" >> beam.io.ReadFromTFRecord(schema.shard_pattern(features_dir, split))
-                   | "KeyPatches" >> beam.Map(lambda serialized: (schema.decode_patch(serialized)[schema.CLIP_ID],
-                                                                  serialized)))
+        patches = read_patches_by_clip(p, features_dir, split)
         flagged_by_clip = flagged | "FlaggedByClip" >> beam.MapTuple(lambda clip_id, c, _: (clip_id, c))
         _ = ({"patches": patches, "flagged": flagged_by_clip}
              | "GroupPatches" >> beam.CoGroupByKey()

@@ -82,6 +82,14 @@ def read_json(path: str):
 
 
 
+def read_patches_by_clip(p: beam.Pipeline, features_dir: str, split: str) -> beam.PCollection:
+    """(clip id, serialized patch) pairs of a feature set's split, for jobs that regroup patches by clip."""
+    return (p
+            | "ReadPatches" >> beam.io.ReadFromTFRecord(schema.shard_pattern(features_dir, split))
+            | "KeyPatches" >> beam.Map(lambda serialized: (schema.decode_patch(serialized)[schema.CLIP_ID],
+                                                           serialized)))
+
+
 def score_row(element) -> str:
     clip_id, (patches, scores) = element
     return ",".join([clip_id, str(patches), *(f"{value:.6g}" for value in scores)])
