@@ -6,6 +6,7 @@ Output folder:
   counts.json        per split: read, written, rejected clips and patches; read = written + rejected
   dead_letters.jsonl one line per rejected clip: clip_id, path, split, reason
   params.json        the FeatureParams used;  vocabulary.json  class names in label-vector order
+  separation.json    with separated views (beam_jobs.separate): the separator and its checkpoints
 
     python -m beam_jobs.extract --manifest_dir M --output_dir F [--feature_params P.json]
         [--num_shards N] [--runner DataflowRunner ...]
@@ -38,6 +39,7 @@ class ClipFeatures(typing.NamedTuple):
     split: str
     logmel: np.ndarray  # (frames, bands) of the whole clip
     labels: np.ndarray  # (n_classes,) multi-hot
+    channels: np.ndarray | None = None  # (checkpoints, M, frames, bands) separated views, when asked for
 
 
 def decode_clip(path: str) -> tuple[np.ndarray, int]:
@@ -56,17 +58,32 @@ def decode_clip(path: str) -> tuple[np.ndarray, int]:
     return features.decode_audio(data, path)
 
 
-def clip_features(row: ManifestRow, params: FeatureParams, class_index: dict[str, int]) -> ClipFeatures:
-    waveform, rate = decode_clip(row.audio_path)
-    labels = np.zeros(len(class_index), dtype=np.float32)
-    labels[[class_index[label] for label in row.labels]] = 1.0
-    return ClipFeatures(row.clip_id, row.split, features.waveform_to_log_mel(waveform, rate, params), labels)
+class ClipFeaturesFn(beam.DoFn):
+    """Manifest row -> ClipFeatures; with a `separation` spec (beam_jobs.separate.SeparationSpec) also the
+    log-mels of the clip's separated channels, the separators loaded once per worker."""
+
+    def __init__(self, params: FeatureParams, class_index: dict[str, int], separation=None):
+        self.params, self.class_index, self.separation = params, class_index, separation
+        self.separated_log_mels = None
+
+    def setup(self):
+        if self.separation is not None:
+            self.separated_log_mels = self.separation.load(self.params)
+
+    def process(self, row: ManifestRow):
+        waveform, rate = decode_clip(row.audio_path)
+        labels = np.zeros(len(self.class_index), dtype=np.float32)
+        labels[[self.class_index[label] for label in row.labels]] = 1.0
+        waveform = features.prepare_waveform(waveform, rate, self.params)
+        channels = self.separated_log_mels(waveform) if self.separated_log_mels else None
+        yield ClipFeatures(row.clip_id, row.split, features.log_mel_spectrogram(waveform, self.params), labels,
+                           channels)
 
 
 def to_examples(clip: ClipFeatures, params: FeatureParams) -> typing.Iterator[bytes]:
     mask = np.ones_like(clip.labels)
     for index, patch in enumerate(features.examples_of(clip.logmel, params)):
-        yield schema.encode_patch(clip.clip_id, index, patch, clip.labels, mask)
+        yield schema.encode_patch(clip.clip_id, index, patch, clip.labels, mask, clip.channels)
 
 
 def dead_letter(failure) -> str:
@@ -117,14 +134,14 @@ def write_reports(grouped: list, output_dir: str) -> None:
 
 
 def build_pipeline(p: beam.Pipeline, manifest_dir: str, manifest: Manifest, params: FeatureParams,
-                   output_dir: str, num_shards: int) -> None:
+                   output_dir: str, num_shards: int, separation=None) -> None:
     splits = manifest.splits
     class_index = {label: i for i, label in enumerate(manifest.vocabulary)}
     rows = (p
             | "ReadManifest" >> beam.io.ReadFromText(join(manifest_dir, MANIFEST_FILE))
             | "ParseRows" >> beam.Map(ManifestRow.from_json))
     clips, failed = (rows
-                     | "Features" >> beam.Map(clip_features, params=params, class_index=class_index)
+                     | "Features" >> beam.ParDo(ClipFeaturesFn(params, class_index, separation))
                      .with_exception_handling())
     by_split = clips | "BySplit" >> beam.Partition(lambda clip, _: splits.index(clip.split), len(splits))
     for split, split_clips in zip(splits, by_split):
@@ -161,15 +178,18 @@ def check_counts(output_dir: str) -> dict:
 
 
 def extract(manifest_dir: str, output_dir: str, params: FeatureParams = FeatureParams(), num_shards: int = 0,
-            beam_args: list[str] | None = None, test_pipeline=None) -> dict:
-    """Runs the job; returns the per-split counts. The manifest is validated before any work starts."""
+            beam_args: list[str] | None = None, test_pipeline=None, separation=None) -> dict:
+    """Runs the job; returns the per-split counts. The manifest (and the `separation` spec, which adds
+    separated views: beam_jobs.separate) is validated before any work starts."""
     manifest = read_manifest(manifest_dir)
     options = pipeline_options(beam_args or [])
+    if separation is not None:
+        write_text(join(output_dir, separation.FILE), separation.validate(params))
     write_text(join(output_dir, PARAMS_FILE), params.to_json())
     write_text(join(output_dir, VOCABULARY_FILE), json.dumps(list(manifest.vocabulary), indent=1))
     pipeline = test_pipeline or beam.Pipeline(options=options)
     with pipeline as p:
-        build_pipeline(p, manifest_dir, manifest, params, output_dir, num_shards)
+        build_pipeline(p, manifest_dir, manifest, params, output_dir, num_shards, separation)
     return check_counts(output_dir)
 
 

@@ -133,8 +133,11 @@ def example_count(n_frames: int, params: FeatureParams) -> int:
     return 1 if params.whole_clips else len(patch_starts(n_frames, params))
 
 
+def prepare_waveform(waveform: np.ndarray, rate: int, params: FeatureParams) -> np.ndarray:
+    """Resampled to the feature rate, short clips replicated to one patch."""
+    return replicate_to_length(resample(waveform, rate, params.sample_rate), params.patch_samples)
+
+
 def waveform_to_log_mel(waveform: np.ndarray, rate: int, params: FeatureParams) -> np.ndarray:
-    """Resample, replicate short clips and compute the clip's log-mel (frames, n_mels)."""
-    waveform = resample(waveform, rate, params.sample_rate)
-    waveform = replicate_to_length(waveform, params.patch_samples)
-    return log_mel_spectrogram(waveform, params)
+    """The clip's log-mel (frames, n_mels) after `prepare_waveform`."""
+    return log_mel_spectrogram(prepare_waveform(waveform, rate, params), params)

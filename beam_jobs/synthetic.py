@@ -413,13 +413,14 @@ def event_source(config: SyntheticConfig, uploader: Uploader, label: str, clip_r
     return clip_rng
 
 
-def render_clip(plan: ClipPlan, config: SyntheticConfig) -> np.ndarray:
-    """(samples, channels) float32 waveform of a planned clip, peak in [0.3, 0.9]."""
+def _sources(plan: ClipPlan, config: SyntheticConfig) -> tuple[list[np.ndarray], Uploader, np.random.Generator]:
+    """The clip's noise floor and each event placed in time, before the uploader's colouration and gain,
+    and the random generator those still draw from."""
     rng = _rng(config.seed, plan.index, 1)
     uploader = uploader_profile(plan.uploader, config.seed, config.spec.audio_classes)
     rate = plan.sample_rate
     n = max(1, int(plan.seconds * rate))
-    mix = _background(rng, n, rate, uploader)
+    sources = [_background(rng, n, rate, uploader)]
     for event in plan.events:
         length = max(1, int(event.duration * rate))
         sound = RENDERERS[event.label](event_source(config, uploader, event.label, rng), length, rate)
@@ -430,14 +431,39 @@ def render_clip(plan: ClipPlan, config: SyntheticConfig) -> np.ndarray:
             envelope[-fade:] = np.linspace(1, 0, fade)
         sound = sound * envelope / (np.max(np.abs(sound)) + 1e-9) * 10 ** (event.gain_db / 20)
         start = min(n - 1, int(event.onset * rate))
-        mix[start:start + length] += sound[: n - start]
-    size = scipy.fft.next_fast_len(n, real=True)
-    spectrum = scipy.fft.rfft(mix, size) * colouration(uploader, scipy.fft.rfftfreq(size, 1.0 / rate))
-    mix = scipy.fft.irfft(spectrum, size)[:n]
-    mix *= rng.uniform(0.3, 0.9) * 10 ** (uploader.gain_db / 20) / (np.max(np.abs(mix)) + 1e-9)
+        placed = np.zeros(n)
+        placed[start:start + length] = sound[: n - start]
+        sources.append(placed)
+    return sources, uploader, rng
+
+
+def _coloured(signal: np.ndarray, uploader: Uploader, rate: int) -> np.ndarray:
+    size = scipy.fft.next_fast_len(len(signal), real=True)
+    spectrum = scipy.fft.rfft(signal, size) * colouration(uploader, scipy.fft.rfftfreq(size, 1.0 / rate))
+    return scipy.fft.irfft(spectrum, size)[: len(signal)]
+
+
+def _mixture_gain(mix: np.ndarray, uploader: Uploader, rng: np.random.Generator) -> float:
+    return rng.uniform(0.3, 0.9) * 10 ** (uploader.gain_db / 20) / (np.max(np.abs(mix)) + 1e-9)
+
+
+def render_clip(plan: ClipPlan, config: SyntheticConfig) -> np.ndarray:
+    """(samples, channels) float32 waveform of a planned clip, peak in [0.3, 0.9]."""
+    sources, uploader, rng = _sources(plan, config)
+    mix = _coloured(sum(sources), uploader, plan.sample_rate)
+    mix *= _mixture_gain(mix, uploader, rng)
     if plan.channels == 2:  # a slightly different level per channel, as a real stereo recording has
         return np.stack([mix, mix * rng.uniform(0.7, 1.0)], axis=1).astype(np.float32)
     return mix[:, None].astype(np.float32)
+
+
+def render_sources(plan: ClipPlan, config: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(mono mixture, sources [noise floor, events...]) of a planned clip at its sample rate, float64; the
+    sources sum to the mixture (the colouration and gain are linear), which is render_clip's first channel."""
+    sources, uploader, rng = _sources(plan, config)
+    coloured = np.stack([_coloured(source, uploader, plan.sample_rate) for source in sources])
+    gain = _mixture_gain(_coloured(sum(sources), uploader, plan.sample_rate), uploader, rng)
+    return coloured.sum(axis=0) * gain, coloured * gain
 
 
 def audio_path(output_dir: str, plan: ClipPlan, config: SyntheticConfig) -> str:

@@ -36,14 +36,17 @@ def evaluate_knn(encoder: Input[Model], features: Input[Dataset], k: int, varian
 
 @dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
 def train_on_encoder(encoder: Input[Model], features: Input[Dataset], freeze: bool, epochs: int, batch_size: int,
-                     learning_rate: float, optimizer: str, seed: int, model: Output[Model], loss: str = "cce"):
-    """A classifier on a pretrained encoder: frozen (linear evaluation) or trained end to end (fine-tuning)."""
+                     learning_rate: float, optimizer: str, seed: int, model: Output[Model], loss: str = "cce",
+                     head_hidden_units: int = 0):
+    """A classifier on a pretrained encoder: frozen (linear evaluation; with `head_hidden_units`, a shallow
+    classifier with one hidden layer) or trained end to end (fine-tuning)."""
     from keras_models.losses import LossParams
     from keras_models.train import TrainParams, train_classifier
 
     summary = train_classifier(features.path, model.path, TrainParams(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer, seed=seed,
-        loss=LossParams(loss)), initial_encoder_dir=encoder.path, freeze_encoder=freeze)
+        loss=LossParams(loss), head_hidden_units=head_hidden_units), initial_encoder_dir=encoder.path,
+        freeze_encoder=freeze)
     model.metadata.update(framework="keras", frozen_encoder=freeze, **summary)
 
 

@@ -130,9 +130,13 @@ def build_encoder(architecture: str, input_shape: tuple[int, int], width: float 
 
 
 def classifier(encoder: keras.Model, n_classes: int, output_activation: str = "sigmoid",
-               dropout: float = 0.2, name: str = "") -> keras.Model:
-    """Encoder -> dropout -> dense -> sigmoid (multi-label) or softmax (single-label)."""
-    x = layers.Dropout(dropout, name="dropout")(encoder.output)
+               dropout: float = 0.2, name: str = "", hidden_units: int = 0) -> keras.Model:
+    """Encoder -> [dense ReLU hidden layer] -> dropout -> dense -> sigmoid (multi-label) or softmax
+    (single-label). The hidden layer makes the shallow classifier of frozen-embedding evaluations."""
+    x = encoder.output
+    if hidden_units:
+        x = layers.Dense(hidden_units, activation="relu", name="hidden")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
     x = layers.Dense(n_classes, name="logits")(x)
     outputs = layers.Activation(output_activation, dtype="float32", name="scores")(x)
     return keras.Model(encoder.input, outputs, name=name or encoder.name.replace("_encoder", ""))

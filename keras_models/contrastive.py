@@ -146,8 +146,6 @@ def pretraining_model(encoder: keras.Model, head: keras.Model) -> keras.Model:
 def pretrain_contrastive(features_dir: str, model_dir: str, params: ContrastiveParams = ContrastiveParams()) -> dict:
     """Pretrains an encoder on the unlabelled train split of a whole-clip feature set; writes encoder.keras,
     history.json, contrastive_params.json and stats.json to model_dir; resumes after an interruption."""
-    from keras_models.train import HistoryFile, read_history
-
     features = model_input.load_feature_set(features_dir)
     tf.io.gfile.makedirs(model_dir)
     keras.utils.set_random_seed(params.seed)
@@ -158,11 +156,22 @@ def pretrain_contrastive(features_dir: str, model_dir: str, params: ContrastiveP
     model.compile(optimizer=keras.optimizers.SGD(params.learning_rate, momentum=params.momentum,
                                                  weight_decay=params.weight_decay),
                   loss=NTXentLoss(params.temperature), jit_compile=False)
-    with tf.io.gfile.GFile(f"{model_dir}/{PARAMS_FILE}", "w") as handle:
-        handle.write(json.dumps(dataclasses.asdict(params), indent=1))
+    return fit_and_save_encoder(model, encoder, views, features_dir, model_dir, params.epochs,
+                                {PARAMS_FILE: json.dumps(dataclasses.asdict(params), indent=1)})
+
+
+def fit_and_save_encoder(model: keras.Model, encoder: keras.Model, views: tf.data.Dataset, features_dir: str,
+                         model_dir: str, epochs: int, files: dict[str, str]) -> dict:
+    """Trains a pretraining model (resumable), then writes the encoder, its input statistics, the history
+    and `files` ({name: text}) to model_dir; returns a summary."""
+    from keras_models.train import HistoryFile, read_history
+
+    for name, text in files.items():
+        with tf.io.gfile.GFile(f"{model_dir}/{name}", "w") as handle:
+            handle.write(text)
     tf.io.gfile.copy(f"{features_dir}/{STATS_FILE}", f"{model_dir}/{STATS_FILE}", overwrite=True)
     history_path = f"{model_dir}/history.json"
-    model.fit(views, epochs=params.epochs, verbose=2, shuffle=False, callbacks=[
+    model.fit(views, epochs=epochs, verbose=2, shuffle=False, callbacks=[
         HistoryFile(history_path), keras.callbacks.BackupAndRestore(f"{model_dir}/checkpoints/backup")])
     encoder.save(f"{model_dir}/{ENCODER_FILE}")
     history = read_history(history_path)

@@ -110,13 +110,17 @@ def supervised(dataset: tf.data.Dataset, with_mask: bool = False) -> tf.data.Dat
     return dataset.map(lambda batch: (batch[schema.LOGMEL], batch[schema.LABELS]))
 
 
-def clip_dataset(features: FeatureSet, split: str, shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
+def clip_dataset(features: FeatureSet, split: str, shuffle: bool = False, seed: int = 0,
+                 channels: tuple[int, int] | None = None, shuffle_buffer: int = 0) -> tf.data.Dataset:
     """Whole-clip examples (FeatureParams.whole_clips), one at a time: dicts of logmel ([frames, bands], the
-    raw log domain: augmentations such as mix-back need it; `normalise` afterwards), labels, clip_id."""
+    raw log domain: augmentations such as mix-back need it; `normalise` afterwards), labels, clip_id, and
+    with `channels` = (checkpoints, M) the separated channels (beam_jobs.separate). `shuffle_buffer`: in
+    clips, 0 = the whole split."""
     if not features.params.whole_clips:
         raise ValueError(f"{features.directory} holds patches; extract with whole_clips=True for clip examples")
-    dataset = _records(features, split, shuffle, seed, shuffle_buffer=features.patches(split))
-    return dataset.map(lambda serialized: schema.parse_clip(serialized, features.params.n_mels, features.n_classes),
+    dataset = _records(features, split, shuffle, seed, shuffle_buffer=shuffle_buffer or features.patches(split))
+    return dataset.map(lambda serialized: schema.parse_clip(serialized, features.params.n_mels, features.n_classes,
+                                                            channels),
                        num_parallel_calls=tf.data.AUTOTUNE)
 
 

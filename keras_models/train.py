@@ -50,6 +50,7 @@ class TrainParams:
     mixed_precision: bool = False  # float16 compute on a GPU
     loss: LossParams = LossParams()
     optimizer: str = "adam"  # adam | sgd (momentum 0.9)
+    head_hidden_units: int = 0  # on a pretrained encoder: a hidden ReLU layer under the output (0 = linear)
 
     def __post_init__(self):
         if isinstance(self.loss, dict):  # from train_params.json
@@ -57,8 +58,8 @@ class TrainParams:
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0 or self.width <= 0:
             raise ValueError(f"Invalid TrainParams: epochs, batch_size, learning_rate and width must be "
                              f"positive: {self}")
-        if self.mixup_alpha < 0:
-            raise ValueError(f"Invalid TrainParams: mixup_alpha must be >= 0: {self}")
+        if self.mixup_alpha < 0 or self.head_hidden_units < 0:
+            raise ValueError(f"Invalid TrainParams: mixup_alpha and head_hidden_units must be >= 0: {self}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Invalid TrainParams: optimizer {self.optimizer!r} not in {sorted(OPTIMIZERS)}")
         from keras_models.layers.pooling import VARIANTS
@@ -184,7 +185,8 @@ def train_classifier(features_dir: str, model_dir: str, params: TrainParams = Tr
                 raise ValueError(f"{initial_encoder_dir}: encoder takes {encoder.input_shape[1:]} patches; "
                                  f"{features_dir} has {features.input_shape}")
             encoder.trainable = not freeze_encoder
-            model = classifier(encoder, features.n_classes, output_activation, dropout=0.0 if freeze_encoder else 0.2)
+            model = classifier(encoder, features.n_classes, output_activation, dropout=0.0 if freeze_encoder else 0.2,
+                               hidden_units=params.head_hidden_units)
         else:
             model = build_model(params.architecture, features.input_shape, features.n_classes, params.width,
                                 params.pooling, output_activation)

@@ -17,8 +17,9 @@ from kfp.dsl import pipeline_context
 from components import PROJECT_IMAGE_PLACEHOLDER
 
 GPU_FUNCTIONS = frozenset({"train_classifier", "fine_tune_classifier", "score_clips", "pretrain_contrastive",
-                           "train_on_encoder"})
-BEAM_FUNCTIONS = frozenset({"ingest_dataset", "extract_features", "relabel_missing", "prune_train_set"})
+                           "train_on_encoder", "train_separator", "pretrain_separation_ssl"})
+BEAM_FUNCTIONS = frozenset({"ingest_dataset", "extract_features", "relabel_missing", "prune_train_set",
+                            "separate_views"})
 # (CPU, memory) requests per role; a Beam job on a remote runner needs little of its own pod.
 DEFAULT_RESOURCES = {"gpu": ("8", "32G"), "beam": ("4", "16G"), "light": ("2", "8G")}
 GPU_TAINT_KEY = "nvidia.com/gpu"  # GKE (and the NVIDIA GPU operator) taint GPU nodes with this key

@@ -1,0 +1,94 @@
+"""Separated views (Beam): the feature extraction job, whole clips, plus the log-mels of each clip's
+channels as separated by one or several checkpoints of a MixIT separator (keras_models.separation).
+
+Separation runs here, once per clip and checkpoint, rather than on the fly in the representation's input
+pipeline: the separator is deterministic, so on the fly it would repeat the same work every epoch
+(`benchmarks/separated_views.py` measures both). Output: what beam_jobs.extract writes, with every example
+also holding `channels` [checkpoints, M, frames, bands] (beam_jobs.schema), and separation.json naming
+the separator and the checkpoint steps in that order.
+
+    python -m beam_jobs.separate --manifest_dir M --output_dir F --separator_dir S --steps 500,2000
+        [--num_shards N] [--runner DataflowRunner ...]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+
+import numpy as np
+
+from beam_jobs import features
+from beam_jobs.params import FeatureParams
+
+
+@dataclasses.dataclass(frozen=True)
+class SeparationSpec:
+    separator_dir: str
+    steps: tuple[int, ...]  # checkpoints, in the order of the examples' channels axis 0
+
+    FILE: typing.ClassVar[str] = "separation.json"
+
+    def validate(self, params: FeatureParams) -> str:
+        """Fails before any work on a mismatch; returns separation.json's text."""
+        from keras_models.separation import read_params
+
+        separator = read_params(self.separator_dir)
+        problems = []
+        if not params.whole_clips:
+            problems.append("separated views are whole-clip examples: use FeatureParams(whole_clips=True)")
+        if separator.sample_rate != params.sample_rate:
+            problems.append(f"the separator runs at {separator.sample_rate} Hz, the features at {params.sample_rate} Hz")
+        missing = [step for step in self.steps if step not in separator.checkpoint_steps]
+        if not self.steps or missing:
+            problems.append(f"steps {list(self.steps)}: need one or more of the saved checkpoints "
+                            f"{list(separator.checkpoint_steps)}")
+        if problems:
+            raise ValueError(f"{self.separator_dir}: " + "; ".join(problems))
+        return json.dumps({"separator_dir": self.separator_dir, "steps": list(self.steps),
+                           "channels": separator.channels}, indent=1)
+
+    def load(self, params: FeatureParams):
+        """waveform (at the feature rate) -> (checkpoints, M, frames, bands) float32 log-mels."""
+        from keras_models.separation import load_separator, separate
+
+        separators = [load_separator(self.separator_dir, step) for step in self.steps]
+
+        def separated_log_mels(waveform: np.ndarray) -> np.ndarray:
+            return np.stack([np.stack([features.log_mel_spectrogram(channel, params)
+                                       for channel in separate(separator, waveform)])
+                             for separator in separators])
+
+        return separated_log_mels
+
+
+def read_separation(features_dir: str) -> dict:
+    """separation.json of a separated-views feature set."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from beam_jobs.manifest import join, read_text
+
+    path = join(features_dir, SeparationSpec.FILE)
+    if not FileSystems.exists(path):
+        raise FileNotFoundError(f"{path}: missing; is {features_dir} the output of beam_jobs.separate?")
+    return json.loads(read_text(path))
+
+
+def run(argv=None, test_pipeline=None) -> dict:
+    from beam_jobs.extract import extract
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--manifest_dir", required=True)
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--separator_dir", required=True)
+    parser.add_argument("--steps", required=True, help="comma-separated checkpoint steps")
+    parser.add_argument("--num_shards", type=int, default=0)
+    args, beam_args = parser.parse_known_args(argv)
+    spec = SeparationSpec(args.separator_dir, tuple(int(step) for step in args.steps.split(",")))
+    return extract(args.manifest_dir, args.output_dir, FeatureParams(whole_clips=True), args.num_shards, beam_args,
+                   test_pipeline, separation=spec)
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=1))

@@ -1,0 +1,95 @@
+"""Self-supervised learning from automatically separated sound scenes: train a MixIT separator on the
+unlabelled train clips, separate every clip with its checkpoints (Beam), pretrain an encoder per proxy-task
+setting (SM, CP, SM+CP; mixture vs channel or vs mixture; one or all checkpoints), then a shallow classifier
+on each frozen embedding; mAP and d' on the evaluation split, one summary with the separator's SI-SNRi.
+"""
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Markdown, Metrics
+
+from components.data import extract_features, ingest_dataset, select_train_set
+from components.separation import (evaluate_separator, evaluate_shallow_classifier, pretrain_separation_ssl,
+                                   separate_views, summarize_separation_ssl, train_separator)
+from components.ssl import train_on_encoder
+
+# checkpoints: separator steps the channel view draws from ("OR" rule); [] = all, -1 = the last one.
+SETTINGS = [
+    {"name": "sm_mixture", "proxy_tasks": "sm", "view": "mixture", "checkpoints": []},
+    {"name": "cp_mixture", "proxy_tasks": "cp", "view": "mixture", "checkpoints": []},
+    {"name": "sm_cp_mixture", "proxy_tasks": "sm+cp", "view": "mixture", "checkpoints": []},
+    {"name": "sm_channel", "proxy_tasks": "sm", "view": "channel", "checkpoints": [-1]},
+    {"name": "cp_channel", "proxy_tasks": "cp", "view": "channel", "checkpoints": [-1]},
+    {"name": "sm_cp_channel", "proxy_tasks": "sm+cp", "view": "channel", "checkpoints": [-1]},
+    {"name": "sm_cp_channel_or", "proxy_tasks": "sm+cp", "view": "channel", "checkpoints": []},
+]
+
+
+@dsl.pipeline(name="separation-ssl", description=__doc__.splitlines()[0])
+def separation_ssl(
+    dataset_root: str = "",
+    dataset_format: str = "fsd50k",
+    synthetic_clips: int = 2000,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    separator_channels: int = 4,
+    separator_steps: int = 4000,
+    checkpoint_steps: list = [500, 1000, 2000, 4000],
+    separator_segment_seconds: float = 2.0,
+    separator_batch_size: int = 8,
+    separator_learning_rate: float = 1e-3,
+    evaluation_mixtures: int = 100,
+    settings: list = SETTINGS,
+    cp_weight: float = 1.0,
+    tps: bool = True,
+    specaugment: bool = True,
+    architecture: str = "resnet18",
+    width: float = 1.0,
+    temperature: float = 0.2,
+    pretrain_epochs: int = 100,
+    pretrain_batch_size: int = 128,
+    pretrain_learning_rate: float = 1e-3,
+    shallow_hidden_units: int = 512,
+    shallow_epochs: int = 30,
+    shallow_learning_rate: float = 1e-3,
+    batch_size: int = 64,
+    beam_runner: str = "DirectRunner",
+    beam_options: list = [],
+) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format,
+                              synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
+                              beam_options=beam_options)
+    manifest.set_display_name("ingest")
+    unlabelled = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"], flag="",
+                                  val_fraction=val_fraction, seed=seed)
+    unlabelled.set_display_name("unlabelled train set")
+    patches = extract_features(manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
+                               beam_options=beam_options)
+    patches.set_display_name("extract labelled patches")
+    separator = train_separator(manifest=unlabelled.outputs["split_manifest"], channels=separator_channels,
+                                steps=separator_steps, checkpoint_steps=checkpoint_steps,
+                                segment_seconds=separator_segment_seconds, batch_size=separator_batch_size,
+                                learning_rate=separator_learning_rate, seed=seed)
+    separator.set_display_name("MixIT separator")
+    separation = evaluate_separator(separator=separator.outputs["separator"], mixtures=evaluation_mixtures)
+    separation.set_display_name("separation SI-SNRi")
+    views = separate_views(manifest=unlabelled.outputs["split_manifest"], separator=separator.outputs["separator"],
+                           steps=[], beam_runner=beam_runner, beam_options=beam_options)
+    views.set_display_name("separated views")
+    with dsl.ParallelFor(settings) as setting:
+        encoder = pretrain_separation_ssl(views=views.outputs["views"], setting=setting, cp_weight=cp_weight,
+                                          tps=tps, specaugment=specaugment, architecture=architecture, width=width,
+                                          temperature=temperature, epochs=pretrain_epochs,
+                                          batch_size=pretrain_batch_size, learning_rate=pretrain_learning_rate,
+                                          seed=seed)
+        shallow = train_on_encoder(encoder=encoder.outputs["encoder"], features=patches.outputs["features"],
+                                   freeze=True, epochs=shallow_epochs, batch_size=batch_size,
+                                   learning_rate=shallow_learning_rate, optimizer="adam", seed=seed, loss="bce",
+                                   head_hidden_units=shallow_hidden_units)
+        evaluation = evaluate_shallow_classifier(model=shallow.outputs["model"], features=patches.outputs["features"],
+                                                 split="eval", variant=setting)
+    summary = summarize_separation_ssl(separation=separation.outputs["result"],
+                                       results=dsl.Collected(evaluation.outputs["result"]))
+    summary.set_display_name("summary")
+    outputs = NamedTuple("Outputs", metrics=Metrics, report=Markdown)
+    return outputs(metrics=summary.outputs["metrics"], report=summary.outputs["report"])
