@@ -382,7 +382,7 @@ def evaluate_separation(separator_dir: str, mixtures: int = 50, seed: int = 1) -
 
 def separation_markdown(rows: list[dict], training: dict) -> str:
     counts = sorted({key for row in rows for key in row if key.startswith("mean_si_snri_")})
-    trained = (f"Trained {training['steps']} steps; MixIT loss (first {min(50, training['steps'])} steps -> last) "
+    trained = (f"Trained {int(training['steps'])} steps; MixIT loss (first {min(50, int(training['steps']))} steps -> last) "
                f"{training['first_loss']:.2f} -> {training['final_loss']:.2f} dB. " if training else "")
     lines = ["# MixIT separator: SI-SNR improvement on synthetic mixtures with known sources", "",
              trained + "SI-SNRi per source (noise floor and each event), each source paired with its best "

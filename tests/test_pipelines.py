@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 from google.protobuf import json_format
@@ -296,3 +297,43 @@ def test_contrastive_ssl_runs_locally_and_reports_every_method(tmp_path):
     row = next(line for line in report.splitlines() if line.startswith("| clean |"))
     cells = [cell.strip() for cell in row.split("|")[2:6]]  # knn, linear, fine_tuned, scratch
     assert len(cells) == 4 and all(0 <= float(cell) <= 1 for cell in cells)
+
+
+def test_separation_ssl_trains_the_separator_once_and_an_encoder_per_setting(compiled):
+    spec = load_spec(compiled / "separation_ssl.yaml")
+    tasks = spec.root.dag.tasks
+    assert {"train-separator", "evaluate-separator", "separate-views", "summarize-separation-ssl"} <= set(tasks)
+    assert "train-separator" in tasks["separate-views"].dependent_tasks
+    loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
+    assert loop.parameter_iterator.items.input_parameter.endswith("settings")
+    inner = spec.components[loop.component_ref.name].dag.tasks
+    assert {"pretrain-separation-ssl", "train-on-encoder", "evaluate-shallow-classifier"} <= set(inner)
+    assert inner["train-on-encoder"].inputs.parameters["freeze"].runtime_value.constant.bool_value
+    parameters = spec.root.input_definitions.parameters
+    settings = json_format.MessageToDict(parameters["settings"].default_value)
+    assert {(s["proxy_tasks"], s["view"]) for s in settings} == {
+        (tasks_, view) for tasks_ in ("sm", "cp", "sm+cp") for view in ("mixture", "channel")}
+    assert any(s["view"] == "channel" and not s["checkpoints"] for s in settings)  # the "OR" rule
+    assert {"separator_channels", "checkpoint_steps", "cp_weight", "shallow_hidden_units"} <= set(parameters)
+
+
+@pytest.mark.slow
+def test_separation_ssl_runs_locally_and_reports_separation_and_downstream(tmp_path):
+    settings = ('[{"name": "sm_cp_channel_or", "proxy_tasks": "sm+cp", "view": "channel", "checkpoints": []},'
+                ' {"name": "cp_mixture", "proxy_tasks": "cp", "view": "mixture", "checkpoints": []}]')
+    command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "separation_ssl",
+               "--param", "synthetic_clips=100", "--param", "val_fraction=0.3", "--param", "architecture=vgg_like",
+               "--param", "width=0.125", "--param", "separator_steps=4", "--param", "checkpoint_steps=[2,4]",
+               "--param", "separator_batch_size=2", "--param", "evaluation_mixtures=3",
+               "--param", "pretrain_epochs=1", "--param", "pretrain_batch_size=8", "--param", "shallow_epochs=1",
+               "--param", "shallow_hidden_units=16", "--param", "batch_size=16", "--param", f"settings={settings}",
+               "--pipeline-root", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = next(tmp_path.glob("separation-ssl-*/summarize-separation-ssl/report")).read_text()
+    for name in ("sm_cp_channel_or", "cp_mixture"):
+        row = next(line for line in report.splitlines() if line.startswith(f"| {name} |"))
+        mean_ap, d_prime = (float(cell) for cell in row.split("|")[5:7])
+        assert 0 < mean_ap <= 1 and np.isfinite(d_prime)
+    separation_rows = [line for line in report.split("## Separator")[1].splitlines() if line.startswith("| ")]
+    assert [line.split("|")[1].strip() for line in separation_rows[1:]] == ["0 (untrained)", "2", "4"]
