@@ -82,17 +82,23 @@ def spec_augment(patches, max_frames: int = 20, max_bands: int = 10, seed=None):
     return ops.where(masked, fill, patches)
 
 
+def temporal_proximity_starts(clip_frames, frames: int, same_patch: bool = False, seed=None):
+    """Start frames of two random `frames`-long windows of a clip (temporal proximity sampling);
+    `same_patch`: one random start twice."""
+    available = clip_frames - frames + 1
+
+    def start():
+        return ops.cast(keras.random.uniform((), 0, 1, seed=seed) * ops.cast(available, "float32"), "int32")
+
+    first = start()
+    return first, (first if same_patch else start())
+
+
 def temporal_proximity_pair(logmel, frames: int, same_patch: bool = False, seed=None):
     """Two random `frames`-long patches of one clip's log-mel [clip frames, bands] (temporal proximity
     sampling); `same_patch` returns one random patch twice (the ablation without TPS)."""
-    available = ops.shape(logmel)[0] - frames + 1
-
-    def crop():
-        start = ops.cast(keras.random.uniform((), 0, 1, seed=seed) * ops.cast(available, "float32"), "int32")
-        return logmel[start:start + frames]
-
-    first = crop()
-    return first, (first if same_patch else crop())
+    first, second = temporal_proximity_starts(ops.shape(logmel)[0], frames, same_patch, seed)
+    return logmel[first:first + frames], logmel[second:second + frames]
 
 
 def random_resized_crop(patches, scale=(0.8, 1.0), ratio=(3 / 4, 4 / 3), seed=None):

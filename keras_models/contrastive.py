@@ -100,10 +100,7 @@ def contrastive_views(features: model_input.FeatureSet, split: str, params: Cont
     """((view_a, view_b), unused targets) batches from a whole-clip feature set: a pair of patches per clip
     (TPS or the same patch), mix-back with another clip of the batch, the chosen augmentations, normalised."""
     frames = features.params.patch_frames
-    clips = features.counts.get(split, {}).get("written", 0)
-    if clips < params.batch_size:
-        raise ValueError(f"{features.directory}: {clips} clips in {split!r}, fewer than one batch of "
-                         f"{params.batch_size}")
+    clips = model_input.whole_clips_for_batches(features, split, params.batch_size)
     generator = keras.random.SeedGenerator(params.seed)
     chosen = set(params.augmentations)
 

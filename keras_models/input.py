@@ -124,6 +124,14 @@ def clip_dataset(features: FeatureSet, split: str, shuffle: bool = False, seed: 
                        num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def whole_clips_for_batches(features: FeatureSet, split: str, batch_size: int) -> int:
+    """The split's clip count (whole-clip features); fails when it is fewer than one batch."""
+    clips = features.counts.get(split, {}).get("written", 0)
+    if clips < batch_size:
+        raise ValueError(f"{features.directory}: {clips} clips in {split!r}, fewer than one batch of {batch_size}")
+    return clips
+
+
 def normalise(features: FeatureSet, logmel):
     """Per-band standardisation with the train split's statistics (what patch_dataset applies)."""
     return (logmel - tf.constant(features.mean)) / tf.constant(features.std)

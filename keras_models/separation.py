@@ -360,8 +360,10 @@ def evaluate_separation(separator_dir: str, mixtures: int = 50, seed: int = 1) -
     over every source of `mixtures` synthetic mixtures with known sources; also per number of sources."""
     params = read_params(separator_dir)
     pairs = known_source_mixtures(mixtures, params.sample_rate, seed)
-    if max(len(sources) for _, sources in pairs) > params.channels:
-        raise ValueError(f"mixtures with up to 4 sources need >= 4 channels; the separator has {params.channels}")
+    most = max(len(sources) for _, sources in pairs)
+    if most > params.channels:
+        raise ValueError(f"{separator_dir}: the evaluation mixtures hold up to {most} sources, more than the "
+                         f"separator's {params.channels} channels")
     rows = []
     for step in (0, *params.checkpoint_steps):
         if step:

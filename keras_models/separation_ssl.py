@@ -101,21 +101,12 @@ def separated_views(features: model_input.FeatureSet, split: str, params: Separa
     steps, channels = list(separation["steps"]), int(separation["channels"])
     allowed = tf.constant(checkpoint_indices(params.checkpoints, steps), tf.int32)
     frames = features.params.patch_frames
-    clips = features.counts.get(split, {}).get("written", 0)
-    if clips < params.batch_size:
-        raise ValueError(f"{features.directory}: {clips} clips in {split!r}, fewer than one batch of "
-                         f"{params.batch_size}")
+    clips = model_input.whole_clips_for_batches(features, split, params.batch_size)
     generator = keras.random.SeedGenerator(params.seed)
 
     def pair(clip):
         mixture = clip[schema.LOGMEL]
-        available = tf.shape(mixture)[0] - frames + 1
-
-        def start():
-            return tf.cast(keras.random.uniform((), 0, 1, seed=generator) * tf.cast(available, tf.float32), tf.int32)
-
-        first = start()
-        second = start() if params.tps else first
+        first, second = augment.temporal_proximity_starts(tf.shape(mixture)[0], frames, not params.tps, generator)
         if params.view == "channel":
             checkpoint = tf.gather(allowed, keras.random.randint((), 0, tf.size(allowed), seed=generator))
             channel = keras.random.randint((), 0, channels, seed=generator)
@@ -214,7 +205,12 @@ def pretrain_separation_ssl(features_dir: str, model_dir: str,
     from keras_models.train import read_history
 
     last = read_history(f"{model_dir}/history.json")[-1]
-    return {**summary, **{key: value for key, value in last.items() if key.startswith(("similarity", "coincidence"))}}
+    for key, value in last.items():  # Keras prefixes a metric with its output's name only with several outputs
+        if key.endswith("coincidence_accuracy"):
+            summary["coincidence_accuracy"] = value
+        elif key in ("similarity_loss", "coincidence_loss"):
+            summary[key] = value
+    return summary
 
 
 def summary_markdown(rows: list[dict], separation_rows: list[dict]) -> str:
