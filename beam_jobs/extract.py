@@ -134,12 +134,13 @@ def write_reports(grouped: list, output_dir: str) -> None:
 
 
 def build_pipeline(p: beam.Pipeline, manifest_dir: str, manifest: Manifest, params: FeatureParams,
-                   output_dir: str, num_shards: int, separation=None) -> None:
-    splits = manifest.splits
+                   output_dir: str, num_shards: int, separation=None, splits: tuple[str, ...] = ()) -> None:
+    splits = list(splits or manifest.splits)
     class_index = {label: i for i, label in enumerate(manifest.vocabulary)}
     rows = (p
             | "ReadManifest" >> beam.io.ReadFromText(join(manifest_dir, MANIFEST_FILE))
-            | "ParseRows" >> beam.Map(ManifestRow.from_json))
+            | "ParseRows" >> beam.Map(ManifestRow.from_json)
+            | "OfSplits" >> beam.Filter(lambda row: row.split in splits))
     clips, failed = (rows
                      | "Features" >> beam.ParDo(ClipFeaturesFn(params, class_index, separation))
                      .with_exception_handling())
@@ -178,10 +179,14 @@ def check_counts(output_dir: str) -> dict:
 
 
 def extract(manifest_dir: str, output_dir: str, params: FeatureParams = FeatureParams(), num_shards: int = 0,
-            beam_args: list[str] | None = None, test_pipeline=None, separation=None) -> dict:
-    """Runs the job; returns the per-split counts. The manifest (and the `separation` spec, which adds
-    separated views: beam_jobs.separate) is validated before any work starts."""
+            beam_args: list[str] | None = None, test_pipeline=None, separation=None,
+            splits: tuple[str, ...] = ()) -> dict:
+    """Runs the job on the manifest's `splits` (() = all); returns the per-split counts. The manifest (and
+    the `separation` spec, which adds separated views: beam_jobs.separate) is validated before any work."""
     manifest = read_manifest(manifest_dir)
+    unknown = sorted(set(splits) - set(manifest.splits))
+    if unknown:
+        raise ValueError(f"{manifest_dir}: no split {unknown} in the manifest (splits: {manifest.splits})")
     options = pipeline_options(beam_args or [])
     if separation is not None:
         write_text(join(output_dir, separation.FILE), separation.validate(params))
@@ -189,7 +194,7 @@ def extract(manifest_dir: str, output_dir: str, params: FeatureParams = FeatureP
     write_text(join(output_dir, VOCABULARY_FILE), json.dumps(list(manifest.vocabulary), indent=1))
     pipeline = test_pipeline or beam.Pipeline(options=options)
     with pipeline as p:
-        build_pipeline(p, manifest_dir, manifest, params, output_dir, num_shards, separation)
+        build_pipeline(p, manifest_dir, manifest, params, output_dir, num_shards, separation, tuple(splits))
     return check_counts(output_dir)
 
 

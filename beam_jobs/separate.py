@@ -8,7 +8,7 @@ also holding `channels` [checkpoints, M, frames, bands] (beam_jobs.schema), and 
 the separator and the checkpoint steps in that order.
 
     python -m beam_jobs.separate --manifest_dir M --output_dir F --separator_dir S --steps 500,2000
-        [--num_shards N] [--runner DataflowRunner ...]
+        [--splits train] [--num_shards N] [--runner DataflowRunner ...]
 """
 from __future__ import annotations
 
@@ -84,10 +84,11 @@ def run(argv=None, test_pipeline=None) -> dict:
     parser.add_argument("--separator_dir", required=True)
     parser.add_argument("--steps", required=True, help="comma-separated checkpoint steps")
     parser.add_argument("--num_shards", type=int, default=0)
+    parser.add_argument("--splits", default="train", help="comma-separated manifest splits ('' = all)")
     args, beam_args = parser.parse_known_args(argv)
     spec = SeparationSpec(args.separator_dir, tuple(int(step) for step in args.steps.split(",")))
     return extract(args.manifest_dir, args.output_dir, FeatureParams(whole_clips=True), args.num_shards, beam_args,
-                   test_pipeline, separation=spec)
+                   test_pipeline, separation=spec, splits=tuple(filter(None, args.splits.split(","))))
 
 
 if __name__ == "__main__":

@@ -44,8 +44,8 @@ def evaluate_separator(separator: Input[Model], mixtures: int, metrics: Output[M
 @dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
 def separate_views(manifest: Input[Dataset], separator: Input[Model], steps: list, beam_runner: str,
                    beam_options: list, views: Output[Dataset]):
-    """Beam job: whole-clip log-mels plus the log-mels of the channels separated by each checkpoint in
-    `steps` ([] = every saved checkpoint)."""
+    """Beam job on the train split (what pretraining reads): whole-clip log-mels plus the log-mels of the
+    channels separated by each checkpoint in `steps` ([] = every saved checkpoint)."""
     from beam_jobs.extract import extract
     from beam_jobs.params import FeatureParams
     from beam_jobs.runner import artifact_location
@@ -55,7 +55,7 @@ def separate_views(manifest: Input[Dataset], separator: Input[Model], steps: lis
     spec = SeparationSpec(separator.path, tuple(steps) or read_params(separator.path).checkpoint_steps)
     counts = extract(artifact_location(manifest, beam_runner), artifact_location(views, beam_runner),
                      FeatureParams(whole_clips=True), beam_args=[f"--runner={beam_runner}", *beam_options],
-                     separation=spec)
+                     separation=spec, splits=("train",))
     views.metadata.update(counts=counts, separator_steps=list(spec.steps))
 
 

@@ -220,7 +220,8 @@ def summary_markdown(rows: list[dict], separation_rows: list[dict]) -> str:
              "the evaluation split.", "",
              "| setting | proxy tasks | view b | separator checkpoints | mAP | d' |", "|---|---|---|---|---:|---:|"]
     for row in sorted(rows, key=lambda row: -row["mAP"]):
-        checkpoints = ", ".join(str(step) for step in row.get("checkpoints", [])) or "all"
+        checkpoints = ", ".join("last" if int(step) == -1 else str(int(step)) for step in row.get("checkpoints", []))
+        checkpoints = checkpoints or "all"
         if row["view"] == "mixture":
             checkpoints = "-"
         lines.append(f"| {row['name']} | {row['proxy_tasks'].upper()} | {row['view']} | {checkpoints} | "

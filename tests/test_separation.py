@@ -167,11 +167,12 @@ def views_dir(manifest_dir, separator_dir, tmp_path_factory):
     corrupt = base / "corrupt.wav"
     corrupt.write_bytes(b"RIFF0000WAVEfmt broken")
     rows = list(manifest.rows)
-    rows[0] = dataclasses.replace(rows[0], audio_path=str(corrupt))
+    first_train = next(index for index, row in enumerate(rows) if row.split == "train")
+    rows[first_train] = dataclasses.replace(rows[first_train], audio_path=str(corrupt))
     write_manifest(str(base / "manifest"), Manifest(rows=tuple(rows), vocabulary=manifest.vocabulary, source={}))
     directory = str(base / "views")
     extract(str(base / "manifest"), directory, FeatureParams(whole_clips=True),
-            separation=SeparationSpec(separator_dir, (2, 4)))
+            separation=SeparationSpec(separator_dir, (2, 4)), splits=("train",))
     return directory
 
 
@@ -201,8 +202,10 @@ def test_views_hold_the_log_mels_of_each_checkpoints_channels(manifest_dir, sepa
                                atol=1e-4)
 
 
-def test_views_account_for_every_clip_and_dead_letter_the_corrupt_one(views_dir):
+def test_views_account_for_every_train_clip_and_dead_letter_the_corrupt_one(manifest_dir, views_dir):
     counts = json.loads(open(os.path.join(views_dir, "counts.json")).read())
+    assert set(counts) == {"train"}  # only the split that pretraining reads
+    assert counts["train"]["read"] == sum(row.split == "train" for row in read_manifest(manifest_dir).rows)
     assert sum(split["rejected"] for split in counts.values()) == 1
     for split in counts.values():
         assert split["read"] == split["written"] + split["rejected"]
@@ -216,6 +219,9 @@ def test_a_bad_separation_spec_fails_before_any_work(manifest_dir, separator_dir
                 separation=SeparationSpec(separator_dir, (3,)))
     with pytest.raises(ValueError, match="whole-clip"):
         extract(manifest_dir, str(tmp_path / "b"), FeatureParams(), separation=SeparationSpec(separator_dir, (2,)))
+    with pytest.raises(ValueError, match=r"no split \['training'\]"):
+        extract(manifest_dir, str(tmp_path / "d"), FeatureParams(whole_clips=True),
+                separation=SeparationSpec(separator_dir, (2,)), splits=("training",))
     with pytest.raises(ValueError, match="Hz"):
         extract(manifest_dir, str(tmp_path / "c"), FeatureParams(whole_clips=True, sample_rate=16000, fmax=8000.0),
                 separation=SeparationSpec(separator_dir, (2,)))
