@@ -277,7 +277,7 @@ class ManifestWaveforms:
         self.rows = [row for row in read_manifest(manifest_dir).rows if row.split == split]
         if len(self.rows) < 2:
             raise ValueError(f"{manifest_dir}: {len(self.rows)} clips in split {split!r}; MixIT needs at least 2")
-        self.sample_rate = sample_rate
+        self.manifest_dir, self.sample_rate = manifest_dir, sample_rate
         self.skipped: dict[str, str] = {}
 
     def __len__(self) -> int:
@@ -294,6 +294,9 @@ class ManifestWaveforms:
             waveform, rate = decode_clip(row.audio_path)
         except features.ClipError as error:
             self.skipped[row.clip_id] = str(error)
+            if len(self.skipped) > len(self.rows) - 2:  # no two readable clips left to mix
+                raise ValueError(f"{self.manifest_dir}: {len(self.skipped)} of {len(self.rows)} clips unreadable, "
+                                 f"e.g. {error}") from error
             return None
         return features.resample(waveform, rate, self.sample_rate)
 

@@ -128,6 +128,19 @@ def test_synthetic_sources_sum_to_the_rendered_clip():
         np.testing.assert_allclose(mixture, synthetic.render_clip(plan, config)[:, 0], atol=1e-6)
 
 
+def test_unreadable_clips_are_skipped_until_too_few_are_left_to_mix(manifest_dir, tmp_path):
+    manifest = read_manifest(manifest_dir)
+    rows = [row for row in manifest.rows if row.split == "train"][:4]
+    rows = [dataclasses.replace(row, audio_path=str(tmp_path / f"missing{i}.wav")) if i < 3 else row
+            for i, row in enumerate(rows)]
+    write_manifest(str(tmp_path / "manifest"), Manifest(rows=tuple(rows), vocabulary=manifest.vocabulary, source={}))
+    waveforms = separation.ManifestWaveforms(str(tmp_path / "manifest"), "train", 22050)
+    assert waveforms.read(3) is not None and waveforms.read(0) is None and waveforms.read(1) is None
+    assert "missing0.wav" in waveforms.skipped[rows[0].clip_id]
+    with pytest.raises(ValueError, match="3 of 4 clips unreadable"):
+        waveforms.read(2)
+
+
 @pytest.fixture(scope="module")
 def separator_dir(manifest_dir, tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("separator"))
