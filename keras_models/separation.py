@@ -236,9 +236,9 @@ def mixture_of_mixtures_dataset(waveforms, params: SeparatorParams):
     """Endless batches of (MoM [batch, samples], references [batch, 2, samples]): two different clips,
     each cropped at random to the segment length (shorter clips zero-padded at a random offset), summed.
 
-    `waveforms` maps an index to a mono waveform at the separator's rate (len() clips); the clips are
-    read when drawn, so the training set need not fit in memory. Clips it cannot read raise
-    `beam_jobs.features.ClipError`; they are skipped and counted in `waveforms.skipped`.
+    `waveforms` (e.g. ManifestWaveforms) has len() clips and `read(index)`: the clip as a mono waveform at
+    the separator's rate, or None for a clip it cannot read (skipped). Clips are read when drawn, so the
+    training set need not fit in memory.
     """
     import tensorflow as tf
 
