@@ -9,6 +9,14 @@ from components import PROJECT_IMAGE_PLACEHOLDER
 
 
 @dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+def check_separation_settings(settings: list, checkpoint_steps: list):
+    """Fails the run before the separator trains if a proxy-task setting is invalid."""
+    from keras_models.separation_ssl import validate_settings
+
+    validate_settings(settings, checkpoint_steps)
+
+
+@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
 def train_separator(manifest: Input[Dataset], channels: int, steps: int, checkpoint_steps: list,
                     segment_seconds: float, batch_size: int, learning_rate: float, seed: int,
                     separator: Output[Model]):

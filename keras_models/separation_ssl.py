@@ -94,6 +94,20 @@ def checkpoint_indices(requested: tuple[int, ...], available: list[int]) -> list
     return sorted(set(indices))
 
 
+def validate_settings(settings: list[dict], checkpoint_steps: list[int]) -> None:
+    """Checks a pipeline's proxy-task settings before any work: known proxy tasks and views, unique names,
+    and checkpoints among the separator's `checkpoint_steps`."""
+    names = [setting.get("name") for setting in settings]
+    if not settings or None in names or len(set(names)) != len(names):
+        raise ValueError(f"settings need one or more entries with unique names, got names {names}")
+    for setting in settings:
+        try:
+            params = SeparationSSLParams.from_setting(setting)
+            checkpoint_indices(params.checkpoints, sorted(int(step) for step in checkpoint_steps))
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"setting {setting['name']!r}: {error}") from error
+
+
 def separated_views(features: model_input.FeatureSet, split: str, params: SeparationSSLParams) -> tf.data.Dataset:
     """((view_a, view_b), targets) batches: mixture patch and channel (or mixture) patch per clip, TPS,
     SpecAugment, normalised with the mixture's train statistics."""

@@ -9,8 +9,8 @@ from kfp import dsl
 from kfp.dsl import Markdown, Metrics
 
 from components.data import extract_features, ingest_dataset, select_train_set
-from components.separation import (evaluate_separator, evaluate_shallow_classifier, pretrain_separation_ssl,
-                                   separate_views, summarize_separation_ssl, train_separator)
+from components.separation import (check_separation_settings, evaluate_separator, evaluate_shallow_classifier,
+                                   pretrain_separation_ssl, separate_views, summarize_separation_ssl, train_separator)
 from components.ssl import train_on_encoder
 
 # checkpoints: separator steps the channel view draws from ("OR" rule); [] = all, -1 = the last one.
@@ -56,6 +56,8 @@ def separation_ssl(
     beam_runner: str = "DirectRunner",
     beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
+    checked = check_separation_settings(settings=settings, checkpoint_steps=checkpoint_steps)
+    checked.set_display_name("check settings")
     manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format,
                               synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
                               beam_options=beam_options)
@@ -71,6 +73,7 @@ def separation_ssl(
                                 segment_seconds=separator_segment_seconds, batch_size=separator_batch_size,
                                 learning_rate=separator_learning_rate, seed=seed)
     separator.set_display_name("MixIT separator")
+    separator.after(checked)
     separation = evaluate_separator(separator=separator.outputs["separator"], mixtures=evaluation_mixtures)
     separation.set_display_name("separation SI-SNRi")
     views = separate_views(manifest=unlabelled.outputs["split_manifest"], separator=separator.outputs["separator"],

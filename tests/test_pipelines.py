@@ -304,6 +304,7 @@ def test_separation_ssl_trains_the_separator_once_and_an_encoder_per_setting(com
     tasks = spec.root.dag.tasks
     assert {"train-separator", "evaluate-separator", "separate-views", "summarize-separation-ssl"} <= set(tasks)
     assert "train-separator" in tasks["separate-views"].dependent_tasks
+    assert "check-separation-settings" in tasks["train-separator"].dependent_tasks  # bad settings fail first
     loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
     assert loop.parameter_iterator.items.input_parameter.endswith("settings")
     inner = spec.components[loop.component_ref.name].dag.tasks

@@ -278,6 +278,19 @@ def test_unknown_checkpoints_and_settings_are_rejected(views_dir):
         separation_ssl.SeparationSSLParams(proxy_tasks="both")
 
 
+def test_pipeline_settings_are_checked_against_the_separator_checkpoints():
+    from pipelines.separation_ssl import SETTINGS
+
+    separation_ssl.validate_settings(SETTINGS, [500, 1000, 2000, 4000])
+    with pytest.raises(ValueError, match="'or_500': separator checkpoint 500 not among"):
+        separation_ssl.validate_settings([{"name": "or_500", "proxy_tasks": "sm", "view": "channel",
+                                           "checkpoints": [500]}], [250, 1000])
+    with pytest.raises(ValueError, match=r"'x': .*proxy_tasks 'sm\+xx'"):
+        separation_ssl.validate_settings([{"name": "x", "proxy_tasks": "sm+xx", "view": "channel"}], [10])
+    with pytest.raises(ValueError, match="unique names"):
+        separation_ssl.validate_settings([SETTINGS[0], SETTINGS[0]], [10])
+
+
 def test_coincidence_loss_and_accuracy_by_hand():
     logits = np.array([[2.0, -1.0], [-0.5, 0.5]], dtype="float32")
     softplus = lambda x: np.log1p(np.exp(x))  # noqa: E731  BCE with logits: target 1 -> softplus(-x), 0 -> softplus(x)
