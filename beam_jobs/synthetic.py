@@ -462,8 +462,9 @@ def render_sources(plan: ClipPlan, config: SyntheticConfig) -> tuple[np.ndarray,
     sources sum to the mixture (the colouration and gain are linear), which is render_clip's first channel."""
     sources, uploader, rng = _sources(plan, config)
     coloured = np.stack([_coloured(source, uploader, plan.sample_rate) for source in sources])
-    gain = _mixture_gain(_coloured(sum(sources), uploader, plan.sample_rate), uploader, rng)
-    return coloured.sum(axis=0) * gain, coloured * gain
+    mixture = coloured.sum(axis=0)
+    gain = _mixture_gain(mixture, uploader, rng)
+    return mixture * gain, coloured * gain
 
 
 def audio_path(output_dir: str, plan: ClipPlan, config: SyntheticConfig) -> str:

@@ -193,6 +193,16 @@ def build_separator(params: SeparatorParams) -> MaskingSeparator:
     return separator
 
 
+def initial_separator(params: SeparatorParams) -> MaskingSeparator:
+    """The untrained network MixIT training starts from (seeded: evaluation rebuilds it as step 0)."""
+    keras.utils.set_random_seed(params.seed)
+    return build_separator(params)
+
+
+def checkpoint_label(step: int) -> str:
+    return str(step) if step else "0 (untrained)"
+
+
 def checkpoint_path(separator_dir: str, step: int) -> str:
     return f"{separator_dir.rstrip('/')}/{CHECKPOINT_DIR}/step-{step:06d}.weights.h5"
 
@@ -322,11 +332,10 @@ def train_separator(waveforms, separator_dir: str, params: SeparatorParams = Sep
 
     from keras_models.train import HistoryFile, read_history
 
-    keras.utils.set_random_seed(params.seed)
     tf.io.gfile.makedirs(f"{separator_dir}/{CHECKPOINT_DIR}")
     with tf.io.gfile.GFile(f"{separator_dir}/{PARAMS_FILE}", "w") as handle:
         handle.write(params.to_json())
-    separator = build_separator(params)
+    separator = initial_separator(params)
     separator.compile(optimizer=keras.optimizers.Adam(params.learning_rate, clipnorm=5.0),
                       loss=MixITLoss(params.snr_max), jit_compile=False)
     log_every = min(log_every, params.steps)
@@ -335,7 +344,8 @@ def train_separator(waveforms, separator_dir: str, params: SeparatorParams = Sep
                   steps_per_epoch=log_every, verbose=2,
                   callbacks=[StepCheckpoints(separator_dir, params.checkpoint_steps), HistoryFile(history_path)])
     history = read_history(history_path)
-    return {"steps": params.steps, "first_loss": history[0]["loss"], "final_loss": history[-1]["loss"],
+    return {"steps": params.steps, "log_every": log_every, "first_loss": history[0]["loss"],
+            "final_loss": history[-1]["loss"],
             "checkpoints": list(params.checkpoint_steps), "parameters": int(separator.count_params()),
             "skipped_clips": len(getattr(waveforms, "skipped", {}))}
 
@@ -375,11 +385,8 @@ def evaluate_separation(separator_dir: str, mixtures: int = 50, seed: int = EVAL
                          f"separator's {params.channels} channels")
     rows = []
     for step in (0, *params.checkpoint_steps):
-        if step:
-            separator = load_separator(separator_dir, step)
-        else:  # the untrained network (the initial weights of train_separator): random masks already filter
-            keras.utils.set_random_seed(params.seed)
-            separator = build_separator(params)
+        # step 0: the untrained network, whose random masks already filter a little
+        separator = load_separator(separator_dir, step) if step else initial_separator(params)
         improvements = [si_snr_improvement(sources, separate(separator, mixture)) for mixture, sources in pairs]
         everything = np.concatenate(improvements)
         row = {"step": step, "sources": len(everything), "mean_si_snri": float(everything.mean()),
@@ -393,8 +400,9 @@ def evaluate_separation(separator_dir: str, mixtures: int = 50, seed: int = EVAL
 
 def separation_markdown(rows: list[dict], training: dict) -> str:
     counts = sorted({key for row in rows for key in row if key.startswith("mean_si_snri_")})
-    trained = (f"Trained {int(training['steps'])} steps; MixIT loss (first {min(50, int(training['steps']))} steps -> last) "
-               f"{training['first_loss']:.2f} -> {training['final_loss']:.2f} dB. " if training else "")
+    trained = (f"Trained {int(training['steps'])} steps; MixIT loss (mean of the first {int(training['log_every'])} "
+               f"steps -> of the last) {training['first_loss']:.2f} -> {training['final_loss']:.2f} dB. "
+               if training else "")
     lines = ["# MixIT separator: SI-SNR improvement on synthetic mixtures with known sources", "",
              trained + "SI-SNRi per source (noise floor and each event), each source paired with its best "
              "distinct channel; step 0 is the untrained network.", "",
@@ -403,6 +411,7 @@ def separation_markdown(rows: list[dict], training: dict) -> str:
              "|---:|---:|---:|---:|" + "---:|" * len(counts)]
     for row in rows:
         cells = [f"{row[key]:.2f}" if key in row else "-" for key in counts]
-        lines.append(f"| {row['step'] or '0 (untrained)'} | {row['sources']} | {row['mean_si_snri']:.2f} | {row['median_si_snri']:.2f} | "
+        lines.append(f"| {checkpoint_label(row['step'])} | {row['sources']} | {row['mean_si_snri']:.2f} | "
+                     f"{row['median_si_snri']:.2f} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

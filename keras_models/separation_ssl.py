@@ -26,6 +26,7 @@ from keras_models import augment
 from keras_models import input as model_input
 from keras_models.architectures import build_encoder
 from keras_models.contrastive import NTXentLoss, fit_and_save_encoder, projection_head
+from keras_models.separation import checkpoint_label
 
 PARAMS_FILE = "separation_ssl_params.json"
 PROXY_TASKS = ("sm", "cp", "sm+cp")
@@ -71,6 +72,11 @@ class SeparationSSLParams:
     @property
     def coincidence(self) -> bool:
         return "cp" in self.proxy_tasks
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The pretraining model's outputs, one per proxy task."""
+        return ("similarity",) * self.similarity + ("coincidence",) * self.coincidence
 
     @classmethod
     def from_setting(cls, setting: dict, **kwargs) -> "SeparationSSLParams":
@@ -137,7 +143,7 @@ def separated_views(features: model_input.FeatureSet, split: str, params: Separa
                 view = augment.spec_augment(view, seed=generator)
             views.append(view)
         batch = tf.shape(view_a)[:1]
-        return tuple(views), {"similarity": tf.zeros(batch), "coincidence": tf.zeros(batch)}
+        return tuple(views), {name: tf.zeros(batch) for name in params.outputs}  # the losses ignore targets
 
     return (model_input.clip_dataset(features, split, shuffle=True, seed=params.seed,
                                      channels=(len(steps), channels), shuffle_buffer=SHUFFLE_CLIPS)
@@ -211,7 +217,6 @@ def pretrain_separation_ssl(features_dir: str, model_dir: str,
     if params.coincidence:
         losses["coincidence"], weights["coincidence"] = CoincidenceLoss(), params.cp_weight
         metrics["coincidence"] = [coincidence_accuracy]
-    views = views.map(lambda inputs, targets: (inputs, {name: targets[name] for name in losses}))
     model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss=losses, loss_weights=weights,
                   metrics=metrics, jit_compile=False)
     summary = fit_and_save_encoder(model, encoder, views, features_dir, model_dir, params.epochs,
@@ -242,5 +247,6 @@ def summary_markdown(rows: list[dict], separation_rows: list[dict]) -> str:
                      f"{row['mAP']:.4f} | {row['d_prime']:.3f} |")
     lines += ["", "## Separator", "", "| checkpoint step | mean SI-SNRi (dB) | median SI-SNRi (dB) |",
               "|---:|---:|---:|"]
-    lines += [f"| {row['step'] or '0 (untrained)'} | {row['mean_si_snri']:.2f} | {row['median_si_snri']:.2f} |" for row in separation_rows]
+    lines += [f"| {checkpoint_label(row['step'])} | {row['mean_si_snri']:.2f} | {row['median_si_snri']:.2f} |"
+              for row in separation_rows]
     return "\n".join(lines) + "\n"
