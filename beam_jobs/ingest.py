@@ -12,7 +12,7 @@ from beam_jobs.datasets.folder import read_folder
 from beam_jobs.datasets.fsd50k import read_fsd50k
 from beam_jobs.datasets.fsdkaggle2019 import read_fsdkaggle2019
 from beam_jobs.datasets.fsdnoisy18k import read_fsdnoisy18k
-from beam_jobs.manifest import DatasetError, Manifest, write_manifest
+from beam_jobs.contracts.manifest import DatasetError, Manifest, write_manifest
 from beam_jobs.ontology import load_ontology, propagate_labels
 
 ADAPTERS = {"fsd50k": read_fsd50k, "fsdnoisy18k": read_fsdnoisy18k, "fsdkaggle2019": read_fsdkaggle2019,

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from beam_jobs.manifest import DatasetError, read_text
+from beam_jobs.contracts.manifest import DatasetError
+from beam_jobs.contracts.storage import read_text
 
 
 class Ontology:

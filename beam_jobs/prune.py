@@ -21,59 +21,95 @@ import json
 import apache_beam as beam
 import numpy as np
 from apache_beam.transforms.stats import ApproximateQuantiles
-from keras import ops
 
-from beam_jobs import schema
-from beam_jobs.extract import COUNTS_FILE
-from beam_jobs.manifest import join, write_text
+from beam_jobs.contracts import feature_set, schema
+from beam_jobs.contracts.storage import join, read_json, write_json
 from beam_jobs.runner import pipeline_options
-from beam_jobs.scoring import copy_feature_set, read_json, read_patches_by_clip, read_score_table
-from keras_models.losses import LossParams, per_example_loss
+from beam_jobs.scoring import ReadScoreTable
 
 PRUNED_FILE = "pruned.csv"
 REPORT_FILE = "prune_report.json"
 QUANTILES = 1001  # threshold resolution: 0.1 % of the train clips
 
 
-def clip_loss(element, loss: LossParams):
-    """(clip id, loss, patches) of a scored clip; its label comes from its patches."""
-    clip_id, grouped = element
-    patches, scores = list(grouped["patches"]), list(grouped["scores"])
-    if not patches:
-        raise ValueError(f"clip {clip_id} is in the score table but has no train patches")
-    if len(scores) != 1:
-        raise ValueError(f"clip {clip_id}: {len(scores)} rows in the score table, expected 1")
-    labels = schema.decode_patch(patches[0])[schema.LABELS]
-    value = per_example_loss(loss, labels[None, :].astype(np.float32), scores[0][None, :].astype(np.float32))
-    return clip_id, float(ops.convert_to_numpy(value)[0]), patches
+class ClipLossFn(beam.DoFn):
+    """(clip id, {patches, scores}) -> (clip id, loss, patches) of a scored clip, its label taken from its
+    patches; the loss is keras_models.losses' (imported on the workers, not when the job is built)."""
+
+    def __init__(self, loss):
+        self.loss = loss
+
+    def setup(self):
+        from keras import ops
+
+        from keras_models.losses import per_example_loss
+
+        self.loss_of = lambda labels, scores: float(ops.convert_to_numpy(per_example_loss(self.loss, labels, scores))[0])
+
+    def process(self, element):
+        clip_id, grouped = element
+        patches, scores = list(grouped["patches"]), list(grouped["scores"])
+        if not patches:
+            raise ValueError(f"clip {clip_id} is in the score table but has no train patches")
+        if len(scores) != 1:
+            raise ValueError(f"clip {clip_id}: {len(scores)} rows in the score table, expected 1")
+        labels = schema.decode_patch(patches[0])[schema.LABELS]
+        yield clip_id, self.loss_of(labels[None, :].astype(np.float32), scores[0][None, :].astype(np.float32)), patches
 
 
-def prune(features_dir: str, scores_dir: str, output_dir: str, percentile: float = 97.0,
-          loss: LossParams = LossParams("lq"), split: str = "train", beam_args: list[str] | None = None,
-          test_pipeline=None) -> dict:
-    """Runs the job; returns prune_report.json's content."""
-    if not 0 < percentile <= 100:
-        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
-    if read_json(join(scores_dir, "vocabulary.json")) != read_json(join(features_dir, "vocabulary.json")):
-        raise ValueError(f"{scores_dir} scores other classes than {features_dir} holds")
-    counts = read_json(join(features_dir, COUNTS_FILE))
-    threshold_index = int(round(percentile / 100 * (QUANTILES - 1)))
-    pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(beam_args or []))
-    with pipeline as p:
-        patches = read_patches_by_clip(p, features_dir, split)
-        clips = ({"patches": patches, "scores": read_score_table(p, scores_dir)}
-                 | "GroupByClip" >> beam.CoGroupByKey()
-                 | "ClipLoss" >> beam.Map(clip_loss, loss=loss))
+class ClipLosses(beam.PTransform):
+    """{patches: (clip id, serialized patch), scores: (clip id, scores)} -> (clip id, loss, patches)."""
+
+    def __init__(self, loss):
+        super().__init__()
+        self.loss = loss
+
+    def expand(self, inputs):
+        return inputs | "GroupByClip" >> beam.CoGroupByKey() | "ClipLoss" >> beam.ParDo(ClipLossFn(self.loss))
+
+
+class SplitAtPercentile(beam.PTransform):
+    """(clip id, loss, patches) -> {threshold: the percentile of the losses (one element), kept: clips at
+    or below it, dropped: clips above it}."""
+
+    def __init__(self, percentile: float):
+        super().__init__()
+        self.threshold_index = int(round(percentile / 100 * (QUANTILES - 1)))
+
+    def expand(self, clips):
+        threshold_index = self.threshold_index
         threshold = (clips
                      | "Losses" >> beam.Map(lambda clip: clip[1])
                      | "Quantiles" >> ApproximateQuantiles.Globally(QUANTILES)
                      | "Threshold" >> beam.Map(lambda quantiles: quantiles[threshold_index]))
-        threshold_side = beam.pvalue.AsSingleton(threshold)
-        kept, dropped = (clips
-                         | "Select" >> beam.Partition(lambda clip, _, bound: int(clip[1] > bound), 2, threshold_side))
+        kept, dropped = clips | "Select" >> beam.Partition(lambda clip, _, bound: int(clip[1] > bound), 2,
+                                                           beam.pvalue.AsSingleton(threshold))
+        return {"threshold": threshold, "kept": kept, "dropped": dropped}
+
+
+def prune(features_dir: str, scores_dir: str, output_dir: str, percentile: float = 97.0,
+          loss=None, split: str = "train", beam_args: list[str] | None = None) -> dict:
+    """Runs the job with `loss` (a keras_models.losses.LossParams; default Lq); returns prune_report.json's
+    content."""
+    if loss is None:
+        from keras_models.losses import LossParams
+
+        loss = LossParams("lq")
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+    if feature_set.read_vocabulary(scores_dir) != feature_set.read_vocabulary(features_dir):
+        raise ValueError(f"{scores_dir} scores other classes than {features_dir} holds")
+    counts = feature_set.read_counts(features_dir)
+    with beam.Pipeline(options=pipeline_options(beam_args or [])) as p:
+        clips = ({"patches": p | "ReadPatches" >> feature_set.ReadPatchesByClip(features_dir, split),
+                  "scores": p | "ReadScores" >> ReadScoreTable(scores_dir)}
+                 | "ClipLosses" >> ClipLosses(loss))
+        selected = clips | "SplitAtPercentile" >> SplitAtPercentile(percentile)
+        threshold_side = beam.pvalue.AsSingleton(selected["threshold"])
+        kept, dropped = selected["kept"], selected["dropped"]
         _ = (kept
              | "KeptPatches" >> beam.FlatMap(lambda clip: clip[2])
-             | "WritePatches" >> beam.io.WriteToTFRecord(join(output_dir, split), file_name_suffix=schema.SHARD_SUFFIX))
+             | "WritePatches" >> feature_set.WriteShards(output_dir, split))
         _ = (dropped
              | "PrunedRow" >> beam.Map(lambda clip, bound: f"{clip[0]},{clip[1]:.6g},{bound:.6g},loss above the "
                                        f"{percentile:g}th percentile", threshold_side)
@@ -91,18 +127,20 @@ def prune(features_dir: str, scores_dir: str, output_dir: str, percentile: float
     split_counts = counts[split]
     counts[split] = {**split_counts, "written": report["kept"], "patches": report["kept_patches"],
                      "pruned": report["pruned"], "rejected": split_counts["rejected"] + report["pruned"]}
-    copy_feature_set(features_dir, output_dir, split, counts)
+    feature_set.copy_feature_set(features_dir, output_dir, split, counts)
     return report
 
 
 def _write_report(kept_counts, dropped, threshold, output_dir, percentile, loss):
     kept, kept_patches = kept_counts
-    write_text(join(output_dir, REPORT_FILE), json.dumps({
+    write_json(join(output_dir, REPORT_FILE), {
         "percentile": percentile, "threshold": threshold, "kept": kept, "kept_patches": kept_patches,
-        "pruned": dropped, "loss": dataclasses.asdict(loss)}, indent=1))
+        "pruned": dropped, "loss": dataclasses.asdict(loss)})
 
 
 def run(argv=None) -> dict:
+    from keras_models.losses import LossParams
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name in ("features_dir", "scores_dir", "output_dir"):
         parser.add_argument(f"--{name}", required=True)

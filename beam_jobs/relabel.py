@@ -25,12 +25,11 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.stats import ApproximateQuantiles
 
-from beam_jobs import schema
-from beam_jobs.extract import COUNTS_FILE
-from beam_jobs.manifest import (IMPLICIT_NEGATIVE, MANIFEST_FILE, ManifestRow, join,
-                                read_manifest, read_text, write_text)
+from beam_jobs.contracts import feature_set, schema
+from beam_jobs.contracts.manifest import IMPLICIT_NEGATIVE, ManifestRow, ReadManifestRows, read_manifest
+from beam_jobs.contracts.storage import join, read_json, read_text, write_json
 from beam_jobs.runner import pipeline_options
-from beam_jobs.scoring import copy_feature_set, read_json, read_patches_by_clip, read_score_table
+from beam_jobs.scoring import ReadScoreTable
 
 REPORT_FILE = "relabel_report.json"
 FLAGGED_FILE = "flagged.csv"
@@ -78,6 +77,42 @@ def remask(element, n_classes: int):
                                   patch[schema.LABELS], patch[schema.LABEL_MASK] * mask)
 
 
+class FlagMissingPositives(beam.PTransform):
+    """{scores: (clip id, scores), implicit: (clip id, implicit negative classes)} -> {candidates: (class,
+    score) of every implicit negative, thresholds: (class, threshold), flagged: (clip id, class, score)}."""
+
+    def __init__(self, tc_percent: float):
+        super().__init__()
+        self.threshold_index = quantile_index(tc_percent)
+
+    def expand(self, inputs):
+        threshold_index = self.threshold_index
+        clips = (inputs
+                 | "JoinScores" >> beam.CoGroupByKey()
+                 | "Clips" >> beam.Map(join_scores)
+                 | "Scored" >> beam.Filter(lambda clip: clip is not None))
+        candidates = clips | "Candidates" >> beam.FlatMap(lambda clip: [(c, float(clip[1][c])) for c in clip[2]])
+        thresholds = (candidates
+                      | "Quantiles" >> ApproximateQuantiles.PerKey(QUANTILES)
+                      | "Threshold" >> beam.MapTuple(lambda c, quantiles: (c, quantiles[threshold_index])))
+        flagged = clips | "Flag" >> beam.FlatMap(flag, thresholds=beam.pvalue.AsDict(thresholds))
+        return {"candidates": candidates, "thresholds": thresholds, "flagged": flagged}
+
+
+class RemaskPatches(beam.PTransform):
+    """{patches: (clip id, serialized patch), flagged: (clip id, class)} -> serialized patches with
+    label_mask 0 on their clip's flagged classes."""
+
+    def __init__(self, n_classes: int):
+        super().__init__()
+        self.n_classes = n_classes
+
+    def expand(self, inputs):
+        return (inputs
+                | "GroupPatches" >> beam.CoGroupByKey()
+                | "Remask" >> beam.FlatMap(remask, n_classes=self.n_classes))
+
+
 def true_labels(manifest_source: dict) -> dict[str, set[str]] | None:
     """clip id -> true labels, where the dataset is synthetic (its generator recorded them)."""
     path = join(manifest_source.get("root", ""), TRUTH_FILE)
@@ -100,51 +135,39 @@ def write_report(per_class: list, output_dir: str, vocabulary, tc_percent: float
         report[key] = sum(entry.get(key, 0) for entry in classes.values())
     if with_truth:  # the share of flags that are real missing positives: only synthetic data can tell
         report["flag_precision"] = report["truly_missing"] / report["flagged"] if report["flagged"] else None
-    write_text(join(output_dir, REPORT_FILE), json.dumps(report, indent=1))
+    write_json(join(output_dir, REPORT_FILE), report)
 
 
 def relabel(features_dir: str, manifest_dir: str, scores_dir: str, tc_percent: float, output_dir: str,
-            split: str = "train", beam_args: list[str] | None = None, test_pipeline=None) -> dict:
+            split: str = "train", beam_args: list[str] | None = None) -> dict:
     """Runs the job; returns relabel_report.json's content."""
     if not 0 <= tc_percent < 100:
         raise ValueError(f"tc_percent must be in [0, 100), got {tc_percent}")
     manifest = read_manifest(manifest_dir)
     vocabulary = list(manifest.vocabulary)
     for folder in (features_dir, scores_dir):
-        if read_json(join(folder, "vocabulary.json")) != vocabulary:
-            raise ValueError(f"{folder}/vocabulary.json differs from the manifest's vocabulary ({manifest_dir})")
-    counts = read_json(join(features_dir, COUNTS_FILE))
+        if feature_set.read_vocabulary(folder) != vocabulary:
+            raise ValueError(f"{folder}/{feature_set.VOCABULARY_FILE} differs from the manifest's vocabulary "
+                             f"({manifest_dir})")
+    counts = feature_set.read_counts(features_dir)
     truth = true_labels(manifest.source)
-    threshold_index = quantile_index(tc_percent)
-    pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(beam_args or []))
-    with pipeline as p:
+    with beam.Pipeline(options=pipeline_options(beam_args or [])) as p:
         implicit = (p
-                    | "ReadManifest" >> beam.io.ReadFromText(join(manifest_dir, MANIFEST_FILE))
-                    | "ParseRows" >> beam.Map(ManifestRow.from_json)
-                    | "TrainRows" >> beam.Filter(lambda row: row.split == split)
+                    | "ReadRows" >> ReadManifestRows(manifest_dir, [split])
                     | "ImplicitNegatives" >> beam.Map(implicit_negatives, vocabulary=vocabulary))
-        clips = ({"scores": read_score_table(p, scores_dir), "implicit": implicit}
-                 | "JoinScores" >> beam.CoGroupByKey()
-                 | "Clips" >> beam.Map(join_scores)
-                 | "Scored" >> beam.Filter(lambda clip: clip is not None))
-        candidates = clips | "Candidates" >> beam.FlatMap(
-            lambda clip: [(c, float(clip[1][c])) for c in clip[2]])
-        thresholds = (candidates
-                      | "Quantiles" >> ApproximateQuantiles.PerKey(QUANTILES)
-                      | "Threshold" >> beam.MapTuple(lambda c, quantiles: (c, quantiles[threshold_index])))
-        flagged = clips | "Flag" >> beam.FlatMap(flag, thresholds=beam.pvalue.AsDict(thresholds))
-        patches = read_patches_by_clip(p, features_dir, split)
+        found = ({"scores": p | "ReadScores" >> ReadScoreTable(scores_dir), "implicit": implicit}
+                 | "FlagMissingPositives" >> FlagMissingPositives(tc_percent))
+        flagged = found["flagged"]
+        patches = p | "ReadPatches" >> feature_set.ReadPatchesByClip(features_dir, split)
         flagged_by_clip = flagged | "FlaggedByClip" >> beam.MapTuple(lambda clip_id, c, _: (clip_id, c))
         _ = ({"patches": patches, "flagged": flagged_by_clip}
-             | "GroupPatches" >> beam.CoGroupByKey()
-             | "Remask" >> beam.FlatMap(remask, n_classes=len(vocabulary))
-             | "WritePatches" >> beam.io.WriteToTFRecord(join(output_dir, split),
-                                                         file_name_suffix=schema.SHARD_SUFFIX))
-        per_class = {"negatives": candidates | "OnePerCandidate" >> beam.Map(lambda item: (item[0], 1))
-                      | "CountNegatives" >> beam.CombinePerKey(sum),
-                      "threshold": thresholds,
-                      "flagged": flagged | "OnePerFlag" >> beam.MapTuple(lambda _, c, __: (c, 1))
-                      | "CountFlagged" >> beam.CombinePerKey(sum)}
+             | "RemaskPatches" >> RemaskPatches(len(vocabulary))
+             | "WritePatches" >> feature_set.WriteShards(output_dir, split))
+        per_class = {"negatives": found["candidates"] | "OnePerCandidate" >> beam.Map(lambda item: (item[0], 1))
+                     | "CountNegatives" >> beam.CombinePerKey(sum),
+                     "threshold": found["thresholds"],
+                     "flagged": flagged | "OnePerFlag" >> beam.MapTuple(lambda _, c, __: (c, 1))
+                     | "CountFlagged" >> beam.CombinePerKey(sum)}
         if truth is not None:
             per_class["truly_missing"] = (
                 flagged
@@ -160,8 +183,12 @@ def relabel(features_dir: str, manifest_dir: str, scores_dir: str, tc_percent: f
              | "FlagRow" >> beam.MapTuple(lambda clip_id, c, score: f"{clip_id},{vocabulary[c]},{score:.6g}")
              | "WriteFlagged" >> beam.io.WriteToText(join(output_dir, FLAGGED_FILE), shard_name_template="",
                                                      num_shards=1, header="clip_id,class,score"))
-    copy_feature_set(features_dir, output_dir, split, counts)
-    return read_json(join(output_dir, REPORT_FILE))
+    feature_set.copy_feature_set(features_dir, output_dir, split, counts)
+    return read_report(output_dir)
+
+
+def read_report(relabelled_dir: str) -> dict:
+    return read_json(join(relabelled_dir, REPORT_FILE), "the output of beam_jobs.relabel")
 
 
 def run(argv=None) -> dict:

@@ -7,6 +7,8 @@ DirectRunner is the default. At scale pass e.g.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
 KNOWN_RUNNERS = ("DirectRunner", "FnApiRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PrismRunner")
@@ -27,11 +29,30 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     return options
 
 
-def artifact_location(artifact, runner: str) -> str:
-    """Where a Beam job should read or write a KFP artifact.
+@dataclasses.dataclass(frozen=True)
+class BeamSettings:
+    """The runner settings of a pipeline's Beam steps: the `beam_runner` and `beam_options` parameters."""
 
-    The DirectRunner runs inside the task's container and uses the artifact's local path (KFP copies
-    it from and to the pipeline root). Remote runners' workers cannot see that path, so they get the
-    artifact's URI (gs://...) and read or write the bucket directly.
-    """
-    return artifact.path if runner in LOCAL_RUNNERS else artifact.uri
+    runner: str = "DirectRunner"
+    options: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "options", tuple(self.options))
+        if self.runner not in KNOWN_RUNNERS:
+            raise ValueError(f"Unknown Beam runner {self.runner!r}; expected one of {KNOWN_RUNNERS}")
+        bad = [option for option in self.options if not isinstance(option, str) or option.split("=", 1)[0] == "--runner"]
+        if bad:
+            raise ValueError(f"beam_options must be strings, and the runner is beam_runner, not an option: {bad}")
+
+    @property
+    def args(self) -> list[str]:
+        return [f"--runner={self.runner}", *self.options]
+
+    def location(self, artifact) -> str:
+        """Where a Beam job should read or write a KFP artifact.
+
+        The local runners run inside the task's container and use the artifact's local path (KFP copies it
+        from and to the pipeline root). Remote runners' workers cannot see that path, so they get the
+        artifact's URI (gs://...) and read or write the bucket directly.
+        """
+        return artifact.path if self.runner in LOCAL_RUNNERS else artifact.uri

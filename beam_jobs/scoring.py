@@ -1,9 +1,9 @@
-"""Scoring every clip of a feature set with a trained model (Beam RunInference), and the helpers that
-the jobs built on a score table share (relabelling, pruning).
+"""Scoring every clip of a feature set with a trained model (Beam RunInference), and the score table that
+the jobs built on it (relabelling, pruning) read.
 
 Score table folder:
   scores-SSSSS-of-NNNNN.csv   header `clip_id,patches,<class 1>,...,<class n>`; one row per clip, the clip
-                              score = the mean (or geometric mean) of its patches' scores
+                              score aggregated from its patches' scores (beam_jobs.contracts.aggregation)
   vocabulary.json, scoring.json (which model, split, aggregation; clips and patches scored)
 
     python -m beam_jobs.scoring --model_dir M --features_dir F --output_dir S [--split train]
@@ -17,32 +17,26 @@ import typing
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
-from beam_jobs import schema
-from beam_jobs.extract import COUNTS_FILE, STATS_FILE
-from beam_jobs.manifest import VOCABULARY_FILE, join, read_text, write_text
+from beam_jobs.contracts import aggregation as clip_aggregation
+from beam_jobs.contracts import feature_set, schema
+from beam_jobs.contracts.storage import join, list_files, read_text, write_json
 from beam_jobs.runner import pipeline_options
-from keras_models.evaluate import AGGREGATIONS, LOG_FLOOR
 
 SCORES_PREFIX = "scores"
 SCORING_FILE = "scoring.json"
 
 
 class KerasPatchModelHandler(ModelHandler):
-    """RunInference handler: loads a model folder of keras_models.train, scores batches of log-mel patches.
-
-    Patches are normalised with the model's own training statistics (its stats.json), so that a feature
-    set other than the training one is scored as the model expects.
-    """
+    """RunInference handler: loads a model folder of keras_models.train, scores batches of log-mel patches."""
 
     def __init__(self, model_dir: str, max_batch_size: int = 64):
         super().__init__()
         self.model_dir, self.max_batch_size = model_dir, max_batch_size
 
     def load_model(self):
-        from keras_models.evaluate import load_model
+        from keras_models.model_folder import load_model  # on the workers only: TensorFlow is heavy to import
 
         return load_model(self.model_dir)
 
@@ -55,17 +49,17 @@ class KerasPatchModelHandler(ModelHandler):
 
 
 class ClipScore(beam.CombineFn):
-    """Per clip: the mean (or geometric mean) of its patches' score vectors, and the patch count."""
+    """Per clip: (patch count, clip score) from its patches' score vectors."""
 
     def __init__(self, aggregation: str):
-        self.geometric = aggregation == "geometric_mean"
+        self.aggregation = clip_aggregation.check_aggregation(aggregation)
 
     def create_accumulator(self):
         return 0.0, 0
 
     def add_input(self, accumulator, scores):
         total, patches = accumulator
-        return total + (np.log(np.maximum(scores, LOG_FLOOR)) if self.geometric else scores), patches + 1
+        return total + clip_aggregation.patch_terms(scores, self.aggregation), patches + 1
 
     def merge_accumulators(self, accumulators):
         totals, counts = zip(*accumulators)
@@ -73,21 +67,34 @@ class ClipScore(beam.CombineFn):
 
     def extract_output(self, accumulator):
         total, patches = accumulator
-        mean = total / max(patches, 1)
-        return patches, (np.exp(mean) if self.geometric else mean)
+        return patches, clip_aggregation.clip_score(total, max(patches, 1), self.aggregation)
 
 
-def read_json(path: str):
-    return json.loads(read_text(path))
+class NormalisePatches(beam.PTransform):
+    """Serialized patches -> (clip id, patch normalised with a model's training statistics)."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray):
+        super().__init__()
+        self.mean, self.std = mean, std
+
+    def expand(self, serialized):
+        mean, std = self.mean, self.std
+        return (serialized
+                | "Decode" >> beam.Map(schema.decode_patch)
+                | "Normalise" >> beam.Map(lambda patch: (patch[schema.CLIP_ID], (patch[schema.LOGMEL] - mean) / std)))
 
 
+class AggregateClipScores(beam.PTransform):
+    """(clip id, patch score vector) -> score table rows `clip_id,patches,scores...`."""
 
-def read_patches_by_clip(p: beam.Pipeline, features_dir: str, split: str) -> beam.PCollection:
-    """(clip id, serialized patch) pairs of a feature set's split, for jobs that regroup patches by clip."""
-    return (p
-            | "ReadPatches" >> beam.io.ReadFromTFRecord(schema.shard_pattern(features_dir, split))
-            | "KeyPatches" >> beam.Map(lambda serialized: (schema.decode_patch(serialized)[schema.CLIP_ID],
-                                                           serialized)))
+    def __init__(self, aggregation: str):
+        super().__init__()
+        self.aggregation = aggregation
+
+    def expand(self, patch_scores):
+        return (patch_scores
+                | "PerClip" >> beam.CombinePerKey(ClipScore(self.aggregation))
+                | "Row" >> beam.Map(score_row))
 
 
 def score_row(element) -> str:
@@ -107,30 +114,28 @@ def score_table_header(vocabulary) -> str:
 
 
 def score_clips(model_dir: str, features_dir: str, output_dir: str, split: str = "train",
-                aggregation: str = "mean", beam_args: list[str] | None = None, test_pipeline=None) -> dict:
-    """Runs the scoring job; returns scoring.json's content."""
-    if aggregation not in AGGREGATIONS:
-        raise ValueError(f"Unknown aggregation {aggregation!r}; expected one of {AGGREGATIONS}")
-    vocabulary = read_json(join(model_dir, VOCABULARY_FILE))
-    if read_json(join(features_dir, VOCABULARY_FILE)) != vocabulary:
-        raise ValueError(f"{features_dir}/{VOCABULARY_FILE} differs from the model's {model_dir}/{VOCABULARY_FILE}")
+                aggregation: str = "mean", beam_args: list[str] | None = None) -> dict:
+    """Runs the scoring job; returns scoring.json's content. Patches are normalised with the model's own
+    training statistics (its stats.json), so a feature set other than the training one is scored as the
+    model expects."""
+    clip_aggregation.check_aggregation(aggregation)
+    vocabulary = feature_set.read_vocabulary(model_dir)
+    if feature_set.read_vocabulary(features_dir) != vocabulary:
+        raise ValueError(f"{features_dir}/{feature_set.VOCABULARY_FILE} differs from the model's "
+                         f"{model_dir}/{feature_set.VOCABULARY_FILE}")
     header = score_table_header(vocabulary)
-    counts = read_json(join(features_dir, COUNTS_FILE))
+    counts = feature_set.read_counts(features_dir)
     if not counts.get(split, {}).get("patches"):
         raise ValueError(f"{features_dir}: no patches in split {split!r}")
-    stats = read_json(join(model_dir, STATS_FILE))["train"]
-    mean, std = np.asarray(stats["mean"], np.float32), np.maximum(np.asarray(stats["std"], np.float32), 1e-3)
-    write_text(join(output_dir, VOCABULARY_FILE), json.dumps(vocabulary, indent=1))
-    pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(beam_args or []))
-    with pipeline as p:
+    mean, std = feature_set.read_normalisation(model_dir)
+    write_json(join(output_dir, feature_set.VOCABULARY_FILE), vocabulary)
+    with beam.Pipeline(options=pipeline_options(beam_args or [])) as p:
         _ = (p
-             | "ReadPatches" >> beam.io.ReadFromTFRecord(schema.shard_pattern(features_dir, split))
-             | "Decode" >> beam.Map(schema.decode_patch)
-             | "Normalise" >> beam.Map(lambda patch: (patch[schema.CLIP_ID], (patch[schema.LOGMEL] - mean) / std))
+             | "ReadPatches" >> beam.io.ReadFromTFRecord(feature_set.shard_pattern(features_dir, split))
+             | "Normalise" >> NormalisePatches(mean, std)
              | "Score" >> RunInference(KeyedModelHandler(KerasPatchModelHandler(model_dir)))
              | "ScoreVector" >> beam.MapTuple(lambda clip_id, result: (clip_id, result.inference))
-             | "PerClip" >> beam.CombinePerKey(ClipScore(aggregation))
-             | "Row" >> beam.Map(score_row)
+             | "ClipScores" >> AggregateClipScores(aggregation)
              | "WriteTable" >> beam.io.WriteToText(join(output_dir, SCORES_PREFIX), file_name_suffix=".csv",
                                                    header=header))
     patch_counts = [int(line.split(",", 2)[1]) for line in _table_lines(output_dir)]
@@ -138,9 +143,9 @@ def score_clips(model_dir: str, features_dir: str, output_dir: str, split: str =
     summary = {"model_dir": model_dir, "features_dir": features_dir, "split": split, "aggregation": aggregation,
                "clips": clips, "patches": patches}
     if patches != counts[split]["patches"]:
-        raise RuntimeError(f"scored {patches} patches but {features_dir}/{COUNTS_FILE} lists "
+        raise RuntimeError(f"scored {patches} patches but {features_dir}/{feature_set.COUNTS_FILE} lists "
                            f"{counts[split]['patches']} in split {split!r}")
-    write_text(join(output_dir, SCORING_FILE), json.dumps(summary, indent=1))
+    write_json(join(output_dir, SCORING_FILE), summary)
     return summary
 
 
@@ -149,7 +154,7 @@ def score_table_pattern(scores_dir: str) -> str:
 
 
 def _table_lines(scores_dir: str) -> typing.Iterator[str]:
-    paths = sorted(match.path for match in FileSystems.match([score_table_pattern(scores_dir)])[0].metadata_list)
+    paths = list_files(score_table_pattern(scores_dir))
     if not paths:
         raise FileNotFoundError(f"{scores_dir}: no score table ({SCORES_PREFIX}-*.csv)")
     for path in paths:
@@ -161,25 +166,17 @@ def load_score_table(scores_dir: str) -> dict[str, np.ndarray]:
     return dict(parse_score_row(line) for line in _table_lines(scores_dir))
 
 
-def read_score_table(p: beam.Pipeline, scores_dir: str, label: str = "Scores") -> beam.PCollection:
+class ReadScoreTable(beam.PTransform):
     """(clip id, score vector) pairs of a score table."""
-    return (p
-            | f"Read{label}" >> beam.io.ReadFromText(score_table_pattern(scores_dir), skip_header_lines=1)
-            | f"Parse{label}" >> beam.Map(parse_score_row))
 
+    def __init__(self, scores_dir: str):
+        super().__init__()
+        self.scores_dir = scores_dir
 
-def copy_feature_set(features_dir: str, output_dir: str, rewritten_split: str, counts: dict) -> None:
-    """Copies a feature set's other splits and metadata beside a rewritten split; writes `counts`.
-
-    The normalisation statistics stay those of the original train split: models trained on the new set
-    (students, training continued after pruning) see their inputs scaled as the model they start from did.
-    """
-    for match in FileSystems.match([join(features_dir, "*")])[0].metadata_list:
-        name = match.path.rsplit("/", 1)[-1]
-        if name.startswith(f"{rewritten_split}-") or name == COUNTS_FILE:
-            continue
-        FileSystems.copy([match.path], [join(output_dir, name)])
-    write_text(join(output_dir, COUNTS_FILE), json.dumps(counts, indent=1, sort_keys=True))
+    def expand(self, pipeline):
+        return (pipeline
+                | "Read" >> beam.io.ReadFromText(score_table_pattern(self.scores_dir), skip_header_lines=1)
+                | "Parse" >> beam.Map(parse_score_row))
 
 
 def run(argv=None) -> dict:
@@ -188,7 +185,7 @@ def run(argv=None) -> dict:
     parser.add_argument("--features_dir", required=True)
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--split", default="train")
-    parser.add_argument("--aggregation", default="mean", choices=AGGREGATIONS)
+    parser.add_argument("--aggregation", default="mean", choices=clip_aggregation.AGGREGATIONS)
     args, beam_args = parser.parse_known_args(argv)
     return score_clips(args.model_dir, args.features_dir, args.output_dir, args.split, args.aggregation, beam_args)
 

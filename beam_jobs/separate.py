@@ -4,7 +4,7 @@ channels as separated by one or several checkpoints of a MixIT separator (keras_
 Separation runs here, once per clip and checkpoint, rather than on the fly in the representation's input
 pipeline: the separator is deterministic, so on the fly it would repeat the same work every epoch
 (`benchmarks/separated_views.py` measures both). Output: what beam_jobs.extract writes, with every example
-also holding `channels` [checkpoints, M, frames, bands] (beam_jobs.schema), and separation.json naming
+also holding `channels` [checkpoints, M, frames, bands] (beam_jobs.contracts.schema), and separation.json naming
 the separator and the checkpoint steps in that order.
 
     python -m beam_jobs.separate --manifest_dir M --output_dir F --separator_dir S --steps 500,2000
@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import typing
 
 import numpy as np
 
-from beam_jobs import features
-from beam_jobs.params import FeatureParams
+from beam_jobs.contracts import features
+from beam_jobs.contracts.params import FeatureParams
+from beam_jobs.extract import extract
+from keras_models.separation import load_separator, read_params, separate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,12 +29,8 @@ class SeparationSpec:
     separator_dir: str
     steps: tuple[int, ...]  # checkpoints, in the order of the examples' channels axis 0
 
-    FILE: typing.ClassVar[str] = "separation.json"
-
     def validate(self, params: FeatureParams) -> str:
         """Fails before any work on a mismatch; returns separation.json's text."""
-        from keras_models.separation import read_params
-
         separator = read_params(self.separator_dir)
         problems = []
         if not params.whole_clips:
@@ -51,8 +48,6 @@ class SeparationSpec:
 
     def load(self, params: FeatureParams):
         """waveform (at the feature rate) -> (checkpoints, M, frames, bands) float32 log-mels."""
-        from keras_models.separation import load_separator, separate
-
         separators = [load_separator(self.separator_dir, step) for step in self.steps]
 
         def separated_log_mels(waveform: np.ndarray) -> np.ndarray:
@@ -63,21 +58,7 @@ class SeparationSpec:
         return separated_log_mels
 
 
-def read_separation(features_dir: str) -> dict:
-    """separation.json of a separated-views feature set."""
-    from apache_beam.io.filesystems import FileSystems
-
-    from beam_jobs.manifest import join, read_text
-
-    path = join(features_dir, SeparationSpec.FILE)
-    if not FileSystems.exists(path):
-        raise FileNotFoundError(f"{path}: missing; is {features_dir} the output of beam_jobs.separate?")
-    return json.loads(read_text(path))
-
-
-def run(argv=None, test_pipeline=None) -> dict:
-    from beam_jobs.extract import extract
-
+def run(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest_dir", required=True)
     parser.add_argument("--output_dir", required=True)
@@ -88,7 +69,7 @@ def run(argv=None, test_pipeline=None) -> dict:
     args, beam_args = parser.parse_known_args(argv)
     spec = SeparationSpec(args.separator_dir, tuple(int(step) for step in args.steps.split(",")))
     return extract(args.manifest_dir, args.output_dir, FeatureParams(whole_clips=True), args.num_shards, beam_args,
-                   test_pipeline, separation=spec, splits=tuple(filter(None, args.splits.split(","))))
+                   separation=spec, splits=tuple(filter(None, args.splits.split(","))))
 
 
 if __name__ == "__main__":

@@ -17,10 +17,12 @@ from collections import defaultdict
 
 import numpy as np
 
-from beam_jobs.manifest import Manifest, ManifestRow
+from beam_jobs.contracts.manifest import Manifest, ManifestRow
+from beam_jobs.contracts.storage import join, read_json, write_json
 
 TRAIN, VAL = "train", "val"
 STRATEGIES = ("random", "iterative_stratification", "uploader")
+SPLIT_REPORT_FILE = "split_report.json"  # beside the manifest it describes
 
 
 @dataclasses.dataclass
@@ -34,6 +36,14 @@ class SplitReport:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def write_split_report(manifest_dir: str, report: SplitReport) -> None:
+    write_json(join(manifest_dir, SPLIT_REPORT_FILE), report.to_dict())
+
+
+def read_split_report(manifest_dir: str) -> dict:
+    return read_json(join(manifest_dir, SPLIT_REPORT_FILE), "a manifest written by a split step")
 
 
 def _desired(total: float, val_fraction: float) -> np.ndarray:

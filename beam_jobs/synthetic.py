@@ -26,8 +26,9 @@ import scipy.fft
 import soundfile
 from apache_beam.io.filesystems import FileSystems
 
+from beam_jobs.contracts import features
 from beam_jobs.datasets import fsd50k as layout
-from beam_jobs.manifest import join, write_text
+from beam_jobs.contracts.storage import join, write_text
 from beam_jobs.runner import pipeline_options
 
 ONTOLOGY = {  # parent -> leaves
@@ -467,6 +468,26 @@ def render_sources(plan: ClipPlan, config: SyntheticConfig) -> tuple[np.ndarray,
     return mixture * gain, coloured * gain
 
 
+# The evaluation mixtures' own seed: clip i of a dataset is drawn from (seed, i), so a dataset generated
+# with the same seed would share their random draws.
+EVALUATION_SEED = 104729
+
+
+def known_source_mixtures(count: int, sample_rate: int,
+                          seed: int = EVALUATION_SEED) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(mixture, sources) pairs of synthetic clips (noise floor + 1-3 events) at `sample_rate`, float32;
+    the sources sum to the mixture (for evaluating separators)."""
+    config = SyntheticConfig(format="fsd50k", clips=max(MIN_CLIPS, count), seed=seed)
+    pairs = []
+    for index in range(count):
+        plan = plan_clip(index, config)
+        _, sources = render_sources(plan, config)
+        sources = np.stack([features.resample(source.astype(np.float32), plan.sample_rate, sample_rate)
+                            for source in sources])
+        pairs.append((sources.sum(axis=0), sources))
+    return pairs
+
+
 def audio_path(output_dir: str, plan: ClipPlan, config: SyntheticConfig) -> str:
     name = plan.fname + ".wav"
     if config.format == "fsd50k":
@@ -584,22 +605,31 @@ def write_metadata(plans: list[ClipPlan], output_dir: str, config: SyntheticConf
 
 # ---------------------------------------------------------------- the job ----
 
-def generate(output_dir: str, clips: int, seed: int, beam_args: list[str] | None = None, test_pipeline=None,
+class WriteDataset(beam.PTransform):
+    """Clip indices -> each clip rendered and written, then the metadata files of the whole dataset."""
+
+    def __init__(self, config: SyntheticConfig, output_dir: str):
+        super().__init__()
+        self.config, self.output_dir = config, output_dir
+
+    def expand(self, indices):
+        return (indices
+                | "Distribute" >> beam.Reshuffle()
+                | "RenderAndWrite" >> beam.Map(write_clip, config=self.config, output_dir=self.output_dir)
+                | "CollectPlans" >> beam.combiners.ToList()
+                | "WriteMetadata" >> beam.Map(write_metadata, output_dir=self.output_dir, config=self.config))
+
+
+def generate(output_dir: str, clips: int, seed: int, beam_args: list[str] | None = None,
              dataset_format: str = "fsd50k", **options) -> str:
     """Writes the dataset under `output_dir` and returns it; `options` are SyntheticConfig fields."""
     config = SyntheticConfig(format=dataset_format, clips=clips, seed=seed, **options)
-    pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(beam_args or []))
-    with pipeline as p:
-        _ = (p
-             | "ClipIndices" >> beam.Create(range(clips))
-             | "Distribute" >> beam.Reshuffle()
-             | "RenderAndWrite" >> beam.Map(write_clip, config=config, output_dir=output_dir)
-             | "CollectPlans" >> beam.combiners.ToList()
-             | "WriteMetadata" >> beam.Map(write_metadata, output_dir=output_dir, config=config))
+    with beam.Pipeline(options=pipeline_options(beam_args or [])) as p:
+        _ = p | "ClipIndices" >> beam.Create(range(clips)) | "WriteDataset" >> WriteDataset(config, output_dir)
     return output_dir
 
 
-def run(argv=None, test_pipeline=None) -> str:
+def run(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--format", default="fsd50k", choices=sorted(FORMATS))
@@ -611,7 +641,7 @@ def run(argv=None, test_pipeline=None) -> str:
     args, beam_args = parser.parse_known_args(argv)
     options = {name: getattr(args, name) for name in
                ("label_noise", "out_of_vocabulary", "missing_positives", "explicit_negatives", "specialty")}
-    return generate(args.output_dir, args.clips, args.seed, beam_args, test_pipeline, args.format, **options)
+    return generate(args.output_dir, args.clips, args.seed, beam_args, args.format, **options)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def prepare(workdir: str, clips: int) -> str:
 def audio_seconds(manifest_dir: str) -> float:
     import soundfile
 
-    from beam_jobs.manifest import read_manifest
+    from beam_jobs.contracts.manifest import read_manifest
 
     return sum(soundfile.info(row.audio_path).duration for row in read_manifest(manifest_dir).rows)
 
@@ -68,8 +68,8 @@ def run_librosa(manifest_dir: str) -> float:
     import librosa
     import numpy as np
 
-    from beam_jobs.manifest import read_manifest
-    from beam_jobs.params import FeatureParams
+    from beam_jobs.contracts.manifest import read_manifest
+    from beam_jobs.contracts.params import FeatureParams
 
     params = FeatureParams()
     rows = read_manifest(manifest_dir).rows

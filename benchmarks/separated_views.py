@@ -34,10 +34,11 @@ def main(argv=None) -> None:
     import keras
     import numpy as np
 
-    from beam_jobs import features, ingest, synthetic
+    from beam_jobs import ingest, synthetic
+    from beam_jobs.contracts import features
     from beam_jobs.extract import decode_clip
-    from beam_jobs.manifest import read_manifest
-    from beam_jobs.params import FeatureParams
+    from beam_jobs.contracts.manifest import read_manifest
+    from beam_jobs.contracts.params import FeatureParams
     from keras_models import separation, separation_ssl
     from keras_models.architectures import build_encoder
     from keras_models.contrastive import NTXentLoss, projection_head

@@ -1,8 +1,52 @@
 """KFP components: thin shells whose bodies call beam_jobs/ and keras_models/.
 
+Every component is declared with `component(resource_class)`: the class is what pipelines/deployment.py
+sizes its tasks by (image, CPU/memory, GPUs), and a component that declares none fails compilation.
+A component that runs a Beam job takes both runner settings (`beam_runner`, `beam_options`:
+beam_jobs.runner.BeamSettings) and is a `beam` one, or a `gpu` one where the job runs a model.
+
 Every component's `base_image` is a placeholder replaced at compile time by `pipelines/compile.py
 --image` / `--gpu-image` (the project images hold the whole repository installed, so bodies import it
-directly).
-`install_kfp_package=False` because that image already has the pinned kfp.
+directly). `install_kfp_package=False` because that image already has the pinned kfp.
 """
+import inspect
+
+from kfp import dsl
+
 PROJECT_IMAGE_PLACEHOLDER = "sound-event-classifiers:latest"
+
+GPU, BEAM, LIGHT = "gpu", "beam", "light"
+RESOURCE_CLASSES = {
+    GPU: "training, fine-tuning, pretraining, model scoring: the GPU image and accelerators",
+    BEAM: "Beam jobs, on the DirectRunner in the task's pod or submitted to a remote runner",
+    LIGHT: "evaluation, splits and summaries",
+}
+BEAM_SETTINGS = ("beam_runner", "beam_options")
+_declared: dict[str, str] = {}
+
+
+def component(resource_class: str):
+    """Declares a KFP component and its resource class."""
+    if resource_class not in RESOURCE_CLASSES:
+        raise ValueError(f"unknown resource class {resource_class!r}; expected one of {sorted(RESOURCE_CLASSES)}")
+
+    def declare(function):
+        name = function.__name__
+        settings = set(BEAM_SETTINGS) & set(inspect.signature(function).parameters)
+        if (resource_class == BEAM and len(settings) < 2) or (resource_class == LIGHT and settings) or len(settings) == 1:
+            raise TypeError(f"component {name} ({resource_class}) takes {sorted(settings)}: a Beam job's component "
+                            f"takes both of {BEAM_SETTINGS} and is `{BEAM}` (or `{GPU}`, running a model); no other does")
+        if _declared.get(name, resource_class) != resource_class:
+            raise ValueError(f"component {name} is declared twice with different resource classes")
+        _declared[name] = resource_class
+        return dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)(function)
+
+    return declare
+
+
+def resource_class_of(function_name: str) -> str:
+    """The declared resource class of the component that runs `function_name`."""
+    if function_name not in _declared:
+        raise ValueError(f"component {function_name!r} declares no resource class: define it with "
+                         f"components.component({'|'.join(RESOURCE_CLASSES)})")
+    return _declared[function_name]

@@ -1,72 +1,69 @@
-"""Data components: ingest (or synthesise) a dataset, extract log-mel features."""
-from kfp import dsl
+"""Data components: ingest (or synthesise) a dataset, split it, extract log-mel features."""
 from kfp.dsl import Dataset, Input, Output
 
-from components import PROJECT_IMAGE_PLACEHOLDER
+from components import BEAM, LIGHT, component
 
 
-@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+@component(BEAM)
 def ingest_dataset(dataset_root: str, dataset_format: str, synthetic_clips: int, seed: int,
                    beam_runner: str, beam_options: list, manifest: Output[Dataset]):
     """Validates a dataset (empty root: generates a synthetic one in that format) and writes its manifest."""
     from beam_jobs import ingest, synthetic
-    from beam_jobs.runner import artifact_location
+    from beam_jobs.runner import BeamSettings
 
-    root = dataset_root or synthetic.generate(
-        f"{artifact_location(manifest, beam_runner)}/synthetic_{dataset_format}", synthetic_clips, seed,
-        [f"--runner={beam_runner}", *beam_options], dataset_format=dataset_format)
-    result = ingest.ingest(root, artifact_location(manifest, beam_runner), dataset_format)
+    beam = BeamSettings(beam_runner, beam_options)
+    root = dataset_root or synthetic.generate(f"{beam.location(manifest)}/synthetic_{dataset_format}",
+                                              synthetic_clips, seed, beam.args, dataset_format=dataset_format)
+    result = ingest.ingest(root, beam.location(manifest), dataset_format)
     manifest.metadata.update(clips=len(result.rows), classes=len(result.vocabulary), dataset_root=root)
 
 
-@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+@component(BEAM)
 def extract_features(manifest: Input[Dataset], beam_runner: str, beam_options: list,
                      features: Output[Dataset], whole_clips: bool = False):
     """Beam job: manifest -> log-mel patches (or whole clips) in sharded TFRecords, stats, counts and
     dead letters."""
+    from beam_jobs.contracts.params import FeatureParams
     from beam_jobs.extract import extract
-    from beam_jobs.params import FeatureParams
-    from beam_jobs.runner import artifact_location
+    from beam_jobs.runner import BeamSettings
 
-    counts = extract(artifact_location(manifest, beam_runner), artifact_location(features, beam_runner),
-                     FeatureParams(whole_clips=whole_clips), beam_args=[f"--runner={beam_runner}", *beam_options])
+    beam = BeamSettings(beam_runner, beam_options)
+    counts = extract(beam.location(manifest), beam.location(features), FeatureParams(whole_clips=whole_clips),
+                     beam_args=beam.args)
     features.metadata.update(counts=counts)
 
 
-@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+@component(LIGHT)
 def split_dev_set(manifest: Input[Dataset], strategy: str, val_fraction: float, seed: int,
                   split_manifest: Output[Dataset], train_fraction: float = 1.0):
     """Reassigns the development clips to train/val with a strategy (then keeps `train_fraction` of the
     train clips); writes split_report.json beside."""
     import dataclasses
-    import json
 
-    from beam_jobs.manifest import read_manifest, write_manifest, write_text
-    from beam_jobs.splits import TRAIN, resplit, subsample_split
+    from beam_jobs.contracts.manifest import read_manifest, write_manifest
+    from beam_jobs.splits import TRAIN, resplit, subsample_split, write_split_report
 
     result, report = resplit(read_manifest(manifest.path), strategy, val_fraction, seed)
     if train_fraction < 1:
         result = subsample_split(result, train_fraction, seed)
         report = dataclasses.replace(report, train_clips=sum(row.split == TRAIN for row in result.rows))
     write_manifest(split_manifest.path, result)
-    write_text(split_manifest.path + "/split_report.json", json.dumps(report.to_dict(), indent=1))
+    write_split_report(split_manifest.path, report)
     split_manifest.metadata.update(strategy=strategy, wc_contamination=report.wc_contamination,
                                    bc_contamination=report.bc_contamination)
 
 
-@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+@component(LIGHT)
 def select_train_set(manifest: Input[Dataset], source_splits: list, flag: str, val_fraction: float, seed: int,
                      split_manifest: Output[Dataset]):
     """The clips of `source_splits` (with dataset `flag` set, or unset with "!flag"; "" = all) become the
     train pool, split into train/val by uploader; the held-out test/eval split stays."""
-    import json
-
-    from beam_jobs.manifest import read_manifest, write_manifest, write_text
-    from beam_jobs.splits import resplit, select_train_pool
+    from beam_jobs.contracts.manifest import read_manifest, write_manifest
+    from beam_jobs.splits import resplit, select_train_pool, write_split_report
 
     pool = select_train_pool(read_manifest(manifest.path), tuple(source_splits), flag)
     result, report = resplit(pool, "uploader", val_fraction, seed)
     write_manifest(split_manifest.path, result)
-    write_text(split_manifest.path + "/split_report.json", json.dumps(report.to_dict(), indent=1))
+    write_split_report(split_manifest.path, report)
     split_manifest.metadata.update(source_splits=source_splits, flag=flag, train_clips=report.train_clips,
                                    val_clips=report.val_clips)

@@ -1,14 +1,11 @@
 """Separation-based self-supervised components: MixIT separator training and evaluation, separated views
-(Beam), pretraining with SM / CP proxy tasks, the shallow classifier's evaluation and the study's summary."""
-from typing import List
-
-from kfp import dsl
+(Beam) and pretraining with SM / CP proxy tasks."""
 from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
 
-from components import PROJECT_IMAGE_PLACEHOLDER
+from components import BEAM, GPU, LIGHT, component
 
 
-@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+@component(LIGHT)
 def check_separation_settings(settings: list, checkpoint_steps: list):
     """Fails the run before the separator trains if a proxy-task setting is invalid."""
     from keras_models.separation_ssl import validate_settings
@@ -16,13 +13,13 @@ def check_separation_settings(settings: list, checkpoint_steps: list):
     validate_settings(settings, checkpoint_steps)
 
 
-@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+@component(GPU)
 def train_separator(manifest: Input[Dataset], channels: int, steps: int, checkpoint_steps: list,
                     segment_seconds: float, batch_size: int, learning_rate: float, seed: int,
                     separator: Output[Model]):
     """MixIT training of an M-channel masking separator on mixtures of two train clips; checkpoints at
     `checkpoint_steps`."""
-    from beam_jobs.params import FeatureParams
+    from beam_jobs.contracts.params import FeatureParams
     from keras_models.separation import ManifestWaveforms, SeparatorParams, train_separator as train
 
     params = SeparatorParams(channels=channels, steps=steps, checkpoint_steps=tuple(checkpoint_steps),
@@ -32,15 +29,16 @@ def train_separator(manifest: Input[Dataset], channels: int, steps: int, checkpo
     separator.metadata.update(framework="keras", **summary)
 
 
-@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+@component(LIGHT)
 def evaluate_separator(separator: Input[Model], mixtures: int, metrics: Output[Metrics], report: Output[Markdown],
                        result: Output[Dataset]):
     """SI-SNR improvement of every checkpoint on synthetic mixtures with known sources."""
     import json
 
-    from keras_models.separation import evaluate_separation, separation_markdown
+    from beam_jobs.synthetic import known_source_mixtures
+    from keras_models.separation import evaluate_separation, read_params, separation_markdown
 
-    rows = evaluate_separation(separator.path, mixtures)
+    rows = evaluate_separation(separator.path, known_source_mixtures(mixtures, read_params(separator.path).sample_rate))
     for row in rows:
         metrics.log_metric(f"step_{row['step']}_mean_si_snri_db", row["mean_si_snri"])
     with open(report.path, "w") as handle:
@@ -49,25 +47,25 @@ def evaluate_separator(separator: Input[Model], mixtures: int, metrics: Output[M
         json.dump(rows, handle, indent=1)
 
 
-@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+@component(BEAM)
 def separate_views(manifest: Input[Dataset], separator: Input[Model], steps: list, beam_runner: str,
                    beam_options: list, views: Output[Dataset]):
     """Beam job on the train split (what pretraining reads): whole-clip log-mels plus the log-mels of the
     channels separated by each checkpoint in `steps` ([] = every saved checkpoint)."""
+    from beam_jobs.contracts.params import FeatureParams
     from beam_jobs.extract import extract
-    from beam_jobs.params import FeatureParams
-    from beam_jobs.runner import artifact_location
+    from beam_jobs.runner import BeamSettings
     from beam_jobs.separate import SeparationSpec
     from keras_models.separation import read_params
 
+    beam = BeamSettings(beam_runner, beam_options)
     spec = SeparationSpec(separator.path, tuple(steps) or read_params(separator.path).checkpoint_steps)
-    counts = extract(artifact_location(manifest, beam_runner), artifact_location(views, beam_runner),
-                     FeatureParams(whole_clips=True), beam_args=[f"--runner={beam_runner}", *beam_options],
-                     separation=spec, splits=("train",))
+    counts = extract(beam.location(manifest), beam.location(views), FeatureParams(whole_clips=True),
+                     beam_args=beam.args, separation=spec, splits=("train",))
     views.metadata.update(counts=counts, separator_steps=list(spec.steps))
 
 
-@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+@component(GPU)
 def pretrain_separation_ssl(views: Input[Dataset], setting: dict, cp_weight: float, tps: bool, specaugment: bool,
                             architecture: str, width: float, temperature: float, epochs: int, batch_size: int,
                             learning_rate: float, seed: int, encoder: Output[Model]):
@@ -79,39 +77,3 @@ def pretrain_separation_ssl(views: Input[Dataset], setting: dict, cp_weight: flo
         setting, cp_weight=cp_weight, tps=tps, specaugment=specaugment, architecture=architecture, width=width,
         temperature=temperature, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed))
     encoder.metadata.update(framework="keras", **setting, **summary)
-
-
-@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
-def evaluate_shallow_classifier(model: Input[Model], features: Input[Dataset], split: str, variant: dict,
-                                metrics: Output[Metrics], report: Output[Markdown], result: Output[Dataset]):
-    """Clip-level mAP, d' and lwlrap of a classifier on a frozen embedding; `variant` labels its result row."""
-    import json
-
-    from keras_models.evaluate import evaluate_classifier
-
-    evaluation = evaluate_classifier(model.path, features.path, split)
-    for name, value in evaluation.finite_scalars.items():
-        metrics.log_metric(name, value)
-    with open(report.path, "w") as handle:
-        handle.write(evaluation.markdown(str(variant.get("name", "shallow classifier"))))
-    row = {**variant, **evaluation.scalars, "clips": evaluation.clips}
-    with open(result.path, "w") as handle:
-        json.dump(row, handle, indent=1)
-
-
-@dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
-def summarize_separation_ssl(separation: Input[Dataset], results: Input[List[Dataset]], metrics: Output[Metrics],
-                             report: Output[Markdown]):
-    """mAP and d' per proxy-task setting, next to the separator's SI-SNR improvement per checkpoint."""
-    import json
-
-    from keras_models.evaluate import read_result_rows
-    from keras_models.separation_ssl import summary_markdown
-
-    rows = read_result_rows([artifact.path for artifact in results])
-    with open(separation.path) as handle:
-        separation_rows = json.load(handle)
-    for row in rows:
-        metrics.log_metric(f"{row['name']}_mAP", row["mAP"])
-    with open(report.path, "w") as handle:
-        handle.write(summary_markdown(rows, separation_rows))

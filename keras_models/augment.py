@@ -33,7 +33,7 @@ def mixup(alpha: float):
     return apply
 
 
-LOG_OFFSET = 1e-6  # beam_jobs.features: log-mel = log(mel + 1e-6)
+LOG_OFFSET = 1e-6  # beam_jobs.contracts.features: log-mel = log(mel + 1e-6)
 
 
 def to_linear(logmel):

@@ -2,8 +2,8 @@
 projection head trained with NT-Xent, and the encoder saved for downstream evaluation.
 
 The loss and head use keras.ops (any Keras backend); the view augmentations (keras_models.augment) run in
-tf.data. Pretraining model folder: encoder.keras, history.json, contrastive_params.json, stats.json,
-checkpoints/ (resume state).
+tf.data. Pretraining writes a model folder (keras_models.model_folder) with the encoder and
+contrastive_params.json.
 """
 from __future__ import annotations
 
@@ -15,13 +15,16 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from beam_jobs import schema
-from beam_jobs.extract import STATS_FILE
+from beam_jobs.contracts import schema
+from beam_jobs.contracts.aggregation import ClipAggregator
+from beam_jobs.contracts.feature_set import FeatureSet, load_feature_set
 from keras_models import augment
 from keras_models import input as model_input
+from keras_models import model_folder
 from keras_models.architectures import build_encoder
+from keras_models.metrics import clip_metrics, single_label_metrics
+from keras_models.model_folder import HistoryFile, load_encoder, read_history
 
-ENCODER_FILE = "encoder.keras"
 PARAMS_FILE = "contrastive_params.json"
 
 
@@ -96,7 +99,7 @@ class ContrastiveParams:
                              f"and batch_size >= 2: {self}")
 
 
-def contrastive_views(features: model_input.FeatureSet, split: str, params: ContrastiveParams) -> tf.data.Dataset:
+def contrastive_views(features: FeatureSet, split: str, params: ContrastiveParams) -> tf.data.Dataset:
     """((view_a, view_b), unused targets) batches from a whole-clip feature set: a pair of patches per clip
     (TPS or the same patch), mix-back with another clip of the batch, the chosen augmentations, normalised."""
     frames = features.params.patch_frames
@@ -142,8 +145,9 @@ def pretraining_model(encoder: keras.Model, head: keras.Model) -> keras.Model:
 
 def pretrain_contrastive(features_dir: str, model_dir: str, params: ContrastiveParams = ContrastiveParams()) -> dict:
     """Pretrains an encoder on the unlabelled train split of a whole-clip feature set; writes encoder.keras,
-    history.json, contrastive_params.json and stats.json to model_dir; resumes after an interruption."""
-    features = model_input.load_feature_set(features_dir)
+    history.json, contrastive_params.json, stats.json and vocabulary.json to model_dir; resumes after an
+    interruption."""
+    features = load_feature_set(features_dir)
     tf.io.gfile.makedirs(model_dir)
     keras.utils.set_random_seed(params.seed)
     views = contrastive_views(features, "train", params)
@@ -153,36 +157,26 @@ def pretrain_contrastive(features_dir: str, model_dir: str, params: ContrastiveP
     model.compile(optimizer=keras.optimizers.SGD(params.learning_rate, momentum=params.momentum,
                                                  weight_decay=params.weight_decay),
                   loss=NTXentLoss(params.temperature), jit_compile=False)
-    return fit_and_save_encoder(model, encoder, views, features_dir, model_dir, params.epochs,
-                                {PARAMS_FILE: json.dumps(dataclasses.asdict(params), indent=1)})
+    return fit_and_save_encoder(model, encoder, views, features_dir, model_dir, params, PARAMS_FILE)
 
 
 def fit_and_save_encoder(model: keras.Model, encoder: keras.Model, views: tf.data.Dataset, features_dir: str,
-                         model_dir: str, epochs: int, files: dict[str, str]) -> dict:
-    """Trains a pretraining model (resumable), then writes the encoder, its input statistics, the history
-    and `files` ({name: text}) to model_dir; returns a summary."""
-    from keras_models.train import HistoryFile, read_history
-
-    for name, text in files.items():
-        with tf.io.gfile.GFile(f"{model_dir}/{name}", "w") as handle:
-            handle.write(text)
-    tf.io.gfile.copy(f"{features_dir}/{STATS_FILE}", f"{model_dir}/{STATS_FILE}", overwrite=True)
-    history_path = f"{model_dir}/history.json"
-    model.fit(views, epochs=epochs, verbose=2, shuffle=False, callbacks=[
-        HistoryFile(history_path), keras.callbacks.BackupAndRestore(f"{model_dir}/checkpoints/backup")])
-    encoder.save(f"{model_dir}/{ENCODER_FILE}")
-    history = read_history(history_path)
+                         model_dir: str, params, params_file: str) -> dict:
+    """Trains a pretraining model (resumable) for `params.epochs`, then writes the encoder (with its
+    `params.architecture` and `params.width`), `params` as `params_file`, the feature set's statistics and
+    the history to model_dir; returns a summary."""
+    model_folder.write_text(model_dir, params_file, json.dumps(dataclasses.asdict(params), indent=1))
+    model_folder.copy_feature_set_files(features_dir, model_dir)
+    backup = model_folder.path(model_folder.path(model_dir, model_folder.CHECKPOINTS_DIR), model_folder.BACKUP_DIR)
+    model.fit(views, epochs=params.epochs, verbose=2, shuffle=False,
+              callbacks=[HistoryFile(model_dir), keras.callbacks.BackupAndRestore(backup)])
+    model_folder.save_encoder(encoder, model_dir, params.architecture, params.width)
+    history = read_history(model_dir)
     return {"epochs": len(history), "final_loss": history[-1]["loss"], "encoder_parameters": encoder.count_params(),
             "embedding_dim": int(encoder.output_shape[-1])}
 
 
-def load_encoder(model_dir: str) -> keras.Model:
-    from keras_models.layers import pooling  # noqa: F401  (registers SubsamplingPool for VGG41/VGG42)
-
-    return keras.models.load_model(f"{model_dir}/{ENCODER_FILE}")
-
-
-def embed_patches(encoder: keras.Model, features: model_input.FeatureSet, split: str,
+def embed_patches(encoder: keras.Model, features: FeatureSet, split: str,
                   batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(l2-normalised embeddings h, labels, clip ids), one row per patch of the split."""
     embeddings, labels, clips = [], [], []
@@ -215,45 +209,17 @@ def knn_evaluate(encoder_dir: str, features_dir: str, k: int = 200, train_split:
     """kNN on the frozen embedding h: train patches are the neighbours; a clip's scores are the mean of its
     patches' votes, so single-label clips get the majority vote over their patches. Balanced top-1
     accuracy for single-label data, mAP for multi-label data."""
-    from keras_models.metrics import clip_metrics, single_label_metrics
-
-    encoder, features = load_encoder(encoder_dir), model_input.load_feature_set(features_dir)
+    encoder, features = load_encoder(encoder_dir), load_feature_set(features_dir)
     train_embeddings, train_labels, _ = embed_patches(encoder, features, train_split)
     query_embeddings, query_labels, clips = embed_patches(encoder, features, eval_split)
     single_label = bool(np.all(train_labels.sum(axis=1) == 1))
-    patch_scores = knn_scores(train_embeddings, train_labels, query_embeddings, k, single_label)
-    order = list(dict.fromkeys(clips))
-    index = {clip: i for i, clip in enumerate(order)}
-    clip_rows = np.array([index[clip] for clip in clips])
-    counts = np.bincount(clip_rows, minlength=len(order))[:, None]
-    clip_scores = np.zeros((len(order), patch_scores.shape[1]))
-    np.add.at(clip_scores, clip_rows, patch_scores)
-    clip_scores /= counts
-    clip_labels = np.zeros_like(clip_scores)
-    clip_labels[clip_rows] = query_labels
-    result = {"k": k, "clips": len(order), "single_label": single_label}
+    by_clip = ClipAggregator("mean")
+    by_clip.add(clips, knn_scores(train_embeddings, train_labels, query_embeddings, k, single_label), query_labels)
+    clip_scores, clip_labels = by_clip.scores(), by_clip.clip_labels()
+    result = {"k": k, "clips": len(clip_scores), "single_label": single_label}
     if single_label:
         metrics = single_label_metrics(clip_labels, clip_scores)
         result.update(accuracy=metrics["accuracy"], balanced_accuracy=metrics["balanced_accuracy"])
     else:
         result["mAP"] = clip_metrics(clip_labels, clip_scores)["mAP"]
     return result
-
-
-METHODS = ("knn", "linear", "fine_tuned", "scratch")
-
-
-def summary_markdown(rows: list[dict]) -> str:
-    """The downstream table: one row per train set, one column per way of using the labels."""
-    by_set = {}
-    for row in rows:
-        by_set.setdefault(row["train_set"], {})[row["method"]] = row["balanced_accuracy"]
-    lines = ["# Contrastive self-supervised pretraining: downstream evaluation", "",
-             "Balanced (macro) top-1 accuracy on the test set. kNN and linear evaluation use the frozen "
-             "pretrained embedding; fine-tuning trains the pretrained encoder end to end; scratch trains the "
-             "same architecture from random weights.", "",
-             "| train set | " + " | ".join(METHODS) + " |", "|---|" + "---:|" * len(METHODS)]
-    for train_set, values in sorted(by_set.items()):
-        cells = [f"{values[method]:.4f}" if method in values else "-" for method in METHODS]
-        lines.append(f"| {train_set} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"

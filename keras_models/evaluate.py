@@ -1,69 +1,39 @@
-"""Clip-level evaluation: patch predictions -> clip scores (mean) -> metrics and a per-class report."""
+"""Clip-level evaluation: patch predictions -> clip scores (beam_jobs.contracts.aggregation) -> metrics and
+a per-class report."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 
 import keras
 import numpy as np
 
-from beam_jobs import schema
+from beam_jobs.contracts import schema
+from beam_jobs.contracts.aggregation import ClipAggregator
+from beam_jobs.contracts.feature_set import load_feature_set
 from keras_models import input as model_input
 from keras_models.metrics import clip_metrics, single_label_metrics
-
-MODEL_FILE = "model.keras"
-
-
-def read_result_rows(paths: list[str]) -> list[dict]:
-    """The JSON rows that a study's per-variant evaluation tasks wrote, for its summary."""
-    rows = []
-    for path in paths:
-        with open(path) as handle:
-            rows.append(json.load(handle))
-    return rows
-
-
-def load_model(model_dir: str) -> keras.Model:
-    """Loads a model folder's `model.keras`, with the project's custom layers registered."""
-    from keras_models import losses  # noqa: F401  (registers the custom layers and loss for deserialisation)
-    from keras_models.layers import pooling  # noqa: F401
-
-    return keras.models.load_model(os.path.join(model_dir, MODEL_FILE))
-
-
-AGGREGATIONS = ("mean", "geometric_mean")
-LOG_FLOOR = 1e-7  # geometric mean: patch scores are clipped here before the log
+from keras_models.model_folder import load_model
 
 
 def predict_clips(model: keras.Model, dataset, transform=None,
                   aggregation: str = "mean") -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Runs the model over a `patch_dataset`; returns (clip ids, clip scores, clip labels).
-
-    A clip's score is the mean (or geometric mean) of its patches' scores; clips come out in order of
-    first appearance. `transform`, if given, maps each batch of log-mel patches before the model sees it.
-    """
-    if aggregation not in AGGREGATIONS:
-        raise ValueError(f"Unknown aggregation {aggregation!r}; expected one of {AGGREGATIONS}")
-    geometric = aggregation == "geometric_mean"
-    sums, counts, labels, order = {}, {}, {}, []
+    """Runs the model over a `patch_dataset`; returns (clip ids, clip scores, clip labels), clips in order
+    of first appearance. `transform`, if given, maps each batch of log-mel patches before the model sees it."""
+    clips = ClipAggregator(aggregation)
     for batch in dataset:
         logmel = batch[schema.LOGMEL] if transform is None else transform(batch[schema.LOGMEL])
-        scores = np.asarray(model(logmel, training=False), dtype=np.float64)
-        if geometric:
-            scores = np.log(np.maximum(scores, LOG_FLOOR))
-        for clip_id, clip_scores, clip_labels in zip(batch[schema.CLIP_ID].numpy(), scores,
-                                                     batch[schema.LABELS].numpy()):
-            clip_id = clip_id.decode("utf-8")
-            if clip_id not in sums:
-                order.append(clip_id)
-                sums[clip_id], counts[clip_id], labels[clip_id] = 0.0, 0, clip_labels
-            sums[clip_id] = sums[clip_id] + clip_scores
-            counts[clip_id] += 1
-    if not order:
-        raise ValueError("no patches to predict")
-    scores = np.stack([sums[clip] / counts[clip] for clip in order])
-    return order, (np.exp(scores) if geometric else scores), np.stack([labels[clip] for clip in order])
+        clips.add([clip_id.decode("utf-8") for clip_id in batch[schema.CLIP_ID].numpy()],
+                  np.asarray(model(logmel, training=False)), batch[schema.LABELS].numpy())
+    return clips.clip_ids, clips.scores(), clips.clip_labels()
+
+
+def predict_split(model_dir: str, features_dir: str, split: str, aggregation: str = "mean",
+                  batch_size: int = 64) -> tuple[list[str], np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(clip ids, clip scores, clip labels, vocabulary) of a model folder on a feature set's split."""
+    features = load_feature_set(features_dir)
+    clips, scores, truth = predict_clips(load_model(model_dir), model_input.patch_dataset(features, split, batch_size),
+                                         aggregation=aggregation)
+    return clips, scores, truth, features.vocabulary
 
 
 @dataclasses.dataclass
@@ -101,11 +71,8 @@ class Evaluation:
 
 
 def evaluate_classifier(model_dir: str, features_dir: str, split: str = "eval", batch_size: int = 64) -> Evaluation:
-    features = model_input.load_feature_set(features_dir)
-    model = load_model(model_dir)
-    clips, scores, truth = predict_clips(model, model_input.patch_dataset(features, split, batch_size))
-    return Evaluation(split=split, clips=len(clips), vocabulary=features.vocabulary,
-                      metrics=clip_metrics(truth, scores))
+    clips, scores, truth, vocabulary = predict_split(model_dir, features_dir, split, batch_size=batch_size)
+    return Evaluation(split=split, clips=len(clips), vocabulary=vocabulary, metrics=clip_metrics(truth, scores))
 
 
 @dataclasses.dataclass
@@ -135,8 +102,6 @@ class SingleLabelEvaluation:
 
 def evaluate_single_label(model_dir: str, features_dir: str, split: str = "test", aggregation: str = "mean",
                           batch_size: int = 64) -> SingleLabelEvaluation:
-    features = model_input.load_feature_set(features_dir)
-    clips, scores, truth = predict_clips(load_model(model_dir), model_input.patch_dataset(features, split, batch_size),
-                                         aggregation=aggregation)
-    return SingleLabelEvaluation(split=split, clips=len(clips), aggregation=aggregation,
-                                 vocabulary=features.vocabulary, metrics=single_label_metrics(truth, scores))
+    clips, scores, truth, vocabulary = predict_split(model_dir, features_dir, split, aggregation, batch_size)
+    return SingleLabelEvaluation(split=split, clips=len(clips), aggregation=aggregation, vocabulary=vocabulary,
+                                 metrics=single_label_metrics(truth, scores))

@@ -1,69 +1,10 @@
-"""tf.data input from the extraction job's TFRecords (schema in beam_jobs.schema)."""
+"""tf.data input from a feature set's TFRecords (beam_jobs.contracts.feature_set, .schema)."""
 from __future__ import annotations
 
-import dataclasses
-import json
-
-import numpy as np
 import tensorflow as tf
 
-from beam_jobs import schema
-from beam_jobs.extract import COUNTS_FILE, PARAMS_FILE, STATS_FILE, VOCABULARY_FILE
-from beam_jobs.params import FeatureParams
-
-NORMALISATION_SPLIT = "train"
-
-
-@dataclasses.dataclass(frozen=True)
-class FeatureSet:
-    """What a features folder holds, read from its small JSON files."""
-
-    directory: str
-    params: FeatureParams
-    vocabulary: tuple[str, ...]
-    counts: dict
-    mean: np.ndarray  # per band, from the training split
-    std: np.ndarray
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.vocabulary)
-
-    @property
-    def input_shape(self) -> tuple[int, int]:
-        return self.params.patch_frames, self.params.n_mels
-
-    def patches(self, split: str) -> int:
-        return int(self.counts.get(split, {}).get("patches", 0))
-
-    def files(self, split: str) -> list[str]:
-        files = sorted(tf.io.gfile.glob(schema.shard_pattern(self.directory, split)))
-        if not files or self.patches(split) == 0:
-            raise ValueError(f"{self.directory}: no patches for split {split!r} "
-                             f"(splits with patches: {[s for s in self.counts if self.patches(s)]})")
-        return files
-
-
-def _read_json(directory: str, name: str):
-    path = f"{directory.rstrip('/')}/{name}"
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"{path}: missing; is {directory} the output of beam_jobs.extract?")
-    with tf.io.gfile.GFile(path) as handle:
-        return json.load(handle)
-
-
-def load_feature_set(directory: str) -> FeatureSet:
-    stats = _read_json(directory, STATS_FILE)
-    if not stats.get(NORMALISATION_SPLIT, {}).get("frames"):
-        raise ValueError(f"{directory}/{STATS_FILE}: no '{NORMALISATION_SPLIT}' frames to normalise with")
-    train = stats[NORMALISATION_SPLIT]
-    with tf.io.gfile.GFile(f"{directory.rstrip('/')}/{PARAMS_FILE}") as handle:
-        params = FeatureParams.from_json(handle.read())
-    return FeatureSet(directory=directory, params=params,
-                      vocabulary=tuple(_read_json(directory, VOCABULARY_FILE)),
-                      counts=_read_json(directory, COUNTS_FILE),
-                      mean=np.asarray(train["mean"], dtype=np.float32),
-                      std=np.maximum(np.asarray(train["std"], dtype=np.float32), 1e-3))
+from beam_jobs.contracts import schema
+from beam_jobs.contracts.feature_set import FeatureSet
 
 
 def _records(features: FeatureSet, split: str, shuffle: bool, seed: int, shuffle_buffer: int) -> tf.data.Dataset:
@@ -126,7 +67,7 @@ def clip_dataset(features: FeatureSet, split: str, shuffle: bool = False, seed: 
 
 def whole_clips_for_batches(features: FeatureSet, split: str, batch_size: int) -> int:
     """The split's clip count (whole-clip features); fails when it is fewer than one batch."""
-    clips = features.counts.get(split, {}).get("written", 0)
+    clips = features.clips(split)
     if clips < batch_size:
         raise ValueError(f"{features.directory}: {clips} clips in {split!r}, fewer than one batch of {batch_size}")
     return clips

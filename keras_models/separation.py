@@ -22,6 +22,10 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from beam_jobs.contracts import features
+from beam_jobs.contracts.manifest import read_manifest
+from keras_models.model_folder import HistoryFile, read_history
+
 PARAMS_FILE = "separator_params.json"
 CHECKPOINT_DIR = "checkpoints"
 
@@ -282,8 +286,6 @@ class ManifestWaveforms:
     """The clips of one manifest split as mono waveforms at a sample rate, decoded when read."""
 
     def __init__(self, manifest_dir: str, split: str, sample_rate: int):
-        from beam_jobs.manifest import read_manifest
-
         self.rows = [row for row in read_manifest(manifest_dir).rows if row.split == split]
         if len(self.rows) < 2:
             raise ValueError(f"{manifest_dir}: {len(self.rows)} clips in split {split!r}; MixIT needs at least 2")
@@ -294,14 +296,11 @@ class ManifestWaveforms:
         return len(self.rows)
 
     def read(self, index: int) -> np.ndarray | None:
-        from beam_jobs import features
-        from beam_jobs.extract import decode_clip
-
         row = self.rows[index]
         if row.clip_id in self.skipped:
             return None
         try:
-            waveform, rate = decode_clip(row.audio_path)
+            waveform, rate = features.decode_clip(row.audio_path)
         except features.ClipError as error:
             self.skipped[row.clip_id] = str(error)
             if len(self.skipped) > len(self.rows) - 2:  # no two readable clips left to mix
@@ -330,8 +329,6 @@ def train_separator(waveforms, separator_dir: str, params: SeparatorParams = Sep
     params, the loss history (mean MixIT loss per `log_every` steps) and one checkpoint per checkpoint step."""
     import tensorflow as tf
 
-    from keras_models.train import HistoryFile, read_history
-
     tf.io.gfile.makedirs(f"{separator_dir}/{CHECKPOINT_DIR}")
     with tf.io.gfile.GFile(f"{separator_dir}/{PARAMS_FILE}", "w") as handle:
         handle.write(params.to_json())
@@ -339,11 +336,10 @@ def train_separator(waveforms, separator_dir: str, params: SeparatorParams = Sep
     separator.compile(optimizer=keras.optimizers.Adam(params.learning_rate, clipnorm=5.0),
                       loss=MixITLoss(params.snr_max), jit_compile=False)
     log_every = min(log_every, params.steps)
-    history_path = f"{separator_dir}/history.json"
     separator.fit(mixture_of_mixtures_dataset(waveforms, params), epochs=-(-params.steps // log_every),
                   steps_per_epoch=log_every, verbose=2,
-                  callbacks=[StepCheckpoints(separator_dir, params.checkpoint_steps), HistoryFile(history_path)])
-    history = read_history(history_path)
+                  callbacks=[StepCheckpoints(separator_dir, params.checkpoint_steps), HistoryFile(separator_dir)])
+    history = read_history(separator_dir)
     return {"steps": params.steps, "log_every": log_every, "first_loss": history[0]["loss"],
             "final_loss": history[-1]["loss"],
             "checkpoints": list(params.checkpoint_steps), "parameters": int(separator.count_params()),
@@ -352,33 +348,11 @@ def train_separator(waveforms, separator_dir: str, params: SeparatorParams = Sep
 
 # ---------------------------------------------------------------- evaluation ----
 
-# The evaluation mixtures' own seed: the generator draws clip i of a dataset from (seed, i), so a
-# dataset generated with the same seed would share their random draws.
-EVALUATION_SEED = 104729
-
-
-def known_source_mixtures(count: int, sample_rate: int,
-                          seed: int = EVALUATION_SEED) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(mixture, sources) pairs from the project's synthetic generator (noise floor + 1-3 events), at the
-    separator's rate; sources sum to the mixture."""
-    from beam_jobs import features, synthetic
-
-    config = synthetic.SyntheticConfig(format="fsd50k", clips=max(synthetic.MIN_CLIPS, count), seed=seed)
-    pairs = []
-    for index in range(count):
-        plan = synthetic.plan_clip(index, config)
-        _, sources = synthetic.render_sources(plan, config)
-        sources = np.stack([features.resample(source.astype(np.float32), plan.sample_rate, sample_rate)
-                            for source in sources])
-        pairs.append((sources.sum(axis=0), sources))
-    return pairs
-
-
-def evaluate_separation(separator_dir: str, mixtures: int = 50, seed: int = EVALUATION_SEED) -> list[dict]:
+def evaluate_separation(separator_dir: str, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[dict]:
     """Per checkpoint, and for the untrained network as step 0: mean and median SI-SNR improvement (dB)
-    over every source of `mixtures` synthetic mixtures with known sources; also per number of sources."""
+    over every source of the (mixture, sources) `pairs` (at the separator's rate; e.g.
+    beam_jobs.synthetic.known_source_mixtures); also per number of sources."""
     params = read_params(separator_dir)
-    pairs = known_source_mixtures(mixtures, params.sample_rate, seed)
     most = max(len(sources) for _, sources in pairs)
     if most > params.channels:
         raise ValueError(f"{separator_dir}: the evaluation mixtures hold up to {most} sources, more than the "

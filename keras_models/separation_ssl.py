@@ -14,18 +14,18 @@ classifier of the downstream evaluation is `train_classifier(initial_encoder_dir
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from beam_jobs import schema
-from beam_jobs.separate import read_separation
+from beam_jobs.contracts import schema
+from beam_jobs.contracts.feature_set import FeatureSet, load_feature_set, read_separation
 from keras_models import augment
 from keras_models import input as model_input
 from keras_models.architectures import build_encoder
 from keras_models.contrastive import NTXentLoss, fit_and_save_encoder, projection_head
+from keras_models.model_folder import read_history
 from keras_models.separation import checkpoint_label
 
 PARAMS_FILE = "separation_ssl_params.json"
@@ -114,7 +114,7 @@ def validate_settings(settings: list[dict], checkpoint_steps: list[int]) -> None
             raise ValueError(f"setting {setting['name']!r}: {error}") from error
 
 
-def separated_views(features: model_input.FeatureSet, split: str, params: SeparationSSLParams) -> tf.data.Dataset:
+def separated_views(features: FeatureSet, split: str, params: SeparationSSLParams) -> tf.data.Dataset:
     """((view_a, view_b), targets) batches: mixture patch and channel (or mixture) patch per clip, TPS,
     SpecAugment, normalised with the mixture's train statistics."""
     separation = read_separation(features.directory)
@@ -202,7 +202,7 @@ def pretrain_separation_ssl(features_dir: str, model_dir: str,
                             params: SeparationSSLParams = SeparationSSLParams()) -> dict:
     """Pretrains an encoder on the train split of a separated-views feature set (beam_jobs.separate);
     writes encoder.keras, history.json, separation_ssl_params.json and stats.json; resumable."""
-    features = model_input.load_feature_set(features_dir)
+    features = load_feature_set(features_dir)
     tf.io.gfile.makedirs(model_dir)
     keras.utils.set_random_seed(params.seed)
     views = separated_views(features, "train", params)
@@ -219,34 +219,11 @@ def pretrain_separation_ssl(features_dir: str, model_dir: str,
         metrics["coincidence"] = [coincidence_accuracy]
     model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss=losses, loss_weights=weights,
                   metrics=metrics, jit_compile=False)
-    summary = fit_and_save_encoder(model, encoder, views, features_dir, model_dir, params.epochs,
-                                   {PARAMS_FILE: json.dumps(dataclasses.asdict(params), indent=1)})
-    from keras_models.train import read_history
-
-    last = read_history(f"{model_dir}/history.json")[-1]
+    summary = fit_and_save_encoder(model, encoder, views, features_dir, model_dir, params, PARAMS_FILE)
+    last = read_history(model_dir)[-1]
     for key, value in last.items():  # Keras prefixes a metric with its output's name only with several outputs
         if key.endswith("coincidence_accuracy"):
             summary["coincidence_accuracy"] = value
         elif key in ("similarity_loss", "coincidence_loss"):
             summary[key] = value
     return summary
-
-
-def summary_markdown(rows: list[dict], separation_rows: list[dict]) -> str:
-    """The downstream table (one row per setting) and the separator's SI-SNR improvement per checkpoint."""
-    lines = ["# Self-supervised learning from separated sound scenes", "",
-             "Shallow classifier on the frozen embedding of each pretrained encoder; clip-level mAP and d' on "
-             "the evaluation split.", "",
-             "| setting | proxy tasks | view b | separator checkpoints | mAP | d' |", "|---|---|---|---|---:|---:|"]
-    for row in sorted(rows, key=lambda row: -row["mAP"]):
-        checkpoints = ", ".join("last" if int(step) == -1 else str(int(step)) for step in row.get("checkpoints", []))
-        checkpoints = checkpoints or "all"
-        if row["view"] == "mixture":
-            checkpoints = "-"
-        lines.append(f"| {row['name']} | {row['proxy_tasks'].upper()} | {row['view']} | {checkpoints} | "
-                     f"{row['mAP']:.4f} | {row['d_prime']:.3f} |")
-    lines += ["", "## Separator", "", "| checkpoint step | mean SI-SNRi (dB) | median SI-SNRi (dB) |",
-              "|---:|---:|---:|"]
-    lines += [f"| {checkpoint_label(row['step'])} | {row['mean_si_snri']:.2f} | {row['median_si_snri']:.2f} |"
-              for row in separation_rows]
-    return "\n".join(lines) + "\n"

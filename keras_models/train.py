@@ -5,35 +5,26 @@ select the model by clip-level validation accuracy, multi-label losses a sigmoid
 clip-level validation mAP. Training can start from another model folder's weights (warm start:
 fine-tuning, or continuing after instance selection).
 
-Model folder:
-  model.keras            the best model by the validation criterion
-  history.json           one entry per epoch (loss, val_mAP, ...), kept across resumed runs
-  train_params.json, feature_params.json, vocabulary.json, stats.json   how the model was made
-  checkpoints/           BackupAndRestore state (resume after interruption) and best.json
-  tensorboard/           TensorBoard logs
+Writes a model folder (keras_models.model_folder).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from beam_jobs.extract import STATS_FILE
+from beam_jobs.contracts.feature_set import FeatureSet, load_feature_set
 from keras_models import input as model_input
+from keras_models import model_folder
 from keras_models.architectures import build_model, classifier
 from keras_models.augment import mixup
-from keras_models.contrastive import load_encoder
-from keras_models.evaluate import MODEL_FILE, load_model, predict_clips
+from keras_models.evaluate import predict_clips
 from keras_models.losses import LossParams, SupervisionLoss
 from keras_models.metrics import accuracy, average_precision
-
-HISTORY_FILE = "history.json"
-TRAIN_PARAMS_FILE = "train_params.json"
-BEST_FILE = "best.json"
+from keras_models.model_folder import HistoryFile, load_encoder, load_model, read_history
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,28 +87,6 @@ class ClipValidation(keras.callbacks.Callback):
                 json.dump({self.criterion: self.best, "epoch": epoch + 1}, handle)
 
 
-class HistoryFile(keras.callbacks.Callback):
-    """Appends each epoch's logs to history.json, so that a resumed run keeps the earlier epochs."""
-
-    def __init__(self, path: str):
-        super().__init__()
-        self.path = path
-
-    def on_epoch_end(self, epoch, logs=None):
-        history = read_history(self.path)
-        history = [entry for entry in history if entry["epoch"] < epoch + 1]
-        history.append({"epoch": epoch + 1, **{key: float(value) for key, value in (logs or {}).items()}})
-        with tf.io.gfile.GFile(self.path, "w") as handle:
-            json.dump(history, handle, indent=1)
-
-
-def read_history(path: str) -> list[dict]:
-    if not tf.io.gfile.exists(path):
-        return []
-    with tf.io.gfile.GFile(path) as handle:
-        return json.load(handle)
-
-
 def describe_devices() -> str:
     gpus = tf.config.list_physical_devices("GPU")
     return f"{len(gpus)} GPU(s): {[gpu.name for gpu in gpus]}" if gpus else "CPU only (no GPU visible)"
@@ -132,16 +101,23 @@ def distribution_strategy() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def _write_model_description(model_dir: str, features: model_input.FeatureSet, params: TrainParams) -> None:
-    def write(name, text):
-        with tf.io.gfile.GFile(os.path.join(model_dir, name), "w") as handle:
-            handle.write(text)
+def _write_model_description(model_dir: str, features: FeatureSet, params: TrainParams) -> None:
+    model_folder.write_text(model_dir, model_folder.TRAIN_PARAMS_FILE,
+                            json.dumps(dataclasses.asdict(params), indent=1, sort_keys=True))
+    model_folder.write_text(model_dir, model_folder.FEATURE_PARAMS_FILE, features.params.to_json())
+    model_folder.copy_feature_set_files(features.directory, model_dir)
 
-    write(TRAIN_PARAMS_FILE, json.dumps(dataclasses.asdict(params), indent=1, sort_keys=True))
-    write("feature_params.json", features.params.to_json())
-    write("vocabulary.json", json.dumps(list(features.vocabulary), indent=1))
-    tf.io.gfile.copy(os.path.join(features.directory, STATS_FILE), os.path.join(model_dir, STATS_FILE),
-                     overwrite=True)
+
+def architecture_of(params: TrainParams, initial_model_dir: str, initial_encoder_dir: str) -> TrainParams:
+    """The params with the architecture actually trained: a warm start's or a pretrained encoder's."""
+    if initial_model_dir:
+        initial = model_folder.read_json(initial_model_dir, model_folder.TRAIN_PARAMS_FILE)
+        return dataclasses.replace(params, architecture=initial["architecture"], width=initial["width"],
+                                   pooling=initial["pooling"])
+    if initial_encoder_dir:
+        encoder = model_folder.read_encoder_description(initial_encoder_dir)
+        return dataclasses.replace(params, architecture=encoder["architecture"], width=encoder["width"])
+    return params
 
 
 def train_classifier(features_dir: str, model_dir: str, params: TrainParams = TrainParams(),
@@ -155,7 +131,8 @@ def train_classifier(features_dir: str, model_dir: str, params: TrainParams = Tr
     Rerunning with the same model_dir after an interruption resumes from the last finished epoch.
     `strategy` defaults to `distribution_strategy()` (MirroredStrategy over several GPUs).
     """
-    features = model_input.load_feature_set(features_dir)
+    features = load_feature_set(features_dir)
+    params = architecture_of(params, initial_model_dir, initial_encoder_dir)
     tf.io.gfile.makedirs(model_dir)
     strategy = strategy or distribution_strategy()
     print(f"Training on {describe_devices()}, {strategy.num_replicas_in_sync} replica(s); "
@@ -194,19 +171,19 @@ def train_classifier(features_dir: str, model_dir: str, params: TrainParams = Tr
                       jit_compile=False)
     criterion = "val_accuracy" if params.loss.single_label else "val_mAP"
     _write_model_description(model_dir, features, params)
-    checkpoints = os.path.join(model_dir, "checkpoints")
+    checkpoints = model_folder.path(model_dir, model_folder.CHECKPOINTS_DIR)
     tf.io.gfile.makedirs(checkpoints)
     callbacks = [
-        ClipValidation(val_data, os.path.join(model_dir, MODEL_FILE), os.path.join(checkpoints, BEST_FILE),
-                       criterion),
-        HistoryFile(os.path.join(model_dir, HISTORY_FILE)),
-        keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard")),
-        keras.callbacks.BackupAndRestore(os.path.join(checkpoints, "backup")),
+        ClipValidation(val_data, model_folder.path(model_dir, model_folder.MODEL_FILE),
+                       model_folder.path(checkpoints, model_folder.BEST_FILE), criterion),
+        HistoryFile(model_dir),
+        keras.callbacks.TensorBoard(model_folder.path(model_dir, model_folder.TENSORBOARD_DIR)),
+        keras.callbacks.BackupAndRestore(model_folder.path(checkpoints, model_folder.BACKUP_DIR)),
         *extra_callbacks,
     ]
     model.fit(train_data, epochs=params.epochs, callbacks=callbacks, shuffle=False, verbose=2)
     keras.mixed_precision.set_global_policy("float32")
-    history = read_history(os.path.join(model_dir, HISTORY_FILE))
+    history = read_history(model_dir)
     best = max(history, key=lambda entry: entry[criterion])
     return {f"best_{criterion}": best[criterion], "best_val_mAP": best["val_mAP"], "best_epoch": best["epoch"],
             "epochs": len(history), "parameters": int(model.count_params())}

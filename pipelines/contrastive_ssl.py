@@ -9,7 +9,8 @@ from kfp.dsl import Markdown, Metrics
 
 from components.data import extract_features, ingest_dataset, select_train_set
 from components.models import evaluate_single_label, train_classifier
-from components.ssl import evaluate_knn, pretrain_contrastive, summarize_contrastive, train_on_encoder
+from components.ssl import evaluate_knn, pretrain_contrastive, train_on_encoder
+from components.studies import summarize_contrastive
 
 DOWNSTREAM_SETS = [{"train_set": "noisy", "flag": "!manually_verified"},
                    {"train_set": "clean", "flag": "manually_verified"}]

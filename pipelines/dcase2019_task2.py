@@ -7,7 +7,8 @@ from kfp import dsl
 from kfp.dsl import Markdown, Metrics
 
 from components.data import extract_features, ingest_dataset, select_train_set
-from components.models import evaluate_classifier, fine_tune_classifier, summarize_dcase2019, train_classifier
+from components.models import evaluate_classifier, fine_tune_classifier, train_classifier
+from components.studies import summarize_dcase2019
 
 
 @dsl.pipeline(name="dcase2019-task2", description=__doc__.splitlines()[0])

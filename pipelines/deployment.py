@@ -1,10 +1,11 @@
 """How compiled pipelines run on a KFP cluster: images, CPU/memory requests, GPUs, tolerations, caching.
 
 Pipeline modules only wire components; `compile.py` applies a `Deployment` to every task when it
-compiles. Tasks are grouped by what their component does:
-  gpu    training, fine-tuning, pretraining, model scoring: the GPU image, `gpu_count` accelerators, the GPU toleration
-  beam   Beam jobs on the DirectRunner in the task's pod (ingest, extraction, relabelling, pruning)
-  light  evaluation and summaries
+compiles. Each component declares its resource class (components.component), and a task is configured by it:
+  gpu    the GPU image, `gpu_count` accelerators, the GPU toleration
+  beam   the CPU image and the requests of a Beam job on the DirectRunner in the task's pod
+  light  the CPU image and small requests
+A component that declares no class fails compilation.
 """
 from __future__ import annotations
 
@@ -14,21 +15,11 @@ import functools
 from kfp import dsl, kubernetes
 from kfp.dsl import pipeline_context
 
-from components import PROJECT_IMAGE_PLACEHOLDER
+from components import BEAM, GPU, LIGHT, PROJECT_IMAGE_PLACEHOLDER, resource_class_of
 
-GPU_FUNCTIONS = frozenset({"train_classifier", "fine_tune_classifier", "score_clips", "pretrain_contrastive",
-                           "train_on_encoder", "train_separator", "pretrain_separation_ssl"})
-BEAM_FUNCTIONS = frozenset({"ingest_dataset", "extract_features", "relabel_missing", "prune_train_set",
-                            "separate_views"})
-# (CPU, memory) requests per role; a Beam job on a remote runner needs little of its own pod.
-DEFAULT_RESOURCES = {"gpu": ("8", "32G"), "beam": ("4", "16G"), "light": ("2", "8G")}
+# (CPU, memory) requests per resource class; a Beam job on a remote runner needs little of its own pod.
+DEFAULT_RESOURCES = {GPU: ("8", "32G"), BEAM: ("4", "16G"), LIGHT: ("2", "8G")}
 GPU_TAINT_KEY = "nvidia.com/gpu"  # GKE (and the NVIDIA GPU operator) taint GPU nodes with this key
-
-
-def role_of(function_name: str) -> str:
-    if function_name in GPU_FUNCTIONS:
-        return "gpu"
-    return "beam" if function_name in BEAM_FUNCTIONS else "light"
 
 
 def function_of(container_args) -> str:
@@ -54,17 +45,17 @@ class Deployment:
             raise ValueError(f"resources must give (cpu, memory) for {sorted(DEFAULT_RESOURCES)}")
 
     def image_for(self, function_name: str) -> str:
-        return (self.gpu_image or self.image) if role_of(function_name) == "gpu" else self.image
+        return (self.gpu_image or self.image) if resource_class_of(function_name) == GPU else self.image
 
     def configure(self, task: dsl.PipelineTask) -> None:
         container = task.component_spec.implementation.container
         if container is None:  # an importer or a nested pipeline: its own tasks are configured instead
             return
-        role = role_of(function_of(container.args))
+        role = resource_class_of(function_of(container.args))
         cpu, memory = self.resources[role]
         task.set_cpu_request(cpu).set_memory_request(memory).set_memory_limit(memory)
         task.set_caching_options(self.enable_caching)
-        if role == "gpu" and self.gpu_count:
+        if role == GPU and self.gpu_count:
             task.set_accelerator_type(self.accelerator_type).set_accelerator_limit(self.gpu_count)
             if self.gpu_toleration:
                 kubernetes.add_toleration(task, key=GPU_TAINT_KEY, operator="Exists", effect="NoSchedule")

@@ -10,8 +10,9 @@ from kfp import dsl
 from kfp.dsl import HTML, Markdown, Metrics
 
 from components.data import extract_features, ingest_dataset, split_dev_set
-from components.labels import evaluate_student, relabel_missing, score_clips, summarize_missing_labels
+from components.labels import relabel_missing, score_clips
 from components.models import train_classifier
+from components.studies import evaluate_student, summarize_missing_labels
 
 TC_PERCENTS = [0.0, 0.5, 1.0, 2.0, 4.0, 6.0, 10.0, 20.0]
 

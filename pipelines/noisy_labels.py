@@ -9,8 +9,8 @@ from kfp.dsl import Markdown, Metrics
 
 from components.data import extract_features, ingest_dataset, select_train_set
 from components.labels import prune_train_set, score_clips
-from components.models import (evaluate_single_label, fine_tune_classifier, summarize_noisy_labels,
-                               train_classifier)
+from components.models import evaluate_single_label, fine_tune_classifier, train_classifier
+from components.studies import summarize_noisy_labels
 
 TRAIN_SETS = {"clean": "manually_verified", "noisy": "!manually_verified", "noisy_and_clean": ""}
 LOSSES = ["cce", "lq", "lsoft", "cce_max", "cce_outlier", "label_smoothing"]

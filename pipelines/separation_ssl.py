@@ -9,9 +9,11 @@ from kfp import dsl
 from kfp.dsl import Markdown, Metrics
 
 from components.data import extract_features, ingest_dataset, select_train_set
-from components.separation import (check_separation_settings, evaluate_separator, evaluate_shallow_classifier,
-                                   pretrain_separation_ssl, separate_views, summarize_separation_ssl, train_separator)
+from components.models import evaluate_classifier
+from components.separation import (check_separation_settings, evaluate_separator, pretrain_separation_ssl,
+                                   separate_views, train_separator)
 from components.ssl import train_on_encoder
+from components.studies import summarize_separation_ssl
 
 # checkpoints: separator steps the channel view draws from ("OR" rule); [] = all, -1 = the last one.
 SETTINGS = [
@@ -89,8 +91,8 @@ def separation_ssl(
                                    freeze=True, epochs=shallow_epochs, batch_size=batch_size,
                                    learning_rate=shallow_learning_rate, optimizer="adam", seed=seed, loss="bce",
                                    head_hidden_units=shallow_hidden_units)
-        evaluation = evaluate_shallow_classifier(model=shallow.outputs["model"], features=patches.outputs["features"],
-                                                 split="eval", variant=setting)
+        evaluation = evaluate_classifier(model=shallow.outputs["model"], features=patches.outputs["features"],
+                                         split="eval", variant=setting)
     summary = summarize_separation_ssl(separation=separation.outputs["result"],
                                        results=dsl.Collected(evaluation.outputs["result"]))
     summary.set_display_name("summary")

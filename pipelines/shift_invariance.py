@@ -6,7 +6,8 @@ from kfp import dsl
 from kfp.dsl import HTML, Markdown, Metrics
 
 from components.data import extract_features, ingest_dataset
-from components.models import evaluate_shift_invariance, summarize_shift_invariance, train_classifier
+from components.models import evaluate_shift_invariance, train_classifier
+from components.studies import summarize_shift_invariance
 
 POOLINGS = ["max", "blurpool3", "blurpool5", "tlpf", "aps", "tlpf_aps"]
 DEFAULT_VARIANTS = [{"pooling": pooling, "mixup_alpha": alpha} for pooling in POOLINGS for alpha in (0.0, 0.3)]

@@ -9,7 +9,8 @@ from kfp import dsl
 from kfp.dsl import Markdown, Metrics
 
 from components.data import extract_features, ingest_dataset, split_dev_set
-from components.models import evaluate_split_strategy, summarize_split_study, train_classifier
+from components.models import train_classifier
+from components.studies import evaluate_split_strategy, summarize_split_study
 
 
 @dsl.pipeline(name="split-study", description=__doc__.splitlines()[0])

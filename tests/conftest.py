@@ -33,7 +33,7 @@ def features_dir(manifest_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def noisy_manifest_dir(tmp_path_factory):
     """A small synthetic FSDnoisy18k-format dataset, its train clips split into train/val by uploader."""
-    from beam_jobs.manifest import write_manifest
+    from beam_jobs.contracts.manifest import write_manifest
     from beam_jobs.splits import resplit
 
     root = synthetic.generate(str(tmp_path_factory.mktemp("fsdnoisy18k")), clips=SMALL_CLIPS, seed=3,
@@ -54,7 +54,7 @@ def noisy_features_dir(noisy_manifest_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def noisy_clip_features_dir(noisy_manifest_dir, tmp_path_factory):
     """The small FSDnoisy18k-format set as whole-clip examples (for contrastive views)."""
-    from beam_jobs.params import FeatureParams
+    from beam_jobs.contracts.params import FeatureParams
 
     directory = str(tmp_path_factory.mktemp("noisy_clips"))
     extract(noisy_manifest_dir, directory, FeatureParams(whole_clips=True))

@@ -11,7 +11,7 @@ from beam_jobs.datasets.folder import read_folder
 from beam_jobs.datasets.fsdkaggle2019 import read_fsdkaggle2019
 from beam_jobs.datasets.fsdnoisy18k import read_fsdnoisy18k
 from beam_jobs.extract import extract
-from beam_jobs.manifest import EXPLICIT_NEGATIVE, IMPLICIT_NEGATIVE, POSITIVE, DatasetError
+from beam_jobs.contracts.manifest import EXPLICIT_NEGATIVE, IMPLICIT_NEGATIVE, POSITIVE, DatasetError
 from beam_jobs.ontology import Ontology, load_ontology, propagate_labels
 
 

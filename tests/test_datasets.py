@@ -4,7 +4,7 @@ import pytest
 
 from beam_jobs import ingest, synthetic
 from beam_jobs.datasets import fsd50k
-from beam_jobs.manifest import DatasetError, read_manifest
+from beam_jobs.contracts.manifest import DatasetError, read_manifest
 
 
 def test_reads_synthetic_fsd50k_into_a_manifest(synthetic_root, manifest_dir):

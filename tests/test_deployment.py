@@ -7,11 +7,12 @@ import yaml
 from apache_beam.options.pipeline_options import GoogleCloudOptions, StandardOptions, WorkerOptions
 from kfp import compiler
 
-from beam_jobs.runner import KNOWN_RUNNERS, artifact_location, pipeline_options
+from beam_jobs.runner import KNOWN_RUNNERS, BeamSettings, pipeline_options
 from keras_models.architectures import ARCHITECTURES
 from pipelines import compile as compile_module
 from pipelines import discover
-from pipelines.deployment import Deployment, deployed, function_of, role_of
+from components import resource_class_of
+from pipelines.deployment import Deployment, deployed, function_of
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CPU_IMAGE, GPU_IMAGE = "registry.example.com/sec-cpu:1.2.3", "registry.example.com/sec-gpu:1.2.3"
@@ -43,7 +44,7 @@ def test_every_task_uses_the_configured_image_and_gpu_tasks_request_gpus(compile
             function = function_of(container["args"])
             resources = container["resources"]
             assert resources["resourceCpuRequest"] and resources["resourceMemoryRequest"], (name, label)
-            if role_of(function) == "gpu":
+            if resource_class_of(function) == "gpu":
                 gpu_tasks += 1
                 assert container["image"] == GPU_IMAGE, (name, label)
                 assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
@@ -136,7 +137,7 @@ def test_dataflow_options_reach_the_beam_steps(tmp_path):
         assert parameters["beam_runner"]["componentInputParameter"] == "beam_runner"
         assert parameters["beam_options"]["componentInputParameter"] == "beam_options"
     # what the component bodies build from those two arguments
-    options = pipeline_options(["--runner=DataflowRunner", *beam_options])
+    options = pipeline_options(BeamSettings("DataflowRunner", beam_options).args)
     assert options.view_as(StandardOptions).runner == "DataflowRunner"
     cloud = options.view_as(GoogleCloudOptions)
     assert (cloud.project, cloud.region, cloud.temp_location) == ("my-project", "europe-west4", "gs://my-bucket/tmp")
@@ -145,8 +146,8 @@ def test_dataflow_options_reach_the_beam_steps(tmp_path):
     class Artifact:
         path, uri = "/gcs/my-bucket/run/features", "gs://my-bucket/run/features"
 
-    assert artifact_location(Artifact, "DataflowRunner") == Artifact.uri
-    assert artifact_location(Artifact, "DirectRunner") == Artifact.path
+    assert BeamSettings("DataflowRunner").location(Artifact) == Artifact.uri
+    assert BeamSettings("DirectRunner").location(Artifact) == Artifact.path
     with pytest.raises(ValueError, match="Unknown Beam runner"):
         pipeline_options(["--runner=DataflowRuner"])
 

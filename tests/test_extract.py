@@ -7,20 +7,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from beam_jobs import features, schema
-from beam_jobs.extract import check_counts, extract
-from beam_jobs.manifest import DatasetError, Manifest, read_manifest, write_manifest
-from beam_jobs.params import FeatureParams
+from beam_jobs.contracts import features, schema
+from beam_jobs.extract import extract
+from beam_jobs.contracts.manifest import DatasetError, Manifest, read_manifest, write_manifest
+from beam_jobs.contracts.params import FeatureParams
+from beam_jobs.contracts.feature_set import read_counts, shard_pattern
 
 
 def read_examples(features_dir, split):
     return [schema.decode_patch(record.numpy())
-            for record in tf.data.TFRecordDataset(sorted(glob.glob(schema.shard_pattern(features_dir, split))))]
+            for record in tf.data.TFRecordDataset(sorted(glob.glob(shard_pattern(features_dir, split))))]
 
 
 def test_counts_stats_and_patches_are_consistent(manifest_dir, features_dir):
     manifest = read_manifest(manifest_dir)
-    counts = check_counts(features_dir)
+    counts = read_counts(features_dir)
     for split in manifest.splits:
         expected = sum(row.split == split for row in manifest.rows)
         assert counts[split]["read"] == counts[split]["written"] == expected and counts[split]["rejected"] == 0

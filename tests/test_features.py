@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from beam_jobs import features
-from beam_jobs.params import FeatureParams
+from beam_jobs.contracts import features
+from beam_jobs.contracts.params import FeatureParams
 
 PARAMS = FeatureParams()
 

@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from beam_jobs import relabel, schema, scoring
-from beam_jobs.manifest import read_manifest, write_manifest
+from beam_jobs import relabel, scoring
+from beam_jobs.contracts import schema
+from beam_jobs.contracts.manifest import read_manifest, write_manifest
+from beam_jobs.contracts.feature_set import load_feature_set, shard_pattern
 from keras_models import input as model_input
-from keras_models.evaluate import load_model, predict_clips
+from keras_models.evaluate import predict_clips
+from keras_models.model_folder import load_model
 from keras_models.losses import LossParams
 from keras_models.train import TrainParams, train_classifier
 
@@ -42,14 +45,14 @@ def manifest_with_negatives(manifest_dir, tmp_path_factory):
 
 def read_split(features_dir, split="train"):
     patches = []
-    for path in sorted(glob.glob(schema.shard_pattern(features_dir, split))):
+    for path in sorted(glob.glob(shard_pattern(features_dir, split))):
         patches += [schema.decode_patch(record.numpy()) for record in tf.data.TFRecordDataset(path)]
     return sorted(patches, key=lambda patch: (patch[schema.CLIP_ID], patch[schema.PATCH_INDEX]))
 
 
 def test_scoring_job_matches_in_process_prediction(teacher_dir, features_dir, scores_dir):
     table = scoring.load_score_table(scores_dir)
-    features = model_input.load_feature_set(features_dir)
+    features = load_feature_set(features_dir)
     clips, expected, _ = predict_clips(load_model(teacher_dir), model_input.patch_dataset(features, "train", 16))
     assert sorted(table) == sorted(clips)
     for clip, scores in zip(clips, expected):
@@ -88,8 +91,8 @@ def test_tc_zero_reproduces_the_original_labels(features_dir, manifest_with_nega
         np.testing.assert_array_equal(before[schema.LABEL_MASK], after[schema.LABEL_MASK])
         np.testing.assert_array_equal(before[schema.LOGMEL], after[schema.LOGMEL])
     # the other splits and the metadata are carried over, so the folder is a complete feature set
-    features = model_input.load_feature_set(output)
-    assert features.patches("val") == model_input.load_feature_set(features_dir).patches("val")
+    features = load_feature_set(output)
+    assert features.patches("val") == load_feature_set(features_dir).patches("val")
     assert len(read_split(output, "eval")) == len(read_split(features_dir, "eval"))
 
 

@@ -7,11 +7,14 @@ import pytest
 import tensorflow as tf
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix
 
-from beam_jobs import prune, schema, scoring
-from beam_jobs.manifest import read_manifest
+from beam_jobs import prune, scoring
+from beam_jobs.contracts import schema
+from beam_jobs.contracts.manifest import read_manifest
 from beam_jobs.splits import select_train_pool
+from beam_jobs.contracts.feature_set import load_feature_set, shard_pattern
 from keras_models import input as model_input
-from keras_models.evaluate import evaluate_single_label, load_model
+from keras_models.evaluate import evaluate_single_label
+from keras_models.model_folder import load_model
 from keras_models.losses import LossParams, lq_per_example
 from keras_models.metrics import single_label_metrics
 from keras_models.train import TrainParams, train_classifier
@@ -64,7 +67,7 @@ def test_train_pool_selects_fsdnoisy18k_subsets(noisy_manifest_dir):
 
 def test_single_label_training_uses_softmax_and_reports_accuracy(noisy_features_dir, stage1_dir):
     model = load_model(stage1_dir)
-    features = model_input.load_feature_set(noisy_features_dir)
+    features = load_feature_set(noisy_features_dir)
     batch = next(iter(model_input.patch_dataset(features, "test", 8)))
     np.testing.assert_allclose(model(batch[schema.LOGMEL]).numpy().sum(axis=1), 1.0, rtol=1e-5)
     with open(os.path.join(stage1_dir, "checkpoints", "best.json")) as handle:
@@ -83,7 +86,7 @@ def test_warm_start_continues_from_the_initial_weights(noisy_features_dir, stage
     params = TrainParams(width=0.25, epochs=1, batch_size=16, learning_rate=1e-9, loss=LossParams("lq"))
     train_classifier(noisy_features_dir, str(tmp_path / "continued"), params, initial_model_dir=stage1_dir)
     continued = load_model(str(tmp_path / "continued"))
-    features = model_input.load_feature_set(noisy_features_dir)
+    features = load_feature_set(noisy_features_dir)
     batch = next(iter(model_input.patch_dataset(features, "test", 8)))[schema.LOGMEL]
     # a negligible learning rate leaves the weights where stage 1 left them (BatchNorm statistics move a bit)
     np.testing.assert_allclose(continued(batch).numpy(), initial(batch).numpy(), atol=0.05)
@@ -95,7 +98,7 @@ def test_pruning_drops_the_clips_above_the_loss_percentile(noisy_features_dir, s
     report = prune.prune(noisy_features_dir, scores_dir, output, percentile=80.0, loss=LossParams("lq"))
     table = scoring.load_score_table(scores_dir)
     labels = {}
-    for path in glob.glob(schema.shard_pattern(noisy_features_dir, "train")):
+    for path in glob.glob(shard_pattern(noisy_features_dir, "train")):
         for record in tf.data.TFRecordDataset(path):
             patch = schema.decode_patch(record.numpy())
             labels[patch[schema.CLIP_ID]] = patch[schema.LABELS]
@@ -111,16 +114,16 @@ def test_pruning_drops_the_clips_above_the_loss_percentile(noisy_features_dir, s
     assert report["pruned"] == len(expected) and report["kept"] == len(clips) - len(expected)
     kept = set()
     patches = 0
-    for path in glob.glob(schema.shard_pattern(output, "train")):
+    for path in glob.glob(shard_pattern(output, "train")):
         for record in tf.data.TFRecordDataset(path):
             kept.add(schema.decode_patch(record.numpy())[schema.CLIP_ID])
             patches += 1
     assert kept == set(clips) - expected
-    features = model_input.load_feature_set(output)
+    features = load_feature_set(output)
     counts = features.counts["train"]
     assert counts["written"] == len(kept) and counts["patches"] == patches
     assert counts["read"] == counts["written"] + counts["rejected"]
-    assert features.patches("test") == model_input.load_feature_set(noisy_features_dir).patches("test")
+    assert features.patches("test") == load_feature_set(noisy_features_dir).patches("test")
     # training continues from the stage-1 checkpoint on the pruned set
     summary = train_classifier(output, str(tmp_path / "stage2"), SINGLE_LABEL, initial_model_dir=stage1_dir)
     assert 0 <= summary["best_val_accuracy"] <= 1

@@ -1,7 +1,7 @@
 import numpy as np
 import tensorflow as tf
 
-from beam_jobs import schema
+from beam_jobs.contracts import schema
 
 
 def test_example_round_trips_through_numpy_and_tf_data_readers():

@@ -10,15 +10,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from beam_jobs import features as feature_functions
-from beam_jobs import schema, synthetic
-from beam_jobs.extract import decode_clip, extract
-from beam_jobs.manifest import Manifest, read_manifest, write_manifest
-from beam_jobs.params import FeatureParams
-from beam_jobs.separate import SeparationSpec, read_separation
+from beam_jobs.contracts import features as feature_functions
+from beam_jobs import synthetic
+from beam_jobs.contracts import schema
+from beam_jobs.extract import extract
+from beam_jobs.contracts.manifest import Manifest, read_manifest, write_manifest
+from beam_jobs.contracts.params import FeatureParams
+from beam_jobs.contracts.feature_set import read_separation
+from beam_jobs.separate import SeparationSpec
+from beam_jobs.contracts.feature_set import load_feature_set, shard_pattern
 from keras_models import input as model_input
 from keras_models import separation, separation_ssl
-from keras_models.contrastive import load_encoder
+from keras_models.model_folder import load_encoder
 from keras_models.losses import LossParams
 from keras_models.train import TrainParams, train_classifier
 
@@ -165,7 +168,7 @@ def test_mixit_training_improves_separation_of_known_sources(manifest_dir, tmp_p
     waveforms = separation.ManifestWaveforms(manifest_dir, "train", params.sample_rate)
     summary = separation.train_separator(waveforms, str(tmp_path), params, log_every=20)
     assert summary["final_loss"] < summary["first_loss"]
-    rows = separation.evaluate_separation(str(tmp_path), mixtures=12)
+    rows = separation.evaluate_separation(str(tmp_path), synthetic.known_source_mixtures(12, params.sample_rate))
     assert [row["step"] for row in rows] == [0, 60]
     assert rows[1]["mean_si_snri"] > rows[0]["mean_si_snri"] + 1.0  # dB over the untrained network
     assert rows[0]["sources"] == rows[1]["sources"] >= 24
@@ -191,7 +194,7 @@ def views_dir(manifest_dir, separator_dir, tmp_path_factory):
 
 def read_clips(directory, split="train"):
     examples = []
-    for path in sorted(glob.glob(schema.shard_pattern(directory, split))):
+    for path in sorted(glob.glob(shard_pattern(directory, split))):
         examples += [schema.decode_patch(record.numpy()) for record in tf.data.TFRecordDataset(path)]
     return {example[schema.CLIP_ID]: example for example in examples}
 
@@ -204,7 +207,7 @@ def test_views_hold_the_log_mels_of_each_checkpoints_channels(manifest_dir, sepa
     clip_id = sorted(clips)[1]
     example = clips[clip_id]
     assert example[schema.CHANNELS].shape == (2, 3, *example[schema.LOGMEL].shape)
-    waveform, rate = decode_clip(rows[clip_id].audio_path)
+    waveform, rate = feature_functions.decode_clip(rows[clip_id].audio_path)
     waveform = feature_functions.prepare_waveform(waveform, rate, params)
     for index, step in enumerate((2, 4)):
         channels = separation.separate(separation.load_separator(separator_dir, step), waveform)
@@ -249,7 +252,7 @@ def windows_of(clip: np.ndarray, view: np.ndarray) -> bool:
 @pytest.mark.parametrize("view, checkpoints, allowed", [("channel", (-1,), [1]), ("channel", (), [0, 1]),
                                                         ("channel", (2,), [0]), ("mixture", (), [])])
 def test_second_view_is_a_window_of_an_allowed_checkpoints_channel(views_dir, view, checkpoints, allowed):
-    features = model_input.load_feature_set(views_dir)
+    features = load_feature_set(views_dir)
     params = separation_ssl.SeparationSSLParams(view=view, checkpoints=checkpoints, specaugment=False, batch_size=4)
     clips = read_clips(views_dir)
     normalised = {clip_id: {"mixture": (example[schema.LOGMEL] - features.mean) / features.std,
@@ -270,7 +273,7 @@ def test_second_view_is_a_window_of_an_allowed_checkpoints_channel(views_dir, vi
 
 
 def test_unknown_checkpoints_and_settings_are_rejected(views_dir):
-    features = model_input.load_feature_set(views_dir)
+    features = load_feature_set(views_dir)
     with pytest.raises(ValueError, match="not among the separated views' steps"):
         separation_ssl.separated_views(features, "train", separation_ssl.SeparationSSLParams(checkpoints=(7,),
                                                                                               batch_size=4))

@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from beam_jobs.contracts.feature_set import load_feature_set
 from keras_models import input as model_input
 from keras_models.architectures import build_model
 from keras_models.evaluate import predict_clips
-from keras_models.shift import shift_consistency, shift_patches, summary_reports
+from keras_models.shift import shift_consistency, shift_patches
+from keras_models.study_reports import shift_invariance_reports
 
 
 def test_vgg41_and_vgg42_sizes_and_pooling_layers():
@@ -33,7 +35,7 @@ def test_shift_moves_content_and_fills_with_the_mean():
 
 
 def test_consistency_of_a_constant_model_and_of_a_first_frame_model(features_dir):
-    features = model_input.load_feature_set(features_dir)
+    features = load_feature_set(features_dir)
     dataset = model_input.patch_dataset(features, "eval", 16)
     inputs = keras.Input(features.input_shape)
     constant = keras.Model(inputs, keras.layers.Dense(5, kernel_initializer="zeros", bias_initializer="ones")(
@@ -53,6 +55,6 @@ def test_summary_reports_table_html_and_plot():
              "consistency": {"time": {"1": 90.0, "3": 80.0, "5": 70.0}, "frequency": {"1": 95.0, "3": 85.0, "5": 75.0}}}
             for pooling in ("max", "aps") for alpha in (0.0, 0.3)]
     rows = json.loads(json.dumps(rows))
-    markdown, html, png = summary_reports(rows)
+    markdown, html, png = shift_invariance_reports(rows)
     assert "| aps + mixup 0.3 | 0.5000 | 1.200 | 90.0 | 80.0 | 70.0 | 95.0 | 85.0 | 75.0 |" in markdown
     assert "data:image/png;base64," in html and png.startswith(b"\x89PNG")

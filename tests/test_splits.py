@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from beam_jobs import splits
-from beam_jobs.manifest import Manifest, ManifestRow
+from beam_jobs.contracts.manifest import Manifest, ManifestRow
 
 CLASSES = ("a", "b", "c", "d")
 
@@ -71,7 +71,7 @@ def test_bad_split_config_fails_fast():
 
 
 def test_subsample_split_keeps_a_fraction_of_train_only(manifest_dir):
-    from beam_jobs.manifest import read_manifest
+    from beam_jobs.contracts.manifest import read_manifest
     from beam_jobs.splits import subsample_split
 
     manifest = read_manifest(manifest_dir)

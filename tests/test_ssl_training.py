@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from beam_jobs import schema
+from beam_jobs.contracts import schema
+from beam_jobs.contracts.feature_set import load_feature_set, shard_pattern
 from keras_models import contrastive
 from keras_models import input as model_input
 from keras_models.losses import LossParams
@@ -17,27 +18,27 @@ TINY = contrastive.ContrastiveParams(architecture="vgg_like", width=0.125, epoch
 
 def read_examples(directory, split="train"):
     examples = []
-    for path in sorted(glob.glob(schema.shard_pattern(directory, split))):
+    for path in sorted(glob.glob(shard_pattern(directory, split))):
         examples += [schema.decode_patch(record.numpy()) for record in tf.data.TFRecordDataset(path)]
     return examples
 
 
 def test_whole_clip_examples_hold_every_patch(noisy_features_dir, noisy_clip_features_dir):
     clips = {example[schema.CLIP_ID]: example[schema.LOGMEL] for example in read_examples(noisy_clip_features_dir)}
-    params = model_input.load_feature_set(noisy_features_dir).params
+    params = load_feature_set(noisy_features_dir).params
     patches = read_examples(noisy_features_dir)
     assert set(clips) == {patch[schema.CLIP_ID] for patch in patches}
     for patch in patches:
         start = patch[schema.PATCH_INDEX] * params.patch_hop_frames
         np.testing.assert_array_equal(patch[schema.LOGMEL], clips[patch[schema.CLIP_ID]][start:start + params.patch_frames])
-    features = model_input.load_feature_set(noisy_clip_features_dir)
+    features = load_feature_set(noisy_clip_features_dir)
     assert features.patches("train") == len(clips) == features.counts["train"]["written"]
     with pytest.raises(ValueError, match="holds whole clips"):
         model_input.patch_dataset(features, "train", 8)
 
 
 def test_views_are_two_patches_per_clip_and_identical_without_tps_or_augmentation(noisy_clip_features_dir):
-    features = model_input.load_feature_set(noisy_clip_features_dir)
+    features = load_feature_set(noisy_clip_features_dir)
     plain = contrastive.ContrastiveParams(tps=False, mix_back=False, augmentations=(), batch_size=8)
     (first, second), _ = next(iter(contrastive.contrastive_views(features, "train", plain)))
     assert first.shape == (8, features.params.patch_frames, features.params.n_mels)
@@ -75,7 +76,7 @@ def test_pretraining_writes_an_encoder_and_knn_evaluates_it(encoder_dir, noisy_f
         assert json.load(handle)["augmentations"] == list(contrastive.AUGMENTATIONS)
     result = contrastive.knn_evaluate(encoder_dir, noisy_features_dir, k=5)
     assert result["single_label"] and 0 <= result["balanced_accuracy"] <= 1
-    assert result["clips"] == model_input.load_feature_set(noisy_features_dir).counts["test"]["written"]
+    assert result["clips"] == load_feature_set(noisy_features_dir).counts["test"]["written"]
 
 
 def test_linear_evaluation_freezes_the_encoder_and_fine_tuning_trains_it(encoder_dir, noisy_features_dir, tmp_path):

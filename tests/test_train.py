@@ -5,11 +5,13 @@ import keras
 import numpy as np
 import pytest
 
-from beam_jobs import schema
+from beam_jobs.contracts import schema
+from beam_jobs.contracts.feature_set import load_feature_set
 from keras_models import input as model_input
 from keras_models.architectures import build_encoder, build_model
 from keras_models.evaluate import evaluate_classifier, predict_clips
-from keras_models.train import TrainParams, read_history, train_classifier
+from keras_models.model_folder import read_history
+from keras_models.train import TrainParams, train_classifier
 
 TINY = TrainParams(width=0.25, epochs=2, batch_size=16)
 
@@ -48,7 +50,7 @@ def test_vgg_like_width_scales_filters():
 def test_training_keeps_the_best_model_by_validation_map(features_dir, tmp_path):
     model_dir = str(tmp_path / "model")
     summary = train_classifier(features_dir, model_dir, TINY)
-    history = read_history(os.path.join(model_dir, "history.json"))
+    history = read_history(model_dir)
     assert [entry["epoch"] for entry in history] == [1, 2]
     assert summary["best_val_mAP"] == max(entry["val_mAP"] for entry in history)
     for name in ("model.keras", "train_params.json", "feature_params.json", "vocabulary.json", "stats.json"):
@@ -58,7 +60,7 @@ def test_training_keeps_the_best_model_by_validation_map(features_dir, tmp_path)
         assert json.load(handle)["val_mAP"] == summary["best_val_mAP"]
     # the saved model reproduces the selected validation score
     model = keras.models.load_model(os.path.join(model_dir, "model.keras"))
-    features = model_input.load_feature_set(features_dir)
+    features = load_feature_set(features_dir)
     from keras_models.metrics import average_precision
 
     _, scores, truth = predict_clips(model, model_input.patch_dataset(features, "val", 16))
@@ -73,12 +75,12 @@ def test_training_resumes_after_interruption(features_dir, tmp_path):
     counter = EpochCounter()
     summary = train_classifier(features_dir, model_dir, params, extra_callbacks=(counter,))
     assert counter.epochs == [3]  # epochs 1-2 were restored, not rerun
-    assert [entry["epoch"] for entry in read_history(os.path.join(model_dir, "history.json"))] == [1, 2, 3]
+    assert [entry["epoch"] for entry in read_history(model_dir)] == [1, 2, 3]
     assert summary["epochs"] == 3
 
 
 def test_clip_scores_are_the_mean_of_patch_scores(features_dir):
-    features = model_input.load_feature_set(features_dir)
+    features = load_feature_set(features_dir)
     model = build_model("vgg_like", features.input_shape, features.n_classes, width=0.25)
     dataset = model_input.patch_dataset(features, "eval", 8)
     clip_ids, clip_scores, clip_labels = predict_clips(model, dataset)

@@ -6,7 +6,8 @@ import io
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.manifest import DatasetError, read_text
+from beam_jobs.contracts.manifest import DatasetError
+from beam_jobs.contracts.storage import read_text
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 

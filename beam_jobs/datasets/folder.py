@@ -9,7 +9,8 @@ from __future__ import annotations
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.datasets.common import AUDIO_EXTENSIONS, check_unique_clips
-from beam_jobs.manifest import DatasetError, Manifest, ManifestRow, join
+from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
+from beam_jobs.contracts.storage import join
 
 SPLIT_NAMES = {"train", "val", "test", "eval"}
 

@@ -14,7 +14,8 @@ import json
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.datasets.common import check_unique_clips, csv_rows, fields_of, header_index, split_labels
-from beam_jobs.manifest import DatasetError, Manifest, ManifestRow, join, read_text
+from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
+from beam_jobs.contracts.storage import join, read_text
 
 GROUND_TRUTH = "FSD50K.ground_truth"
 METADATA = "FSD50K.metadata"

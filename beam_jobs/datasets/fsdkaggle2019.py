@@ -14,7 +14,8 @@ from __future__ import annotations
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.datasets.common import check_unique_clips, csv_rows, fields_of, header_index, split_labels
-from beam_jobs.manifest import DatasetError, Manifest, ManifestRow, join
+from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
+from beam_jobs.contracts.storage import join
 
 META = "FSDKaggle2019.meta"
 SUBSETS = {  # split -> (candidate metadata files, audio folder)

@@ -10,7 +10,8 @@ The vocabulary is the sorted set of labels; splits are `train` and `test`; `manu
 from __future__ import annotations
 
 from beam_jobs.datasets.common import check_unique_clips, csv_rows, fields_of, header_index
-from beam_jobs.manifest import DatasetError, Manifest, ManifestRow, join
+from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
+from beam_jobs.contracts.storage import join
 
 META = "FSDnoisy18k.meta"
 TRAIN_HEADER = ["fname", "label", "aso_id", "manually_verified", "noisy_small"]

@@ -8,7 +8,10 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+
+from beam_jobs.contracts.storage import join, read_text, write_text
 
 MANIFEST_FILE = "manifest.jsonl"
 VOCABULARY_FILE = "vocabulary.json"
@@ -64,21 +67,6 @@ class Manifest:
         return sorted({row.split for row in self.rows})
 
 
-def join(*parts: str) -> str:
-    return FileSystems.join(*parts)
-
-
-def write_text(path: str, text: str) -> None:
-    """Writes a small text file on any Beam filesystem (local, gs://, ...)."""
-    with FileSystems.create(path) as handle:
-        handle.write(text.encode("utf-8"))
-
-
-def read_text(path: str) -> str:
-    with FileSystems.open(path) as handle:
-        return handle.read().decode("utf-8")
-
-
 def write_manifest(manifest_dir: str, manifest: Manifest) -> None:
     write_text(join(manifest_dir, MANIFEST_FILE), "".join(row.to_json() + "\n" for row in manifest.rows))
     write_text(join(manifest_dir, VOCABULARY_FILE), json.dumps(list(manifest.vocabulary), indent=1))
@@ -115,3 +103,18 @@ def read_manifest(manifest_dir: str) -> Manifest:
     source_path = join(manifest_dir, SOURCE_FILE)
     source = json.loads(read_text(source_path)) if FileSystems.exists(source_path) else {}
     return Manifest(rows=tuple(rows), vocabulary=vocabulary, source=source)
+
+
+class ReadManifestRows(beam.PTransform):
+    """The manifest's rows of the given splits."""
+
+    def __init__(self, manifest_dir: str, splits: list[str]):
+        super().__init__()
+        self.manifest_dir, self.splits = manifest_dir, list(splits)
+
+    def expand(self, pipeline):
+        splits = self.splits
+        return (pipeline
+                | "ReadManifest" >> beam.io.ReadFromText(join(self.manifest_dir, MANIFEST_FILE))
+                | "ParseRows" >> beam.Map(ManifestRow.from_json)
+                | "OfSplits" >> beam.Filter(lambda row: row.split in splits))

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 
 import numpy as np
 import scipy.fft
 import scipy.signal
 import soundfile
 import soxr
+from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.params import FeatureParams
+from beam_jobs.contracts.params import FeatureParams
 
 
 class ClipError(ValueError):
@@ -44,6 +46,22 @@ def decode_audio(source: bytes | str, name: str) -> tuple[np.ndarray, int]:
     if not integer_samples and not np.all(np.isfinite(audio)):  # only float encodings can hold NaN/inf
         raise ClipError(f"non-finite samples in {name}")
     return (audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1)), rate
+
+
+def decode_clip(path: str) -> tuple[np.ndarray, int]:
+    """Decodes a clip on any Beam filesystem; local files are handed to libsndfile by path (no copy)."""
+    if FileSystems.get_scheme(path) is None:
+        if not os.path.isfile(path):
+            raise ClipError(f"cannot read {path}: file not found")
+        if os.path.getsize(path) == 0:
+            raise ClipError(f"empty file (0 bytes): {path}")
+        return decode_audio(path, path)
+    try:
+        with FileSystems.open(path, compression_type="uncompressed") as handle:
+            data = handle.read()
+    except Exception as error:  # Beam wraps filesystem errors in several exception types
+        raise ClipError(f"cannot read {path}: {error}") from error
+    return decode_audio(data, path)
 
 
 def resample(waveform: np.ndarray, rate: int, target_rate: int) -> np.ndarray:

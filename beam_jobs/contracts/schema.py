@@ -28,14 +28,6 @@ LABEL_MASK = "label_mask"
 CHANNELS = "channels"
 CHANNELS_SHAPE = "channels_shape"
 
-SHARD_SUFFIX = ".tfrecord"
-
-
-def shard_pattern(features_dir: str, split: str) -> str:
-    """Glob of one split's shards, as written by the extraction job."""
-    return f"{features_dir.rstrip('/')}/{split}-*{SHARD_SUFFIX}"
-
-
 @functools.lru_cache(maxsize=65536)
 def _varint(value: int) -> bytes:
     out = bytearray()

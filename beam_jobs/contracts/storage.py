@@ -1,0 +1,36 @@
+"""Small files (JSON reports, manifests, tables) on any Beam filesystem: local paths, gs://, ..."""
+from __future__ import annotations
+
+import json
+
+from apache_beam.io.filesystems import FileSystems
+
+
+def join(*parts: str) -> str:
+    return FileSystems.join(*parts)
+
+
+def write_text(path: str, text: str) -> None:
+    with FileSystems.create(path) as handle:
+        handle.write(text.encode("utf-8"))
+
+
+def read_text(path: str) -> str:
+    with FileSystems.open(path) as handle:
+        return handle.read().decode("utf-8")
+
+
+def write_json(path: str, value, sort_keys: bool = False) -> None:
+    write_text(path, json.dumps(value, indent=1, sort_keys=sort_keys))
+
+
+def read_json(path: str, what: str = ""):
+    """The JSON file at `path`; a missing file names `what` should have written it."""
+    if not FileSystems.exists(path):
+        raise FileNotFoundError(f"{path}: missing" + (f"; is the folder {what}?" if what else ""))
+    return json.loads(read_text(path))
+
+
+def list_files(pattern: str) -> list[str]:
+    """Sorted paths matching a glob."""
+    return sorted(match.path for match in FileSystems.match([pattern])[0].metadata_list)
