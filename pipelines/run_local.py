@@ -105,12 +105,17 @@ def main(argv=None) -> int:
     from kfp import local
 
     from pipelines import discover
+    from pipelines.deployment import beam_settings
 
     pipelines = discover()
     if args.pipeline not in pipelines:
         parser.error(f"unknown pipeline {args.pipeline!r}; available: {sorted(pipelines)}")
     pipeline = pipelines[args.pipeline]
     arguments = parse_params(pipeline, args.param)
+    try:
+        beam_settings(pipeline, arguments)
+    except ValueError as error:
+        raise SystemExit(f"--param beam_runner/beam_options: {error}")
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=os.path.abspath(args.pipeline_root),
                raise_on_error=True)

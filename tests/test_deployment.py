@@ -161,3 +161,56 @@ def test_flink_and_spark_options_parse_into_beam_options():
     assert flink.view_as(PortableOptions).environment_config == GPU_IMAGE
     spark = pipeline_options(["--runner=SparkRunner", "--spark_master_url=spark://spark.example.com:7077"])
     assert spark.view_as(SparkRunnerOptions).spark_master_url == "spark://spark.example.com:7077"
+
+
+def test_a_component_without_a_declared_resource_class_fails_compilation(tmp_path):
+    from kfp import dsl
+
+    from components import PROJECT_IMAGE_PLACEHOLDER
+
+    @dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)
+    def undeclared_step(x: int) -> int:
+        return x
+
+    @dsl.pipeline(name="undeclared")
+    def undeclared(x: int = 1):
+        undeclared_step(x=x)
+
+    with pytest.raises(ValueError, match="undeclared_step.*declares no resource class"):
+        compile_module.compile_pipeline(undeclared, str(tmp_path / "undeclared.yaml"))
+
+
+def test_resource_classes_are_declared_with_the_runner_settings_they_imply():
+    from components import BEAM, LIGHT, component, resource_class_of
+    from components import data, labels, studies  # noqa: F401  (declares their components)
+
+    assert resource_class_of("extract_features") == BEAM and resource_class_of("score_clips") == "gpu"
+    assert resource_class_of("summarize_split_study") == LIGHT
+    with pytest.raises(TypeError, match="takes both"):
+        @component(BEAM)
+        def beam_step_without_settings(x: int):
+            pass
+    with pytest.raises(TypeError, match="takes both"):
+        @component(LIGHT)
+        def light_step_with_settings(beam_runner: str, beam_options: list):
+            pass
+    with pytest.raises(ValueError, match="unknown resource class"):
+        component("huge")
+
+
+def test_runner_settings_are_checked_before_compiling_and_before_a_local_run(tmp_path):
+    from kfp import dsl
+
+    from components.separation import check_separation_settings
+    from pipelines.deployment import beam_settings
+
+    assert beam_settings(discover()["fsd50k_baseline"]) == BeamSettings("DirectRunner", ())
+
+    @dsl.pipeline(name="bad-runner")
+    def bad_runner(beam_runner: str = "DataflowRuner", beam_options: list = []):
+        check_separation_settings(settings=[], checkpoint_steps=[])
+
+    with pytest.raises(ValueError, match="Unknown Beam runner 'DataflowRuner'"):
+        compile_module.compile_pipeline(bad_runner, str(tmp_path / "bad.yaml"))
+    with pytest.raises(ValueError, match="the runner is beam_runner"):
+        beam_settings(discover()["fsd50k_baseline"], {"beam_options": ["--runner=FlinkRunner"]})

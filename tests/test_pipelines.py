@@ -308,7 +308,7 @@ def test_separation_ssl_trains_the_separator_once_and_an_encoder_per_setting(com
     loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
     assert loop.parameter_iterator.items.input_parameter.endswith("settings")
     inner = spec.components[loop.component_ref.name].dag.tasks
-    assert {"pretrain-separation-ssl", "train-on-encoder", "evaluate-shallow-classifier"} <= set(inner)
+    assert {"pretrain-separation-ssl", "train-on-encoder", "evaluate-classifier"} <= set(inner)
     assert inner["train-on-encoder"].inputs.parameters["freeze"].runtime_value.constant.bool_value
     parameters = spec.root.input_definitions.parameters
     settings = json_format.MessageToDict(parameters["settings"].default_value)

@@ -11,6 +11,7 @@ from beam_jobs.contracts.feature_set import load_feature_set, shard_pattern
 from keras_models import contrastive
 from keras_models import input as model_input
 from keras_models.losses import LossParams
+from keras_models.model_folder import load_encoder
 from keras_models.train import TrainParams, train_classifier
 
 TINY = contrastive.ContrastiveParams(architecture="vgg_like", width=0.125, epochs=1, batch_size=8, head_units=32)
@@ -80,7 +81,7 @@ def test_pretraining_writes_an_encoder_and_knn_evaluates_it(encoder_dir, noisy_f
 
 
 def test_linear_evaluation_freezes_the_encoder_and_fine_tuning_trains_it(encoder_dir, noisy_features_dir, tmp_path):
-    pretrained = contrastive.load_encoder(encoder_dir).get_weights()
+    pretrained = load_encoder(encoder_dir).get_weights()
     params = TrainParams(epochs=1, batch_size=8, learning_rate=0.1, optimizer="sgd", loss=LossParams("cce"))
     for frozen in (True, False):
         model_dir = str(tmp_path / f"frozen_{frozen}")
@@ -89,3 +90,7 @@ def test_linear_evaluation_freezes_the_encoder_and_fine_tuning_trains_it(encoder
         encoder_weights = model.get_weights()[:len(pretrained)]
         same = all(np.array_equal(a, b) for a, b in zip(encoder_weights, pretrained))
         assert same == frozen
+        with open(os.path.join(model_dir, "train_params.json")) as handle:  # the encoder's, not the defaults
+            recorded = json.load(handle)
+        assert (recorded["architecture"], recorded["width"]) == (TINY.architecture, TINY.width) != (
+            params.architecture, params.width)

@@ -5,7 +5,8 @@
                      normalise every model input (`normalisation`)
   counts.json        per split: read, written, rejected clips and patches; read = written + rejected
   dead_letters.jsonl one line per rejected clip: clip_id, path, split, reason
-  params.json        the FeatureParams used;  vocabulary.json  class names in label-vector order
+  params.json        the FeatureParams used;  vocabulary.json  class names in label-vector order (the
+                     manifest's)
   separation.json    separated views only: the separator and its checkpoint steps, in channel order
 
 Jobs that rewrite one split (relabelling, pruning) write its shards with the same `WriteShards` and copy
@@ -19,6 +20,7 @@ import apache_beam as beam
 import numpy as np
 
 from beam_jobs.contracts import schema
+from beam_jobs.contracts.manifest import VOCABULARY_FILE
 from beam_jobs.contracts.params import FeatureParams
 from beam_jobs.contracts.storage import join, list_files, read_json, read_text, write_json, write_text
 
@@ -26,7 +28,6 @@ STATS_FILE = "stats.json"
 COUNTS_FILE = "counts.json"
 DEAD_LETTERS_FILE = "dead_letters.jsonl"
 PARAMS_FILE = "params.json"
-VOCABULARY_FILE = "vocabulary.json"
 SEPARATION_FILE = "separation.json"
 SHARD_SUFFIX = ".tfrecord"
 NORMALISATION_SPLIT = "train"

@@ -1,0 +1,149 @@
+"""Each Beam job's steps as PTransforms, run in memory with TestPipeline and checked with assert_that."""
+import glob
+import hashlib
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing import test_pipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from beam_jobs import prune, relabel, scoring
+from beam_jobs.contracts import feature_set, features, schema
+from beam_jobs.contracts.manifest import ManifestRow, read_manifest
+from beam_jobs.contracts.params import FeatureParams
+from beam_jobs.extract import ClipFeatures, SummariseSplits, to_examples
+from keras_models.losses import LossParams
+
+PARAMS = FeatureParams()
+
+
+def close_to(expected, tolerance=1e-9):
+    """assert_that matcher for one element: a structure of numbers and arrays equal to `expected`."""
+    def match(actual):
+        assert len(actual) == 1, actual
+        np.testing.assert_allclose(np.asarray(actual[0], dtype=float), np.asarray(expected, dtype=float),
+                                   rtol=tolerance, atol=tolerance)
+    return match
+
+
+def test_split_summaries_count_every_clip_and_give_the_band_statistics():
+    rng = np.random.default_rng(0)
+    rows = [ManifestRow(f"c{i}", f"/a/c{i}.wav", split, ("x",)) for i, split in enumerate(["train"] * 3 + ["val"] * 2)]
+    logmels = {row.clip_id: rng.normal(size=(n, PARAMS.n_mels)).astype(np.float32)
+               for row, n in zip(rows, (101, 150, 230, 101, 160))}
+    written = [ClipFeatures(row.clip_id, row.split, logmels[row.clip_id], np.ones(1, np.float32))
+               for row in rows if row.clip_id != "c4"]
+    failed = [(rows[4], ("ClipError", "x", ["features.ClipError: cannot decode"]))]
+    train = np.concatenate([logmels[f"c{i}"] for i in range(3)]).astype(np.float64)
+    with test_pipeline.TestPipeline() as p:
+        reports = ({"read": p | "Rows" >> beam.Create(rows), "written": p | "Clips" >> beam.Create(written),
+                    "rejected": p | "Failed" >> beam.Create(failed)}
+                   | SummariseSplits(PARAMS))
+        counts = reports | "Counts" >> beam.Map(lambda report: report[0])
+        assert_that(counts, equal_to([{
+            "train": {"read": 3, "rejected": 0, "written": 3, "patches": 1 + 1 + 3},  # 1 s patches, 0.5 s hop
+            "val": {"read": 2, "rejected": 1, "written": 1, "patches": 1}}]), label="CheckCounts")
+        train_stats = reports | "TrainStats" >> beam.Map(
+            lambda report: [report[1]["train"]["frames"], *report[1]["train"]["mean"], *report[1]["train"]["std"]])
+        assert_that(train_stats, close_to([len(train), *train.mean(axis=0), *train.std(axis=0)], 1e-6),
+                    label="CheckStats")
+
+
+@pytest.mark.parametrize("aggregation", ["mean", "geometric_mean"])
+def test_clip_scores_aggregate_patch_scores_per_clip(aggregation):
+    patches = [("a", np.array([0.2, 0.8])), ("a", np.array([0.4, 0.1])), ("b", np.array([0.5, 0.5])),
+               ("a", np.array([0.6, 0.0]))]
+    a = np.array([[0.2, 0.8], [0.4, 0.1], [0.6, 0.0]])
+    expected_a = (a.mean(axis=0) if aggregation == "mean"
+                  else np.exp(np.log(np.maximum(a, 1e-7)).mean(axis=0)))  # a zero is floored, not -inf
+    with test_pipeline.TestPipeline() as p:
+        rows = p | beam.Create(patches) | scoring.AggregateClipScores(aggregation)
+        assert_that(rows, equal_to([",".join(["a", "3", *(f"{value:.6g}" for value in expected_a)]), "b,1,0.5,0.5"]))
+
+
+def test_remasking_zeroes_only_the_flagged_classes_of_the_flagged_clips():
+    labels = np.array([1, 0, 0], np.float32)
+    def patch(clip_id, index):
+        return schema.encode_patch(clip_id, index, np.full((2, 3), index, np.float32), labels, np.ones(3, np.float32))
+    patches = [("a", patch("a", 0)), ("a", patch("a", 1)), ("b", patch("b", 0))]
+    with test_pipeline.TestPipeline() as p:
+        out = ({"patches": p | "Patches" >> beam.Create(patches), "flagged": p | "Flagged" >> beam.Create([("a", 2)])}
+               | relabel.RemaskPatches(3)
+               | beam.Map(lambda serialized: (schema.decode_patch(serialized)[schema.CLIP_ID],
+                                              schema.decode_patch(serialized)[schema.PATCH_INDEX],
+                                              tuple(schema.decode_patch(serialized)[schema.LABEL_MASK]))))
+        assert_that(out, equal_to([("a", 0, (1.0, 1.0, 0.0)), ("a", 1, (1.0, 1.0, 0.0)), ("b", 0, (1.0, 1.0, 1.0))]))
+
+
+def test_flags_are_the_top_tc_percent_of_each_classes_implicit_negatives():
+    rng = np.random.default_rng(1)
+    scores = {f"c{i:03d}": rng.uniform(size=2) for i in range(200)}
+    implicit = {clip: [0, 1] if i % 2 else [0] for i, clip in enumerate(scores)}  # class 1: 100 candidates
+    with test_pipeline.TestPipeline() as p:
+        found = ({"scores": p | "Scores" >> beam.Create(list(scores.items())),
+                  "implicit": p | "Implicit" >> beam.Create(list(implicit.items()))}
+                 | relabel.FlagMissingPositives(tc_percent=5))
+        flagged = found["flagged"] | beam.MapTuple(lambda clip, c, score: (clip, c))
+        expected = []
+        for c in (0, 1):
+            candidates = sorted(((scores[clip][c], clip) for clip in scores if c in implicit[clip]), reverse=True)
+            expected += [(clip, c) for _, clip in candidates[:len(candidates) * 5 // 100]]
+        assert_that(flagged, equal_to(expected))
+
+
+def test_clip_loss_is_the_loss_of_the_clip_score_against_its_label():
+    labels = np.array([0, 1, 0], np.float32)
+    serialized = schema.encode_patch("a", 0, np.zeros((2, 3), np.float32), labels, np.ones(3, np.float32))
+    clip_scores = np.array([0.1, 0.6, 0.3])
+    with test_pipeline.TestPipeline() as p:
+        losses = ({"patches": p | "Patches" >> beam.Create([("a", serialized)]),
+                   "scores": p | "Scores" >> beam.Create([("a", clip_scores)])}
+                  | prune.ClipLosses(LossParams("lq", q=0.7))
+                  | beam.Map(lambda clip: clip[1]))
+        assert_that(losses, close_to((1 - 0.6 ** 0.7) / 0.7, 1e-6))
+
+
+def test_percentile_split_drops_the_clips_above_the_percentile():
+    clips = [(f"c{i}", float(i), [b"x"]) for i in range(100)]
+    with test_pipeline.TestPipeline() as p:
+        selected = p | beam.Create(clips) | prune.SplitAtPercentile(90)
+        assert_that(selected["dropped"] | beam.Map(lambda clip: clip[0]), equal_to([f"c{i}" for i in range(90, 100)]),
+                    label="Dropped")
+        assert_that(selected["kept"] | "KeptCount" >> beam.combiners.Count.Globally(), equal_to([90]), label="Kept")
+
+
+def test_shards_written_by_the_shared_writer_are_read_back_by_clip(tmp_path):
+    examples = [schema.encode_patch(f"c{i % 3}", i, np.zeros((1, 1), np.float32), np.ones(1, np.float32),
+                                    np.ones(1, np.float32)) for i in range(7)]
+    with test_pipeline.TestPipeline() as p:
+        _ = p | beam.Create(examples) | feature_set.WriteShards(str(tmp_path), "train", num_shards=2)
+    assert len(glob.glob(feature_set.shard_pattern(str(tmp_path), "train"))) == 2
+    with test_pipeline.TestPipeline() as p:
+        keys = p | feature_set.ReadPatchesByClip(str(tmp_path), "train") | beam.Keys()
+        assert_that(keys, equal_to([f"c{i % 3}" for i in range(7)]))
+
+
+def test_the_feature_jobs_examples_are_the_feature_functions_bytes(manifest_dir, features_dir):
+    """The job adds nothing and loses nothing: its shards hold exactly the examples that the pure feature
+    functions give each clip (decode -> mono -> resample -> log-mel -> patches -> encode)."""
+    import tensorflow as tf
+
+    manifest = read_manifest(manifest_dir)
+    class_index = {label: i for i, label in enumerate(manifest.vocabulary)}
+    expected = []
+    for row in manifest.rows:
+        try:
+            waveform, rate = features.decode_clip(row.audio_path)
+        except features.ClipError:
+            continue
+        labels = np.zeros(len(class_index), np.float32)
+        labels[[class_index[label] for label in row.labels]] = 1
+        logmel = features.log_mel_spectrogram(features.prepare_waveform(waveform, rate, PARAMS), PARAMS)
+        expected += [hashlib.sha256(example).hexdigest()
+                     for example in to_examples(ClipFeatures(row.clip_id, row.split, logmel, labels), PARAMS)]
+    written = [hashlib.sha256(record.numpy()).hexdigest()
+               for split in manifest.splits
+               for record in tf.data.TFRecordDataset(sorted(glob.glob(feature_set.shard_pattern(features_dir, split))))]
+    assert len(written) == len(expected) > 100
+    assert sorted(written) == sorted(expected)
