@@ -18,7 +18,8 @@ import numpy as np
 from beam_jobs.contracts import feature_set, features, schema
 from beam_jobs.contracts.manifest import Manifest, ManifestRow, ReadManifestRows, read_manifest
 from beam_jobs.contracts.params import FeatureParams
-from beam_jobs.contracts.storage import join, read_text, write_text
+from beam_jobs.contracts.publish import publishing
+from beam_jobs.contracts.storage import join, read_json, read_text, write_text
 from beam_jobs.runner import pipeline_options
 
 
@@ -28,6 +29,7 @@ class ClipFeatures(typing.NamedTuple):
     logmel: np.ndarray  # (frames, bands) of the whole clip
     labels: np.ndarray  # (n_classes,) multi-hot
     channels: np.ndarray | None = None  # (checkpoints, M, frames, bands) separated views, when asked for
+    silent: bool = False  # digital silence: written, and counted per split
 
 
 class ClipFeaturesFn(beam.DoFn):
@@ -47,9 +49,11 @@ class ClipFeaturesFn(beam.DoFn):
         labels = np.zeros(len(self.class_index), dtype=np.float32)
         labels[[self.class_index[label] for label in row.labels]] = 1.0
         waveform = features.prepare_waveform(waveform, rate, self.params)
+        logmel = features.check_finite(features.log_mel_spectrogram(waveform, self.params), row.audio_path)
         channels = self.separated_log_mels(waveform) if self.separated_log_mels else None
-        yield ClipFeatures(row.clip_id, row.split, features.log_mel_spectrogram(waveform, self.params), labels,
-                           channels)
+        if channels is not None:
+            features.check_finite(channels, f"the separated channels of {row.audio_path}")
+        yield ClipFeatures(row.clip_id, row.split, logmel, labels, channels, features.is_silent(waveform))
 
 
 def to_examples(clip: ClipFeatures, params: FeatureParams) -> typing.Iterator[bytes]:
@@ -67,36 +71,38 @@ def dead_letter(failure) -> str:
 
 
 class SplitSummary(beam.CombineFn):
-    """Per split: clips written, patches, and per-band frame count, sum and sum of squares -> mean/std."""
+    """Per split: clips written (and how many are digital silence), patches, and per-band frame count, sum
+    and sum of squares -> mean/std."""
 
     def __init__(self, params: FeatureParams):
         self.params = params
 
     def create_accumulator(self):
-        return 0, 0, 0, 0.0, 0.0
+        return 0, 0, 0, 0, 0.0, 0.0
 
-    def add_input(self, accumulator, logmel):
-        clips, patches, frames, total, squares = accumulator
-        logmel64 = logmel.astype(np.float64)
-        return (clips + 1, patches + features.example_count(len(logmel), self.params), frames + len(logmel),
-                total + logmel64.sum(axis=0), squares + np.einsum("ij,ij->j", logmel64, logmel64))
+    def add_input(self, accumulator, clip: ClipFeatures):
+        clips, silent, patches, frames, total, squares = accumulator
+        logmel64 = clip.logmel.astype(np.float64)
+        return (clips + 1, silent + int(clip.silent), patches + features.example_count(len(logmel64), self.params),
+                frames + len(logmel64), total + logmel64.sum(axis=0), squares + np.einsum("ij,ij->j", logmel64, logmel64))
 
     def merge_accumulators(self, accumulators):
         return tuple(map(sum, zip(*accumulators)))
 
     def extract_output(self, accumulator):
-        clips, patches, frames, total, squares = accumulator
+        clips, silent, patches, frames, total, squares = accumulator
         if not frames:
-            return {"written": 0, "patches": 0}, {"frames": 0, "mean": [], "std": []}
+            return {"written": 0, "silent": 0, "patches": 0}, {"frames": 0, "mean": [], "std": []}
         mean = total / frames
         std = np.sqrt(np.maximum(squares / frames - mean**2, 0.0))
-        return {"written": clips, "patches": patches}, {"frames": frames, "mean": mean.tolist(), "std": std.tolist()}
+        return ({"written": clips, "silent": silent, "patches": patches},
+                {"frames": frames, "mean": mean.tolist(), "std": std.tolist()})
 
 
 def split_reports(grouped: list) -> tuple[dict, dict]:
     """(counts.json, stats.json) contents from [(split, {read: [n], rejected: [n], summary: [(counts, stats)]})]."""
     counts, stats = {}, {}
-    empty = ({"written": 0, "patches": 0}, {"frames": 0, "mean": [], "std": []})
+    empty = ({"written": 0, "silent": 0, "patches": 0}, {"frames": 0, "mean": [], "std": []})
     for split, values in sorted(grouped):
         split_counts, split_stats = (values["summary"] or [empty])[0]
         counts[split] = {"read": sum(values["read"]), "rejected": sum(values["rejected"]), **split_counts}
@@ -144,7 +150,7 @@ class SummariseSplits(beam.PTransform):
                 | "CountRead" >> beam.CombinePerKey(sum))
         rejected = (inputs["rejected"] | "SplitOfRejected" >> beam.Map(lambda failure: (failure[0].split, 1))
                     | "CountRejected" >> beam.CombinePerKey(sum))
-        summary = (inputs["written"] | "SplitOfWritten" >> beam.Map(lambda clip: (clip.split, clip.logmel))
+        summary = (inputs["written"] | "SplitOfWritten" >> beam.Map(lambda clip: (clip.split, clip))
                    | "Summarise" >> beam.CombinePerKey(SplitSummary(self.params)))
         return ({"read": read, "rejected": rejected, "summary": summary}
                 | "GroupBySplit" >> beam.CoGroupByKey()
@@ -186,12 +192,27 @@ def extract(manifest_dir: str, output_dir: str, params: FeatureParams = FeatureP
     if unknown:
         raise ValueError(f"{manifest_dir}: no split {unknown} in the manifest (splits: {manifest.splits})")
     options = pipeline_options(beam_args or [])
-    if separation is not None:
-        write_text(join(output_dir, feature_set.SEPARATION_FILE), separation.validate(params))
-    feature_set.write_description(output_dir, params, manifest.vocabulary)
-    with beam.Pipeline(options=options) as p:
-        build_pipeline(p, manifest_dir, manifest, params, output_dir, num_shards, separation, tuple(splits))
-    return feature_set.read_counts(output_dir)
+    separation_text = separation.validate(params) if separation is not None else None
+    with publishing(output_dir, "extract") as publication:
+        staging = publication.staging
+        if separation_text is not None:
+            write_text(join(staging, feature_set.SEPARATION_FILE), separation_text)
+        feature_set.write_description(staging, params, manifest.vocabulary)
+        with beam.Pipeline(options=options) as p:
+            build_pipeline(p, manifest_dir, manifest, params, staging, num_shards, separation, tuple(splits))
+        counts = feature_set.check_counts(read_json(join(staging, feature_set.COUNTS_FILE)), output_dir)
+        check_no_empty_split(counts, staging, output_dir)
+        publication.summary.update(counts=counts, params=json.loads(params.to_json()), manifest=manifest_dir)
+    return counts
+
+
+def check_no_empty_split(counts: dict, staging: str, output_dir: str) -> None:
+    """A split whose every clip was rejected fails the job, with the first reasons from the dead letters."""
+    empty = [split for split, split_counts in counts.items() if split_counts["read"] and not split_counts["written"]]
+    if empty:
+        reasons = [json.loads(line)["reason"] for line in
+                   read_text(join(staging, feature_set.DEAD_LETTERS_FILE)).splitlines()[:3]]
+        raise RuntimeError(f"{output_dir}: every clip of split(s) {empty} was rejected, e.g. {reasons}")
 
 
 def run(argv=None) -> dict:

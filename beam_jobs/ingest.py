@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+
+from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.datasets.audioset import read_audioset
 from beam_jobs.datasets.folder import read_folder
@@ -31,14 +34,25 @@ def propagate(manifest: Manifest, ontology_path: str) -> Manifest:
     return dataclasses.replace(manifest, rows=rows, source={**manifest.source, "propagated_with": ontology_path})
 
 
+def absolute(path: str) -> str:
+    """Local paths made absolute, so that the manifest's audio paths hold from any working directory."""
+    return path if FileSystems.get_scheme(path) else os.path.abspath(path)
+
+
 def ingest(dataset_root: str, manifest_dir: str, dataset_format: str = "fsd50k", ontology_path: str = "") -> Manifest:
-    """Reads and validates a dataset (optionally propagating labels up an ontology), writes its manifest."""
+    """Reads and validates a dataset (optionally propagating labels up an ontology), publishes its manifest.
+    A dataset inside the manifest folder (a generated one) is kept there."""
     if dataset_format not in ADAPTERS:
         raise ValueError(f"Unknown dataset format {dataset_format!r}; expected one of {sorted(ADAPTERS)}")
+    dataset_root, manifest_dir = absolute(dataset_root).rstrip("/"), absolute(manifest_dir).rstrip("/")
+    if not FileSystems.exists(dataset_root) or (not FileSystems.get_scheme(dataset_root)
+                                                and not os.path.isdir(dataset_root)):
+        raise DatasetError(f"{dataset_root}: the dataset root is not a folder")
     manifest = ADAPTERS[dataset_format](dataset_root)
     if ontology_path:
         manifest = propagate(manifest, ontology_path)
-    write_manifest(manifest_dir, manifest)
+    inside = dataset_root[len(manifest_dir) + 1:].split("/", 1)[0] if dataset_root.startswith(manifest_dir + "/") else ""
+    write_manifest(manifest_dir, manifest, keep=(inside,) if inside else ())
     return manifest
 
 

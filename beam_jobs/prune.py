@@ -25,6 +25,8 @@ from apache_beam.transforms.stats import ApproximateQuantiles
 from beam_jobs.contracts import feature_set, schema
 from beam_jobs.contracts.storage import join, read_json, write_json
 from beam_jobs.runner import pipeline_options
+from beam_jobs import scoring
+from beam_jobs.contracts.publish import publishing
 from beam_jobs.scoring import ReadScoreTable
 
 PRUNED_FILE = "pruned.csv"
@@ -100,34 +102,39 @@ def prune(features_dir: str, scores_dir: str, output_dir: str, percentile: float
     if feature_set.read_vocabulary(scores_dir) != feature_set.read_vocabulary(features_dir):
         raise ValueError(f"{scores_dir} scores other classes than {features_dir} holds")
     counts = feature_set.read_counts(features_dir)
-    with beam.Pipeline(options=pipeline_options(beam_args or [])) as p:
-        clips = ({"patches": p | "ReadPatches" >> feature_set.ReadPatchesByClip(features_dir, split),
-                  "scores": p | "ReadScores" >> ReadScoreTable(scores_dir)}
-                 | "ClipLosses" >> ClipLosses(loss))
-        selected = clips | "SplitAtPercentile" >> SplitAtPercentile(percentile)
-        threshold_side = beam.pvalue.AsSingleton(selected["threshold"])
-        kept, dropped = selected["kept"], selected["dropped"]
-        _ = (kept
-             | "KeptPatches" >> beam.FlatMap(lambda clip: clip[2])
-             | "WritePatches" >> feature_set.WriteShards(output_dir, split))
-        _ = (dropped
-             | "PrunedRow" >> beam.Map(lambda clip, bound: f"{clip[0]},{clip[1]:.6g},{bound:.6g},loss above the "
-                                       f"{percentile:g}th percentile", threshold_side)
-             | "WritePruned" >> beam.io.WriteToText(join(output_dir, PRUNED_FILE), shard_name_template="",
-                                                    num_shards=1, header="clip_id,loss,threshold,reason"))
-        kept_counts = (kept
-                       | "KeptCounts" >> beam.Map(lambda clip: (1, len(clip[2])))
-                       | "SumKept" >> beam.CombineGlobally(lambda pairs: tuple(map(sum, zip(*pairs))) or (0, 0)))
-        dropped_count = dropped | "OnePerDropped" >> beam.Map(lambda _: 1) | "SumDropped" >> beam.CombineGlobally(sum)
-        _ = (kept_counts
-             | "WriteReport" >> beam.Map(
-                 _write_report, dropped=beam.pvalue.AsSingleton(dropped_count), threshold=threshold_side,
-                 output_dir=output_dir, percentile=percentile, loss=loss))
-    report = read_json(join(output_dir, REPORT_FILE))
-    split_counts = counts[split]
-    counts[split] = {**split_counts, "written": report["kept"], "patches": report["kept_patches"],
-                     "pruned": report["pruned"], "rejected": split_counts["rejected"] + report["pruned"]}
-    feature_set.copy_feature_set(features_dir, output_dir, split, counts)
+    scoring.check_score_table(scores_dir)
+    with publishing(output_dir, "prune") as publication:
+        staging = publication.staging
+        with beam.Pipeline(options=pipeline_options(beam_args or [])) as p:
+            clips = ({"patches": p | "ReadPatches" >> feature_set.ReadPatchesByClip(features_dir, split),
+                      "scores": p | "ReadScores" >> ReadScoreTable(scores_dir)}
+                     | "ClipLosses" >> ClipLosses(loss))
+            selected = clips | "SplitAtPercentile" >> SplitAtPercentile(percentile)
+            threshold_side = beam.pvalue.AsSingleton(selected["threshold"])
+            kept, dropped = selected["kept"], selected["dropped"]
+            _ = (kept
+                 | "KeptPatches" >> beam.FlatMap(lambda clip: clip[2])
+                 | "WritePatches" >> feature_set.WriteShards(staging, split))
+            _ = (dropped
+                 | "PrunedRow" >> beam.Map(lambda clip, bound: f"{clip[0]},{clip[1]:.6g},{bound:.6g},loss above the "
+                                           f"{percentile:g}th percentile", threshold_side)
+                 | "WritePruned" >> beam.io.WriteToText(join(staging, PRUNED_FILE), shard_name_template="",
+                                                        num_shards=1, header="clip_id,loss,threshold,reason"))
+            kept_counts = (kept
+                           | "KeptCounts" >> beam.Map(lambda clip: (1, len(clip[2])))
+                           | "SumKept" >> beam.CombineGlobally(lambda pairs: tuple(map(sum, zip(*pairs))) or (0, 0)))
+            dropped_count = (dropped | "OnePerDropped" >> beam.Map(lambda _: 1)
+                             | "SumDropped" >> beam.CombineGlobally(sum))
+            _ = (kept_counts
+                 | "WriteReport" >> beam.Map(
+                     _write_report, dropped=beam.pvalue.AsSingleton(dropped_count), threshold=threshold_side,
+                     output_dir=staging, percentile=percentile, loss=loss))
+        report = read_json(join(staging, REPORT_FILE))
+        split_counts = counts[split]
+        counts[split] = {**split_counts, "written": report["kept"], "patches": report["kept_patches"],
+                         "pruned": report["pruned"], "rejected": split_counts["rejected"] + report["pruned"]}
+        feature_set.copy_feature_set(features_dir, staging, split, counts)
+        publication.summary.update(report)
     return report
 
 

@@ -29,6 +29,8 @@ from beam_jobs.contracts import feature_set, schema
 from beam_jobs.contracts.manifest import IMPLICIT_NEGATIVE, ManifestRow, ReadManifestRows, read_manifest
 from beam_jobs.contracts.storage import join, read_json, read_text, write_json
 from beam_jobs.runner import pipeline_options
+from beam_jobs import scoring
+from beam_jobs.contracts.publish import publishing
 from beam_jobs.scoring import ReadScoreTable
 
 REPORT_FILE = "relabel_report.json"
@@ -150,40 +152,44 @@ def relabel(features_dir: str, manifest_dir: str, scores_dir: str, tc_percent: f
             raise ValueError(f"{folder}/{feature_set.VOCABULARY_FILE} differs from the manifest's vocabulary "
                              f"({manifest_dir})")
     counts = feature_set.read_counts(features_dir)
+    scoring.check_score_table(scores_dir)
     truth = true_labels(manifest.source)
-    with beam.Pipeline(options=pipeline_options(beam_args or [])) as p:
-        implicit = (p
-                    | "ReadRows" >> ReadManifestRows(manifest_dir, [split])
-                    | "ImplicitNegatives" >> beam.Map(implicit_negatives, vocabulary=vocabulary))
-        found = ({"scores": p | "ReadScores" >> ReadScoreTable(scores_dir), "implicit": implicit}
-                 | "FlagMissingPositives" >> FlagMissingPositives(tc_percent))
-        flagged = found["flagged"]
-        patches = p | "ReadPatches" >> feature_set.ReadPatchesByClip(features_dir, split)
-        flagged_by_clip = flagged | "FlaggedByClip" >> beam.MapTuple(lambda clip_id, c, _: (clip_id, c))
-        _ = ({"patches": patches, "flagged": flagged_by_clip}
-             | "RemaskPatches" >> RemaskPatches(len(vocabulary))
-             | "WritePatches" >> feature_set.WriteShards(output_dir, split))
-        per_class = {"negatives": found["candidates"] | "OnePerCandidate" >> beam.Map(lambda item: (item[0], 1))
-                     | "CountNegatives" >> beam.CombinePerKey(sum),
-                     "threshold": found["thresholds"],
-                     "flagged": flagged | "OnePerFlag" >> beam.MapTuple(lambda _, c, __: (c, 1))
-                     | "CountFlagged" >> beam.CombinePerKey(sum)}
-        if truth is not None:
-            per_class["truly_missing"] = (
-                flagged
-                | "TrulyMissing" >> beam.MapTuple(
-                    lambda clip_id, c, _: (c, int(vocabulary[c] in truth.get(clip_id, ()))))
-                | "CountTrulyMissing" >> beam.CombinePerKey(sum))
-        _ = (per_class
-             | "GroupByClass" >> beam.CoGroupByKey()
-             | "AllClasses" >> beam.combiners.ToList()
-             | "WriteReport" >> beam.Map(write_report, output_dir=output_dir, vocabulary=vocabulary,
-                                         tc_percent=tc_percent, with_truth=truth is not None))
-        _ = (flagged
-             | "FlagRow" >> beam.MapTuple(lambda clip_id, c, score: f"{clip_id},{vocabulary[c]},{score:.6g}")
-             | "WriteFlagged" >> beam.io.WriteToText(join(output_dir, FLAGGED_FILE), shard_name_template="",
-                                                     num_shards=1, header="clip_id,class,score"))
-    feature_set.copy_feature_set(features_dir, output_dir, split, counts)
+    with publishing(output_dir, "relabel") as publication:
+        staging = publication.staging
+        with beam.Pipeline(options=pipeline_options(beam_args or [])) as p:
+            implicit = (p
+                        | "ReadRows" >> ReadManifestRows(manifest_dir, [split])
+                        | "ImplicitNegatives" >> beam.Map(implicit_negatives, vocabulary=vocabulary))
+            found = ({"scores": p | "ReadScores" >> ReadScoreTable(scores_dir), "implicit": implicit}
+                     | "FlagMissingPositives" >> FlagMissingPositives(tc_percent))
+            flagged = found["flagged"]
+            patches = p | "ReadPatches" >> feature_set.ReadPatchesByClip(features_dir, split)
+            flagged_by_clip = flagged | "FlaggedByClip" >> beam.MapTuple(lambda clip_id, c, _: (clip_id, c))
+            _ = ({"patches": patches, "flagged": flagged_by_clip}
+                 | "RemaskPatches" >> RemaskPatches(len(vocabulary))
+                 | "WritePatches" >> feature_set.WriteShards(staging, split))
+            per_class = {"negatives": found["candidates"] | "OnePerCandidate" >> beam.Map(lambda item: (item[0], 1))
+                         | "CountNegatives" >> beam.CombinePerKey(sum),
+                         "threshold": found["thresholds"],
+                         "flagged": flagged | "OnePerFlag" >> beam.MapTuple(lambda _, c, __: (c, 1))
+                         | "CountFlagged" >> beam.CombinePerKey(sum)}
+            if truth is not None:
+                per_class["truly_missing"] = (
+                    flagged
+                    | "TrulyMissing" >> beam.MapTuple(
+                        lambda clip_id, c, _: (c, int(vocabulary[c] in truth.get(clip_id, ()))))
+                    | "CountTrulyMissing" >> beam.CombinePerKey(sum))
+            _ = (per_class
+                 | "GroupByClass" >> beam.CoGroupByKey()
+                 | "AllClasses" >> beam.combiners.ToList()
+                 | "WriteReport" >> beam.Map(write_report, output_dir=staging, vocabulary=vocabulary,
+                                             tc_percent=tc_percent, with_truth=truth is not None))
+            _ = (flagged
+                 | "FlagRow" >> beam.MapTuple(lambda clip_id, c, score: f"{clip_id},{vocabulary[c]},{score:.6g}")
+                 | "WriteFlagged" >> beam.io.WriteToText(join(staging, FLAGGED_FILE), shard_name_template="",
+                                                         num_shards=1, header="clip_id,class,score"))
+        feature_set.copy_feature_set(features_dir, staging, split, counts)
+        publication.summary.update({key: value for key, value in read_report(staging).items() if key != "classes"})
     return read_report(output_dir)
 
 

@@ -21,6 +21,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 
 from beam_jobs.contracts import aggregation as clip_aggregation
 from beam_jobs.contracts import feature_set, schema
+from beam_jobs.contracts.publish import check_complete, publishing
 from beam_jobs.contracts.storage import join, list_files, read_text, write_json
 from beam_jobs.runner import pipeline_options
 
@@ -99,6 +100,8 @@ class AggregateClipScores(beam.PTransform):
 
 def score_row(element) -> str:
     clip_id, (patches, scores) = element
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"clip {clip_id}: non-finite clip scores {scores}; the model is broken")
     return ",".join([clip_id, str(patches), *(f"{value:.6g}" for value in scores)])
 
 
@@ -128,24 +131,27 @@ def score_clips(model_dir: str, features_dir: str, output_dir: str, split: str =
     if not counts.get(split, {}).get("patches"):
         raise ValueError(f"{features_dir}: no patches in split {split!r}")
     mean, std = feature_set.read_normalisation(model_dir)
-    write_json(join(output_dir, feature_set.VOCABULARY_FILE), vocabulary)
-    with beam.Pipeline(options=pipeline_options(beam_args or [])) as p:
-        _ = (p
-             | "ReadPatches" >> beam.io.ReadFromTFRecord(feature_set.shard_pattern(features_dir, split))
-             | "Normalise" >> NormalisePatches(mean, std)
-             | "Score" >> RunInference(KeyedModelHandler(KerasPatchModelHandler(model_dir)))
-             | "ScoreVector" >> beam.MapTuple(lambda clip_id, result: (clip_id, result.inference))
-             | "ClipScores" >> AggregateClipScores(aggregation)
-             | "WriteTable" >> beam.io.WriteToText(join(output_dir, SCORES_PREFIX), file_name_suffix=".csv",
-                                                   header=header))
-    patch_counts = [int(line.split(",", 2)[1]) for line in _table_lines(output_dir)]
-    clips, patches = len(patch_counts), sum(patch_counts)
-    summary = {"model_dir": model_dir, "features_dir": features_dir, "split": split, "aggregation": aggregation,
-               "clips": clips, "patches": patches}
-    if patches != counts[split]["patches"]:
-        raise RuntimeError(f"scored {patches} patches but {features_dir}/{feature_set.COUNTS_FILE} lists "
-                           f"{counts[split]['patches']} in split {split!r}")
-    write_json(join(output_dir, SCORING_FILE), summary)
+    with publishing(output_dir, "scoring") as publication:
+        staging = publication.staging
+        write_json(join(staging, feature_set.VOCABULARY_FILE), vocabulary)
+        with beam.Pipeline(options=pipeline_options(beam_args or [])) as p:
+            _ = (p
+                 | "ReadPatches" >> beam.io.ReadFromTFRecord(feature_set.shard_pattern(features_dir, split))
+                 | "Normalise" >> NormalisePatches(mean, std)
+                 | "Score" >> RunInference(KeyedModelHandler(KerasPatchModelHandler(model_dir)))
+                 | "ScoreVector" >> beam.MapTuple(lambda clip_id, result: (clip_id, result.inference))
+                 | "ClipScores" >> AggregateClipScores(aggregation)
+                 | "WriteTable" >> beam.io.WriteToText(join(staging, SCORES_PREFIX), file_name_suffix=".csv",
+                                                       header=header))
+        patch_counts = [int(line.split(",", 2)[1]) for line in _table_lines(staging)]
+        clips, patches = len(patch_counts), sum(patch_counts)
+        summary = {"model_dir": model_dir, "features_dir": features_dir, "split": split, "aggregation": aggregation,
+                   "clips": clips, "patches": patches}
+        if patches != counts[split]["patches"]:
+            raise RuntimeError(f"scored {patches} patches but {features_dir}/{feature_set.COUNTS_FILE} lists "
+                               f"{counts[split]['patches']} in split {split!r}")
+        write_json(join(staging, SCORING_FILE), summary)
+        publication.summary.update(summary)
     return summary
 
 
@@ -161,8 +167,13 @@ def _table_lines(scores_dir: str) -> typing.Iterator[str]:
         yield from read_text(path).splitlines()[1:]
 
 
+def check_score_table(scores_dir: str) -> None:
+    check_complete(scores_dir, "a score table (beam_jobs.scoring)")
+
+
 def load_score_table(scores_dir: str) -> dict[str, np.ndarray]:
     """clip id -> score vector, read on one machine (for analysis and tests; jobs read it in Beam)."""
+    check_score_table(scores_dir)
     return dict(parse_score_row(line) for line in _table_lines(scores_dir))
 
 

@@ -13,12 +13,13 @@ Every strategy is deterministic from its seed.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import defaultdict
 
 import numpy as np
 
 from beam_jobs.contracts.manifest import Manifest, ManifestRow
-from beam_jobs.contracts.storage import join, read_json, write_json
+from beam_jobs.contracts.storage import join, read_json
 
 TRAIN, VAL = "train", "val"
 STRATEGIES = ("random", "iterative_stratification", "uploader")
@@ -38,8 +39,9 @@ class SplitReport:
         return dataclasses.asdict(self)
 
 
-def write_split_report(manifest_dir: str, report: SplitReport) -> None:
-    write_json(join(manifest_dir, SPLIT_REPORT_FILE), report.to_dict())
+def split_report_file(report: SplitReport) -> dict[str, str]:
+    """{name: text} of the report, to publish beside the manifest it describes."""
+    return {SPLIT_REPORT_FILE: json.dumps(report.to_dict(), indent=1)}
 
 
 def read_split_report(manifest_dir: str) -> dict:

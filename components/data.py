@@ -41,14 +41,13 @@ def split_dev_set(manifest: Input[Dataset], strategy: str, val_fraction: float, 
     import dataclasses
 
     from beam_jobs.contracts.manifest import read_manifest, write_manifest
-    from beam_jobs.splits import TRAIN, resplit, subsample_split, write_split_report
+    from beam_jobs.splits import TRAIN, resplit, split_report_file, subsample_split
 
     result, report = resplit(read_manifest(manifest.path), strategy, val_fraction, seed)
     if train_fraction < 1:
         result = subsample_split(result, train_fraction, seed)
         report = dataclasses.replace(report, train_clips=sum(row.split == TRAIN for row in result.rows))
-    write_manifest(split_manifest.path, result)
-    write_split_report(split_manifest.path, report)
+    write_manifest(split_manifest.path, result, split_report_file(report))
     split_manifest.metadata.update(strategy=strategy, wc_contamination=report.wc_contamination,
                                    bc_contamination=report.bc_contamination)
 
@@ -59,11 +58,10 @@ def select_train_set(manifest: Input[Dataset], source_splits: list, flag: str, v
     """The clips of `source_splits` (with dataset `flag` set, or unset with "!flag"; "" = all) become the
     train pool, split into train/val by uploader; the held-out test/eval split stays."""
     from beam_jobs.contracts.manifest import read_manifest, write_manifest
-    from beam_jobs.splits import resplit, select_train_pool, write_split_report
+    from beam_jobs.splits import resplit, select_train_pool, split_report_file
 
     pool = select_train_pool(read_manifest(manifest.path), tuple(source_splits), flag)
     result, report = resplit(pool, "uploader", val_fraction, seed)
-    write_manifest(split_manifest.path, result)
-    write_split_report(split_manifest.path, report)
+    write_manifest(split_manifest.path, result, split_report_file(report))
     split_manifest.metadata.update(source_splits=source_splits, flag=flag, train_clips=report.train_clips,
                                    val_clips=report.val_clips)

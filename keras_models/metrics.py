@@ -2,6 +2,7 @@
 
 `truth` is a (clips, classes) 0/1 matrix, `scores` the matching real-valued predictions. Classes that
 have no positive (or no negative) clip have no AP (or AUC); they get NaN and are left out of macro means.
+A non-finite score is an error (NonFiniteScores), never a number: a NaN ranks anywhere.
 """
 from __future__ import annotations
 
@@ -9,10 +10,19 @@ import numpy as np
 from scipy.stats import norm, rankdata
 
 
+class NonFiniteScores(ValueError):
+    """Scores holding NaN or infinity: the model or its input is broken."""
+
+
 def _check(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     truth, scores = np.asarray(truth, dtype=np.float64), np.asarray(scores, dtype=np.float64)
     if truth.shape != scores.shape or truth.ndim != 2:
         raise ValueError(f"truth {truth.shape} and scores {scores.shape} must be the same (clips, classes)")
+    finite = np.isfinite(scores)
+    if not finite.all():
+        clips = np.flatnonzero(~finite.all(axis=1))
+        raise NonFiniteScores(f"{scores.size - finite.sum()} non-finite scores in {len(clips)} of {len(scores)} clips "
+                              f"(first: clip {clips[0]}); no metric is computed from them")
     return truth > 0.5, scores
 
 

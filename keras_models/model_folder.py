@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 
 from beam_jobs.contracts import feature_set
+from beam_jobs.contracts import storage
 from beam_jobs.contracts.storage import join
 
 MODEL_FILE = "model.keras"
@@ -36,8 +37,7 @@ def path(model_dir: str, name: str) -> str:
 
 
 def write_text(model_dir: str, name: str, text: str) -> None:
-    with tf.io.gfile.GFile(path(model_dir, name), "w") as handle:
-        handle.write(text)
+    storage.write_text(path(model_dir, name), text)
 
 
 def read_json(model_dir: str, name: str):

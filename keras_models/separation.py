@@ -24,6 +24,7 @@ from keras import layers, ops
 
 from beam_jobs.contracts import features
 from beam_jobs.contracts.manifest import read_manifest
+from keras_models.guards import FiniteGuard
 from keras_models.model_folder import HistoryFile, read_history
 
 PARAMS_FILE = "separator_params.json"
@@ -338,7 +339,7 @@ def train_separator(waveforms, separator_dir: str, params: SeparatorParams = Sep
     log_every = min(log_every, params.steps)
     separator.fit(mixture_of_mixtures_dataset(waveforms, params), epochs=-(-params.steps // log_every),
                   steps_per_epoch=log_every, verbose=2,
-                  callbacks=[StepCheckpoints(separator_dir, params.checkpoint_steps), HistoryFile(separator_dir)])
+                  callbacks=[FiniteGuard(), StepCheckpoints(separator_dir, params.checkpoint_steps), HistoryFile(separator_dir)])
     history = read_history(separator_dir)
     return {"steps": params.steps, "log_every": log_every, "first_loss": history[0]["loss"],
             "final_loss": history[-1]["loss"],

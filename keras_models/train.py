@@ -22,6 +22,7 @@ from keras_models import model_folder
 from keras_models.architectures import build_model, classifier
 from keras_models.augment import mixup
 from keras_models.evaluate import predict_clips
+from keras_models.guards import FiniteGuard
 from keras_models.losses import LossParams, SupervisionLoss
 from keras_models.metrics import accuracy, average_precision
 from keras_models.model_folder import HistoryFile, load_encoder, load_model, read_history
@@ -174,6 +175,7 @@ def train_classifier(features_dir: str, model_dir: str, params: TrainParams = Tr
     checkpoints = model_folder.path(model_dir, model_folder.CHECKPOINTS_DIR)
     tf.io.gfile.makedirs(checkpoints)
     callbacks = [
+        FiniteGuard(),
         ClipValidation(val_data, model_folder.path(model_dir, model_folder.MODEL_FILE),
                        model_folder.path(checkpoints, model_folder.BEST_FILE), criterion),
         HistoryFile(model_dir),

@@ -118,7 +118,8 @@ def test_folder_of_class_folders(tmp_path):
     manifest = read_folder(str(tmp_path))
     assert manifest.vocabulary == ("cat", "dog")
     assert sorted(row.clip_id for row in manifest.rows) == ["train/cat/c", "train/dog/a", "train/dog/b"]
-    assert manifest.source["ignored"] == ["cat/notes.txt"]
+    assert [entry["path"] for entry in manifest.source["ignored"]] == ["cat/notes.txt"]
+    assert manifest.source["ignored"][0]["reason"].startswith("not an audio file")
 
 
 def test_folder_with_split_folders(tmp_path):

@@ -98,12 +98,9 @@ def test_bad_clips_go_to_dead_letters_and_every_clip_is_accounted_for(manifest_d
 
 def test_bad_manifest_fails_before_any_output(manifest_dir, tmp_path):
     bad = tmp_path / "manifest"
-    bad.mkdir()
-    with open(os.path.join(manifest_dir, "manifest.jsonl")) as handle:
-        first = json.loads(handle.readline())
-    first["labels"] = ["Not_a_class"]
-    (bad / "manifest.jsonl").write_text(json.dumps(first) + "\n")
-    (bad / "vocabulary.json").write_text(json.dumps(["Hum"]))
+    first = read_manifest(manifest_dir).rows[0]
+    write_manifest(str(bad), Manifest(rows=(dataclasses.replace(first, labels=("Not_a_class",)),), vocabulary=("Hum",),
+                                      source={}))
     with pytest.raises(DatasetError, match=r"manifest\.jsonl:1: labels not in the vocabulary"):
         extract(str(bad), str(tmp_path / "features"))
     assert not (tmp_path / "features").exists()

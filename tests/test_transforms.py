@@ -27,12 +27,13 @@ def close_to(expected, tolerance=1e-9):
     return match
 
 
-def test_split_summaries_count_every_clip_and_give_the_band_statistics():
+def test_split_summaries_count_every_clip_the_silent_ones_and_give_the_band_statistics():
     rng = np.random.default_rng(0)
     rows = [ManifestRow(f"c{i}", f"/a/c{i}.wav", split, ("x",)) for i, split in enumerate(["train"] * 3 + ["val"] * 2)]
     logmels = {row.clip_id: rng.normal(size=(n, PARAMS.n_mels)).astype(np.float32)
                for row, n in zip(rows, (101, 150, 230, 101, 160))}
-    written = [ClipFeatures(row.clip_id, row.split, logmels[row.clip_id], np.ones(1, np.float32))
+    written = [ClipFeatures(row.clip_id, row.split, logmels[row.clip_id], np.ones(1, np.float32),
+                            silent=row.clip_id == "c1")
                for row in rows if row.clip_id != "c4"]
     failed = [(rows[4], ("ClipError", "x", ["features.ClipError: cannot decode"]))]
     train = np.concatenate([logmels[f"c{i}"] for i in range(3)]).astype(np.float64)
@@ -42,8 +43,8 @@ def test_split_summaries_count_every_clip_and_give_the_band_statistics():
                    | SummariseSplits(PARAMS))
         counts = reports | "Counts" >> beam.Map(lambda report: report[0])
         assert_that(counts, equal_to([{
-            "train": {"read": 3, "rejected": 0, "written": 3, "patches": 1 + 1 + 3},  # 1 s patches, 0.5 s hop
-            "val": {"read": 2, "rejected": 1, "written": 1, "patches": 1}}]), label="CheckCounts")
+            "train": {"read": 3, "rejected": 0, "written": 3, "silent": 1, "patches": 1 + 1 + 3},  # 0.5 s hop
+            "val": {"read": 2, "rejected": 1, "written": 1, "silent": 0, "patches": 1}}]), label="CheckCounts")
         train_stats = reports | "TrainStats" >> beam.Map(
             lambda report: [report[1]["train"]["frames"], *report[1]["train"]["mean"], *report[1]["train"]["std"]])
         assert_that(train_stats, close_to([len(train), *train.mean(axis=0), *train.std(axis=0)], 1e-6),

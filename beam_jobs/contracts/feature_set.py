@@ -22,6 +22,7 @@ import numpy as np
 from beam_jobs.contracts import schema
 from beam_jobs.contracts.manifest import VOCABULARY_FILE
 from beam_jobs.contracts.params import FeatureParams
+from beam_jobs.contracts.publish import MARKER_FILE, check_complete
 from beam_jobs.contracts.storage import join, list_files, read_json, read_text, write_json, write_text
 
 STATS_FILE = "stats.json"
@@ -32,7 +33,7 @@ SEPARATION_FILE = "separation.json"
 SHARD_SUFFIX = ".tfrecord"
 NORMALISATION_SPLIT = "train"
 STD_FLOOR = 1e-3  # bands that are constant over the train set are not blown up by normalisation
-WHAT = "the output of beam_jobs.extract"
+WHAT = "a feature set (written by beam_jobs.extract, relabel or prune)"
 
 
 def shard_pattern(features_dir: str, split: str) -> str:
@@ -87,6 +88,7 @@ def check_counts(counts: dict, where: str) -> dict:
 
 
 def read_counts(features_dir: str) -> dict:
+    check_complete(features_dir, WHAT)
     return check_counts(read_json(join(features_dir, COUNTS_FILE), WHAT), features_dir)
 
 
@@ -142,6 +144,7 @@ class FeatureSet:
 
 
 def load_feature_set(directory: str) -> FeatureSet:
+    check_complete(directory, WHAT)
     mean, std = read_normalisation(directory)
     params = FeatureParams.from_json(read_text(join(directory, PARAMS_FILE)))
     return FeatureSet(directory=directory, params=params, vocabulary=tuple(read_vocabulary(directory)),
@@ -158,7 +161,7 @@ def copy_feature_set(features_dir: str, output_dir: str, rewritten_split: str, c
 
     for path in list_files(join(features_dir, "*")):
         name = path.rsplit("/", 1)[-1]
-        if name.startswith(f"{rewritten_split}-") or name == COUNTS_FILE:
+        if name.startswith(f"{rewritten_split}-") or name in (COUNTS_FILE, MARKER_FILE):
             continue
         FileSystems.copy([path], [join(output_dir, name)])
     write_reports(output_dir, check_counts(counts, output_dir))

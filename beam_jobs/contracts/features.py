@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import struct
 
 import numpy as np
 import scipy.fft
@@ -20,19 +21,55 @@ from apache_beam.io.filesystems import FileSystems
 from beam_jobs.contracts.params import FeatureParams
 
 
+MIN_DURATION_SECONDS = 0.05  # shorter clips are rejected: repeating a few samples makes no sound event
+MAX_FLOAT_AMPLITUDE = 1000.0  # float samples nominally lie in [-1, 1]; 60 dB beyond that is a broken file
+HEADER_BYTES = 1 << 16  # where a WAV file's data chunk header must start for the truncation check
+
+
 class ClipError(ValueError):
     """A clip that cannot be turned into features; the reason goes to the dead-letter output."""
+
+
+def wav_data_shortfall(header: bytes, file_size: int) -> tuple[int, int] | None:
+    """(declared audio bytes, bytes missing at the end of the file) of a RIFF/RIFX WAVE file; None for
+    other formats, a data chunk beyond the header, or a size left open by a streaming writer."""
+    if len(header) < 12 or header[:4] not in (b"RIFF", b"RIFX") or header[8:12] != b"WAVE":
+        return None
+    order = "<I" if header[:4] == b"RIFF" else ">I"
+    offset = 12
+    while offset + 8 <= len(header):
+        chunk, size = header[offset:offset + 4], struct.unpack(order, header[offset + 4:offset + 8])[0]
+        if chunk == b"data":
+            if size in (0, 0xFFFFFFFF):
+                return None
+            return size, max(0, offset + 8 + size - file_size)
+        offset += 8 + size + (size & 1)
+    return None
+
+
+def _check_whole(header: bytes, file_size: int, name: str) -> None:
+    shortfall = wav_data_shortfall(header, file_size)
+    if shortfall and shortfall[1]:
+        declared, missing = shortfall
+        raise ClipError(f"truncated WAV {name}: the header declares {declared} bytes of audio, the file holds "
+                        f"{declared - missing}")
 
 
 def decode_audio(source: bytes | str, name: str) -> tuple[np.ndarray, int]:
     """Decodes any format libsndfile knows (WAV, FLAC, OGG, AIFF, MP3) from file contents or a local path.
 
-    Returns the downmixed mono float32 waveform and its sample rate; `name` is for error messages.
+    Returns the downmixed mono float32 waveform and its sample rate; `name` is for error messages. A
+    truncated WAV file, a clip shorter than MIN_DURATION_SECONDS, and float samples that are not finite or
+    beyond MAX_FLOAT_AMPLITUDE are ClipErrors.
     """
     if isinstance(source, bytes):
         if not source:
             raise ClipError(f"empty file (0 bytes): {name}")
+        _check_whole(source[:HEADER_BYTES], len(source), name)
         source = io.BytesIO(source)
+    else:
+        with open(source, "rb") as handle:
+            _check_whole(handle.read(HEADER_BYTES), os.path.getsize(source), name)
     try:
         with soundfile.SoundFile(source) as sound:
             rate, integer_samples = sound.samplerate, sound.subtype.startswith("PCM")
@@ -43,14 +80,39 @@ def decode_audio(source: bytes | str, name: str) -> tuple[np.ndarray, int]:
         raise ClipError(f"cannot decode {name}: {error}") from error
     if audio.shape[0] == 0:
         raise ClipError(f"no audio samples in {name}")
-    if not integer_samples and not np.all(np.isfinite(audio)):  # only float encodings can hold NaN/inf
-        raise ClipError(f"non-finite samples in {name}")
+    if audio.shape[0] < MIN_DURATION_SECONDS * rate:
+        raise ClipError(f"too short: {name} lasts {1000 * audio.shape[0] / rate:.1f} ms, under the "
+                        f"{1000 * MIN_DURATION_SECONDS:g} ms minimum")
+    if not integer_samples:  # only float encodings can hold NaN, inf or values far beyond full scale
+        if not np.all(np.isfinite(audio)):
+            raise ClipError(f"non-finite samples in {name}")
+        peak = float(np.max(np.abs(audio)))
+        if peak > MAX_FLOAT_AMPLITUDE:
+            raise ClipError(f"samples out of range in {name}: peak {peak:.3g}, beyond {MAX_FLOAT_AMPLITUDE:g} "
+                            "(float audio lies within [-1, 1])")
     return (audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1)), rate
+
+
+def is_silent(waveform: np.ndarray) -> bool:
+    """Digital silence: every sample exactly zero."""
+    return not np.any(waveform)
+
+
+def check_finite(log_mel: np.ndarray, name: str) -> np.ndarray:
+    """A log-mel with any non-finite value is a ClipError: it must never reach a shard."""
+    bad = np.size(log_mel) - np.count_nonzero(np.isfinite(log_mel))
+    if bad:
+        raise ClipError(f"non-finite log-mel for {name}: {bad} of {np.size(log_mel)} values")
+    return log_mel
 
 
 def decode_clip(path: str) -> tuple[np.ndarray, int]:
     """Decodes a clip on any Beam filesystem; local files are handed to libsndfile by path (no copy)."""
     if FileSystems.get_scheme(path) is None:
+        if os.path.isdir(path):
+            raise ClipError(f"cannot read {path}: a directory, not an audio file")
+        if os.path.islink(path) and not os.path.exists(path):
+            raise ClipError(f"cannot read {path}: a symbolic link to {os.readlink(path)}, which does not exist")
         if not os.path.isfile(path):
             raise ClipError(f"cannot read {path}: file not found")
         if os.path.getsize(path) == 0:

@@ -1,7 +1,8 @@
 """The manifest: one row per clip, the common currency between dataset adapters and feature jobs.
 
 A manifest folder holds `manifest.jsonl` (one `ManifestRow` per line), `vocabulary.json` (class names
-in index order) and `source.json` (which adapter read which root).
+in index order), `source.json` (which adapter read which root) and the completion marker
+(beam_jobs.contracts.publish); a split step adds its report beside.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from beam_jobs.contracts.publish import check_complete, publishing
 from beam_jobs.contracts.storage import join, read_text, write_text
 
 MANIFEST_FILE = "manifest.jsonl"
@@ -67,10 +69,19 @@ class Manifest:
         return sorted({row.split for row in self.rows})
 
 
-def write_manifest(manifest_dir: str, manifest: Manifest) -> None:
-    write_text(join(manifest_dir, MANIFEST_FILE), "".join(row.to_json() + "\n" for row in manifest.rows))
-    write_text(join(manifest_dir, VOCABULARY_FILE), json.dumps(list(manifest.vocabulary), indent=1))
-    write_text(join(manifest_dir, SOURCE_FILE), json.dumps(manifest.source, indent=2, sort_keys=True))
+def write_manifest(manifest_dir: str, manifest: Manifest, extra_files: dict[str, str] | None = None,
+                   keep: tuple[str, ...] = ()) -> None:
+    """Publishes the manifest folder whole (with `extra_files`, {name: text}, beside it), keeping the
+    entries named in `keep` (a dataset that lives inside the folder)."""
+    with publishing(manifest_dir, "manifest", keep) as publication:
+        files = {MANIFEST_FILE: "".join(row.to_json() + "\n" for row in manifest.rows),
+                 VOCABULARY_FILE: json.dumps(list(manifest.vocabulary), indent=1),
+                 SOURCE_FILE: json.dumps(manifest.source, indent=2, sort_keys=True), **(extra_files or {})}
+        for name, text in files.items():
+            write_text(join(publication.staging, name), text)
+        publication.summary.update(clips=len(manifest.rows), classes=len(manifest.vocabulary),
+                                   splits={split: sum(row.split == split for row in manifest.rows)
+                                           for split in manifest.splits})
 
 
 def read_manifest(manifest_dir: str) -> Manifest:
@@ -80,6 +91,7 @@ def read_manifest(manifest_dir: str) -> Manifest:
     for path in (manifest_path, vocabulary_path):
         if not FileSystems.exists(path):
             raise DatasetError(f"{path}: missing (is {manifest_dir} a manifest folder?)")
+    check_complete(manifest_dir, "a manifest (beam_jobs.ingest or a split step)")
     vocabulary = tuple(json.loads(read_text(vocabulary_path)))
     known = set(vocabulary)
     rows, seen = [], set()

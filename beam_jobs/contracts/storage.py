@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -11,6 +12,19 @@ def join(*parts: str) -> str:
 
 
 def write_text(path: str, text: str) -> None:
+    """Writes whole or not at all: a local file goes to a temporary name first and is renamed (a full disk
+    leaves no truncated report); an object store publishes an object only when it is closed."""
+    if FileSystems.get_scheme(path) is None:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        temporary = f"{path}.tmp-{os.getpid()}"
+        try:
+            with open(temporary, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+        return
     with FileSystems.create(path) as handle:
         handle.write(text.encode("utf-8"))
 

@@ -2,39 +2,74 @@
 
   <root>/<class>/<clip>.<ext>                 every clip in split `train`
   <root>/<split>/<class>/<clip>.<ext>         when the top folders are all split names (train/val/test/eval)
-Audio extensions: .wav .flac .ogg .aiff .aif .mp3; other files are listed in source.json as ignored.
+Audio extensions: .wav .flac .ogg .aiff .aif .mp3. Every other file under the root is listed in
+source.json's "ignored" with its reason (not audio, nested elsewhere than a class folder, operating-system
+metadata); an audio path that cannot be read (a dangling link, a folder named like a clip) is a manifest row
+that the feature job rejects with its reason, so every file is accounted for.
 """
 from __future__ import annotations
 
+import os
+
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.datasets.common import AUDIO_EXTENSIONS, check_unique_clips
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join
+from beam_jobs.datasets.common import AUDIO_EXTENSIONS, check_unique_clips
 
 SPLIT_NAMES = {"train", "val", "test", "eval"}
+OS_METADATA = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini")
 
 
-def _files(root: str) -> list[str]:
-    results = FileSystems.match([join(root, "*", "*"), join(root, "*", "*", "*")])
-    return sorted(metadata.path for result in results for metadata in result.metadata_list)
+def _entries(root: str) -> list[str]:
+    """Every path below the root, relative: files, links (dangling ones too) and, locally, folders named
+    like audio files."""
+    if FileSystems.get_scheme(root) is None:
+        found = []
+        for folder, folders, files in os.walk(root, followlinks=True):
+            relative = os.path.relpath(folder, root)
+            prefix = "" if relative == "." else relative + "/"
+            found += [prefix + name for name in files]
+            found += [prefix + name for name in folders if name.lower().endswith(AUDIO_EXTENSIONS)]
+        return sorted(found)
+    matches = FileSystems.match([join(root, "**")])[0].metadata_list
+    return sorted(match.path[len(root) + 1:] for match in matches)
+
+
+def _ignored_reason(parts: list[str], with_splits: bool) -> str:
+    if any(part in OS_METADATA or part.startswith("._") for part in parts):
+        return "operating-system metadata"
+    if any(part.startswith(".") for part in parts):
+        return "hidden file"
+    if not parts[-1].lower().endswith(AUDIO_EXTENSIONS):
+        return f"not an audio file ({', '.join(AUDIO_EXTENSIONS)})"
+    expected = 3 if with_splits else 2
+    if len(parts) != expected:
+        layout = "<split>/<class>/<clip>" if with_splits else "<class>/<clip>"
+        return f"nested {'deeper' if len(parts) > expected else 'shallower'} than the layout {layout}"
+    return ""
 
 
 def read_folder(root: str) -> Manifest:
     root = root.rstrip("/")
-    relative = [path[len(root) + 1:].split("/") for path in _files(root)]
-    with_splits = bool(relative) and all(len(parts) == 3 and parts[0] in SPLIT_NAMES for parts in relative
-                                         if len(parts) == 3) and any(len(parts) == 3 for parts in relative)
+    relative = [path.split("/") for path in _entries(root)]
+    audio = [parts for parts in relative if _ignored_reason(parts, len(parts) == 3) == ""]
+    with_splits = any(len(parts) == 3 for parts in audio) and all(parts[0] in SPLIT_NAMES
+                                                                  for parts in audio if len(parts) == 3)
     rows, ignored = [], []
     for parts in relative:
-        if (len(parts) == 3) != with_splits or not parts[-1].lower().endswith(AUDIO_EXTENSIONS):
-            ignored.append("/".join(parts))
+        reason = _ignored_reason(parts, with_splits)
+        if reason:
+            ignored.append({"path": "/".join(parts), "reason": reason})
             continue
         split, label, name = parts if with_splits else ("train", *parts)
         rows.append(ManifestRow(clip_id=f"{split}/{label}/{name.rsplit('.', 1)[0]}",
                                 audio_path=join(root, *parts), split=split, labels=(label,)))
     if not rows:
-        raise DatasetError(f"{root}: no audio files in class sub-folders ({', '.join(AUDIO_EXTENSIONS)})")
+        raise DatasetError(f"{root}: no audio files in class sub-folders ({', '.join(AUDIO_EXTENSIONS)}); expected "
+                           f"<root>/<class>/<clip> or <root>/<split>/<class>/<clip> with splits "
+                           f"{sorted(SPLIT_NAMES)}; found {len(relative)} files, e.g. "
+                           f"{['/'.join(parts) for parts in relative[:3]]}")
     check_unique_clips(rows, root)
     return Manifest(rows=tuple(rows), vocabulary=tuple(sorted({row.labels[0] for row in rows})),
                     source={"format": "folder", "root": root, "ignored": ignored})
