@@ -45,15 +45,18 @@ class ClipFeaturesFn(beam.DoFn):
             self.separated_log_mels = self.separation.load(self.params)
 
     def process(self, row: ManifestRow):
-        waveform, rate = features.decode_clip(row.audio_path)
         labels = np.zeros(len(self.class_index), dtype=np.float32)
         labels[[self.class_index[label] for label in row.labels]] = 1.0
-        waveform = features.prepare_waveform(waveform, rate, self.params)
-        logmel = features.check_finite(features.log_mel_spectrogram(waveform, self.params), row.audio_path)
-        channels = self.separated_log_mels(waveform) if self.separated_log_mels else None
-        if channels is not None:
-            features.check_finite(channels, f"the separated channels of {row.audio_path}")
-        yield ClipFeatures(row.clip_id, row.split, logmel, labels, channels, features.is_silent(waveform))
+        channels = None
+        if self.separated_log_mels:  # the separators need the whole waveform
+            waveform = features.prepare_waveform(*features.decode_clip(row.audio_path), self.params)
+            logmel, silent = features.log_mel_spectrogram(waveform, self.params), features.is_silent(waveform)
+            channels = features.check_finite(self.separated_log_mels(waveform),
+                                             f"the separated channels of {row.audio_path}")
+        else:
+            logmel, silent = features.clip_log_mel(row.audio_path, self.params)
+        yield ClipFeatures(row.clip_id, row.split, features.check_finite(logmel, row.audio_path), labels, channels,
+                           silent)
 
 
 def to_examples(clip: ClipFeatures, params: FeatureParams) -> typing.Iterator[bytes]:
@@ -70,6 +73,9 @@ def dead_letter(failure) -> str:
                       sort_keys=True)
 
 
+SUMMARY_BLOCK_FRAMES = 1 << 16
+
+
 class SplitSummary(beam.CombineFn):
     """Per split: clips written (and how many are digital silence), patches, and per-band frame count, sum
     and sum of squares -> mean/std."""
@@ -82,9 +88,11 @@ class SplitSummary(beam.CombineFn):
 
     def add_input(self, accumulator, clip: ClipFeatures):
         clips, silent, patches, frames, total, squares = accumulator
-        logmel64 = clip.logmel.astype(np.float64)
-        return (clips + 1, silent + int(clip.silent), patches + features.example_count(len(logmel64), self.params),
-                frames + len(logmel64), total + logmel64.sum(axis=0), squares + np.einsum("ij,ij->j", logmel64, logmel64))
+        for start in range(0, len(clip.logmel), SUMMARY_BLOCK_FRAMES):  # float64 a block at a time: long clips
+            block = clip.logmel[start:start + SUMMARY_BLOCK_FRAMES].astype(np.float64)
+            total, squares = total + block.sum(axis=0), squares + np.einsum("ij,ij->j", block, block)
+        return (clips + 1, silent + int(clip.silent), patches + features.example_count(len(clip.logmel), self.params),
+                frames + len(clip.logmel), total, squares)
 
     def merge_accumulators(self, accumulators):
         return tuple(map(sum, zip(*accumulators)))

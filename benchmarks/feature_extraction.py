@@ -1,13 +1,14 @@
 """Feature-extraction throughput and memory: the Beam job against a librosa reference, in one run.
 
-    python benchmarks/feature_extraction.py [--clips 200] [--large-clips 2000] [--workdir DIR]
+    python benchmarks/feature_extraction.py [--clips 200] [--large-clips 2000] [--long-minutes 60] [--workdir DIR]
 
 Prints audio-seconds per CPU-second (x real time per core) for
   - the Beam job (DirectRunner, one worker), measured around the pipeline run inside its own process
     (the process's one-off imports of Beam and the audio libraries are reported separately), and
   - librosa: `librosa.load(sr=22050)` + `librosa.feature.melspectrogram` with the same parameters,
 on the same clips (synthetic, mixed sample rates and channel counts), their ratio, and the job's peak
-resident memory at two dataset sizes (it must not grow with the number of clips).
+resident memory at two dataset sizes (it must not grow with the number of clips) and with one
+`--long-minutes` clip added to the small set (it must stay bounded in clip length: target < 200 MiB more).
 """
 from __future__ import annotations
 
@@ -32,6 +33,26 @@ def prepare(workdir: str, clips: int) -> str:
         synthetic.generate(root, clips, seed=1)
         ingest.ingest(root, manifest_dir)
     return manifest_dir
+
+
+def with_long_clip(workdir: str, manifest_dir: str, minutes: float) -> str:
+    """The manifest plus one clip of `minutes` of noise (44.1 kHz mono 16-bit WAV, written in blocks)."""
+    import dataclasses
+
+    import numpy as np
+    import soundfile
+
+    from beam_jobs.contracts.manifest import read_manifest, write_manifest
+
+    path, long_manifest = os.path.join(workdir, "long.wav"), os.path.join(workdir, f"manifest_long{minutes:g}")
+    rng = np.random.default_rng(0)
+    with soundfile.SoundFile(path, "w", samplerate=44100, channels=1, subtype="PCM_16") as sound:
+        for _ in range(int(minutes)):
+            sound.write((0.1 * rng.standard_normal(44100 * 60)).astype(np.float32))
+    manifest = read_manifest(manifest_dir)
+    row = dataclasses.replace(manifest.rows[0], clip_id="long", audio_path=path, split="train")
+    write_manifest(long_manifest, dataclasses.replace(manifest, rows=manifest.rows + (row,)))
+    return long_manifest
 
 
 def audio_seconds(manifest_dir: str) -> float:
@@ -88,6 +109,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument("--large-clips", type=int, default=2000)
+    parser.add_argument("--long-minutes", type=float, default=60)
     parser.add_argument("--workdir", default="")
     args = parser.parse_args(argv)
     workdir = args.workdir or tempfile.mkdtemp(prefix="feature_benchmark_")
@@ -117,6 +139,10 @@ def main(argv=None) -> None:
     print(f"peak memory of the job process: {beam_small['peak_rss_mib']:.0f} MiB at {args.clips} clips, "
           f"{beam_large['peak_rss_mib']:.0f} MiB at {args.large_clips} clips "
           f"(ratio {beam_large['peak_rss_mib'] / beam_small['peak_rss_mib']:.2f})")
+    beam_long = run_beam(with_long_clip(workdir, small, args.long_minutes), os.path.join(workdir, "features_long"))
+    added = beam_long["peak_rss_mib"] - beam_small["peak_rss_mib"]
+    print(f"with one {args.long_minutes:g}-minute clip added to the {args.clips} clips: {beam_long['peak_rss_mib']:.0f} MiB, "
+          f"{added:+.0f} MiB (target < 200 MiB: {'met' if added < 200 else 'NOT met'})")
 
 
 if __name__ == "__main__":

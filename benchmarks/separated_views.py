@@ -36,7 +36,6 @@ def main(argv=None) -> None:
 
     from beam_jobs import ingest, synthetic
     from beam_jobs.contracts import features
-    from beam_jobs.extract import decode_clip
     from beam_jobs.contracts.manifest import read_manifest
     from beam_jobs.contracts.params import FeatureParams
     from keras_models import separation, separation_ssl
@@ -48,7 +47,7 @@ def main(argv=None) -> None:
         root = synthetic.generate(os.path.join(workdir, "data"), max(args.clips, synthetic.MIN_CLIPS), seed=2)
         ingest.ingest(root, os.path.join(workdir, "manifest"))
         rows = read_manifest(os.path.join(workdir, "manifest")).rows[:args.clips]
-        waveforms = [features.prepare_waveform(*decode_clip(row.audio_path), params) for row in rows]
+        waveforms = [features.prepare_waveform(*features.decode_clip(row.audio_path), params) for row in rows]
     seconds_of_audio = sum(len(waveform) for waveform in waveforms) / params.sample_rate
     separator = separation.build_separator(separation.SeparatorParams())
     separation.separate(separator, waveforms[0])  # warm-up

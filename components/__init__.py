@@ -25,15 +25,17 @@ BEAM_SETTINGS = ("beam_runner", "beam_options")
 _declared: dict[str, str] = {}
 
 
-def component(resource_class: str):
-    """Declares a KFP component and its resource class."""
+def component(resource_class: str, checks_parameters: bool = False):
+    """Declares a KFP component and its resource class (`checks_parameters`: a pipeline's parameter check,
+    which takes the runner settings to check them, not to run a job)."""
     if resource_class not in RESOURCE_CLASSES:
         raise ValueError(f"unknown resource class {resource_class!r}; expected one of {sorted(RESOURCE_CLASSES)}")
 
     def declare(function):
         name = function.__name__
         settings = set(BEAM_SETTINGS) & set(inspect.signature(function).parameters)
-        if (resource_class == BEAM and len(settings) < 2) or (resource_class == LIGHT and settings) or len(settings) == 1:
+        wrong = (resource_class == BEAM and len(settings) < 2) or (resource_class == LIGHT and settings) or len(settings) == 1
+        if wrong and not checks_parameters:
             raise TypeError(f"component {name} ({resource_class}) takes {sorted(settings)}: a Beam job's component "
                             f"takes both of {BEAM_SETTINGS} and is `{BEAM}` (or `{GPU}`, running a model); no other does")
         if _declared.get(name, resource_class) != resource_class:

@@ -5,14 +5,6 @@ from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
 from components import BEAM, GPU, LIGHT, component
 
 
-@component(LIGHT)
-def check_separation_settings(settings: list, checkpoint_steps: list):
-    """Fails the run before the separator trains if a proxy-task setting is invalid."""
-    from keras_models.separation_ssl import validate_settings
-
-    validate_settings(settings, checkpoint_steps)
-
-
 @component(GPU)
 def train_separator(manifest: Input[Dataset], channels: int, steps: int, checkpoint_steps: list,
                     segment_seconds: float, batch_size: int, learning_rate: float, seed: int,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-NOT_PIPELINES = {"compile", "run_local", "deployment"}
+NOT_PIPELINES = {"compile", "run_local", "deployment", "experiment"}
 
 
 def discover() -> dict:

@@ -11,13 +11,14 @@ from components.data import extract_features, ingest_dataset, select_train_set
 from components.models import evaluate_single_label, train_classifier
 from components.ssl import evaluate_knn, pretrain_contrastive, train_on_encoder
 from components.studies import summarize_contrastive
+from pipelines.experiment import experiment
 
 DOWNSTREAM_SETS = [{"train_set": "noisy", "flag": "!manually_verified"},
                    {"train_set": "clean", "flag": "manually_verified"}]
 AUGMENTATIONS = ["rrc", "compander", "noise", "specaugment", "shift"]
 
 
-@dsl.pipeline(name="contrastive-ssl", description=__doc__.splitlines()[0])
+@experiment(name="contrastive-ssl", description=__doc__.splitlines()[0])
 def contrastive_ssl(
     dataset_root: str = "",
     synthetic_clips: int = 2000,

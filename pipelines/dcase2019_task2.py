@@ -3,15 +3,15 @@ set; lwlrap and a per-class lwlrap table on the test set, next to the noisy-only
 """
 from typing import NamedTuple
 
-from kfp import dsl
 from kfp.dsl import Markdown, Metrics
 
 from components.data import extract_features, ingest_dataset, select_train_set
 from components.models import evaluate_classifier, fine_tune_classifier, train_classifier
 from components.studies import summarize_dcase2019
+from pipelines.experiment import experiment
 
 
-@dsl.pipeline(name="dcase2019-task2", description=__doc__.splitlines()[0])
+@experiment(name="dcase2019-task2", description=__doc__.splitlines()[0])
 def dcase2019_task2(
     dataset_root: str = "",
     synthetic_clips: int = 2000,

@@ -15,8 +15,8 @@ import functools
 from kfp import dsl, kubernetes
 from kfp.dsl import pipeline_context
 
-from beam_jobs.runner import BeamSettings
-from components import BEAM, BEAM_SETTINGS, GPU, LIGHT, PROJECT_IMAGE_PLACEHOLDER, resource_class_of
+from beam_jobs.pipeline_parameters import check_parameters
+from components import BEAM, GPU, LIGHT, PROJECT_IMAGE_PLACEHOLDER, resource_class_of
 
 # (CPU, memory) requests per resource class; a Beam job on a remote runner needs little of its own pod.
 DEFAULT_RESOURCES = {GPU: ("8", "32G"), BEAM: ("4", "16G"), LIGHT: ("2", "8G")}
@@ -62,20 +62,15 @@ class Deployment:
                 kubernetes.add_toleration(task, key=GPU_TAINT_KEY, operator="Exists", effect="NoSchedule")
 
 
-def beam_settings(pipeline, arguments: dict | None = None) -> BeamSettings | None:
-    """The runner settings of a pipeline's Beam steps, from its defaults and `arguments`; fails on an unknown
-    runner or malformed options. None for a pipeline without Beam steps."""
-    inputs = pipeline.component_spec.inputs or {}
-    if not set(BEAM_SETTINGS) <= set(inputs):
-        return None
-    values = {name: inputs[name].default for name in BEAM_SETTINGS} | {
-        name: value for name, value in (arguments or {}).items() if name in BEAM_SETTINGS}
-    return BeamSettings(values["beam_runner"], values["beam_options"])
+def check_defaults(pipeline) -> None:
+    """The pipeline's default parameters pass the checks its first task makes at run time."""
+    check_parameters(pipeline.name.replace("-", "_"),
+                     {name: spec.default for name, spec in (pipeline.component_spec.inputs or {}).items()})
 
 
 def deployed(pipeline, deployment: Deployment):
     """The pipeline rebuilt with `deployment` applied to every task (its parameters and outputs unchanged)."""
-    beam_settings(pipeline)
+    check_defaults(pipeline)
     function = pipeline.pipeline_func
 
     @functools.wraps(function)

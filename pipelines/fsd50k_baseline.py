@@ -5,14 +5,14 @@ An empty `dataset_root` generates a synthetic FSD50K-format dataset of `syntheti
 """
 from typing import NamedTuple
 
-from kfp import dsl
 from kfp.dsl import Markdown, Metrics
 
 from components.data import extract_features, ingest_dataset
 from components.models import evaluate_classifier, train_classifier
+from pipelines.experiment import experiment
 
 
-@dsl.pipeline(name="fsd50k-baseline", description=__doc__.splitlines()[0])
+@experiment(name="fsd50k-baseline", description=__doc__.splitlines()[0])
 def fsd50k_baseline(
     dataset_root: str = "",
     synthetic_clips: int = 2000,

@@ -13,11 +13,12 @@ from components.data import extract_features, ingest_dataset, split_dev_set
 from components.labels import relabel_missing, score_clips
 from components.models import train_classifier
 from components.studies import evaluate_student, summarize_missing_labels
+from pipelines.experiment import experiment
 
 TC_PERCENTS = [0.0, 0.5, 1.0, 2.0, 4.0, 6.0, 10.0, 20.0]
 
 
-@dsl.pipeline(name="missing-labels", description=__doc__.splitlines()[0])
+@experiment(name="missing-labels", description=__doc__.splitlines()[0])
 def missing_labels(
     dataset_root: str = "",
     synthetic_clips: int = 2000,

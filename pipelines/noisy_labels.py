@@ -11,6 +11,7 @@ from components.data import extract_features, ingest_dataset, select_train_set
 from components.labels import prune_train_set, score_clips
 from components.models import evaluate_single_label, fine_tune_classifier, train_classifier
 from components.studies import summarize_noisy_labels
+from pipelines.experiment import experiment
 
 TRAIN_SETS = {"clean": "manually_verified", "noisy": "!manually_verified", "noisy_and_clean": ""}
 LOSSES = ["cce", "lq", "lsoft", "cce_max", "cce_outlier", "label_smoothing"]
@@ -18,7 +19,7 @@ DEFAULT_VARIANTS = [{"train_set": name, "flag": flag, "loss": loss} for name, fl
                     for loss in LOSSES]
 
 
-@dsl.pipeline(name="noisy-labels", description=__doc__.splitlines()[0])
+@experiment(name="noisy-labels", description=__doc__.splitlines()[0])
 def noisy_labels(
     dataset_root: str = "",
     synthetic_clips: int = 2000,

@@ -104,18 +104,19 @@ def main(argv=None) -> int:
     sys.path.insert(0, REPOSITORY_ROOT)
     from kfp import local
 
+    from beam_jobs.pipeline_parameters import ParameterError, check_parameters
     from pipelines import discover
-    from pipelines.deployment import beam_settings
 
     pipelines = discover()
     if args.pipeline not in pipelines:
         parser.error(f"unknown pipeline {args.pipeline!r}; available: {sorted(pipelines)}")
     pipeline = pipelines[args.pipeline]
     arguments = parse_params(pipeline, args.param)
+    defaults = {name: spec.default for name, spec in pipeline.component_spec.inputs.items()}
     try:
-        beam_settings(pipeline, arguments)
-    except ValueError as error:
-        raise SystemExit(f"--param beam_runner/beam_options: {error}")
+        check_parameters(args.pipeline, defaults | arguments)
+    except ParameterError as error:
+        raise SystemExit(str(error))
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=os.path.abspath(args.pipeline_root),
                raise_on_error=True)

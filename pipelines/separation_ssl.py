@@ -10,10 +10,10 @@ from kfp.dsl import Markdown, Metrics
 
 from components.data import extract_features, ingest_dataset, select_train_set
 from components.models import evaluate_classifier
-from components.separation import (check_separation_settings, evaluate_separator, pretrain_separation_ssl,
-                                   separate_views, train_separator)
+from components.separation import evaluate_separator, pretrain_separation_ssl, separate_views, train_separator
 from components.ssl import train_on_encoder
 from components.studies import summarize_separation_ssl
+from pipelines.experiment import experiment
 
 # checkpoints: separator steps the channel view draws from ("OR" rule); [] = all, -1 = the last one.
 SETTINGS = [
@@ -27,7 +27,7 @@ SETTINGS = [
 ]
 
 
-@dsl.pipeline(name="separation-ssl", description=__doc__.splitlines()[0])
+@experiment(name="separation-ssl", description=__doc__.splitlines()[0])
 def separation_ssl(
     dataset_root: str = "",
     dataset_format: str = "fsd50k",
@@ -58,8 +58,6 @@ def separation_ssl(
     beam_runner: str = "DirectRunner",
     beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
-    checked = check_separation_settings(settings=settings, checkpoint_steps=checkpoint_steps)
-    checked.set_display_name("check settings")
     manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format,
                               synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
                               beam_options=beam_options)
@@ -75,7 +73,6 @@ def separation_ssl(
                                 segment_seconds=separator_segment_seconds, batch_size=separator_batch_size,
                                 learning_rate=separator_learning_rate, seed=seed)
     separator.set_display_name("MixIT separator")
-    separator.after(checked)
     separation = evaluate_separator(separator=separator.outputs["separator"], mixtures=evaluation_mixtures)
     separation.set_display_name("separation SI-SNRi")
     views = separate_views(manifest=unlabelled.outputs["split_manifest"], separator=separator.outputs["separator"],

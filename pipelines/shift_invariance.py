@@ -8,12 +8,13 @@ from kfp.dsl import HTML, Markdown, Metrics
 from components.data import extract_features, ingest_dataset
 from components.models import evaluate_shift_invariance, train_classifier
 from components.studies import summarize_shift_invariance
+from pipelines.experiment import experiment
 
 POOLINGS = ["max", "blurpool3", "blurpool5", "tlpf", "aps", "tlpf_aps"]
 DEFAULT_VARIANTS = [{"pooling": pooling, "mixup_alpha": alpha} for pooling in POOLINGS for alpha in (0.0, 0.3)]
 
 
-@dsl.pipeline(name="shift-invariance", description=__doc__.splitlines()[0])
+@experiment(name="shift-invariance", description=__doc__.splitlines()[0])
 def shift_invariance(
     dataset_root: str = "",
     synthetic_clips: int = 2000,

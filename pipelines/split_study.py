@@ -11,9 +11,10 @@ from kfp.dsl import Markdown, Metrics
 from components.data import extract_features, ingest_dataset, split_dev_set
 from components.models import train_classifier
 from components.studies import evaluate_split_strategy, summarize_split_study
+from pipelines.experiment import experiment
 
 
-@dsl.pipeline(name="split-study", description=__doc__.splitlines()[0])
+@experiment(name="split-study", description=__doc__.splitlines()[0])
 def split_study(
     dataset_root: str = "",
     synthetic_clips: int = 2000,

@@ -198,19 +198,12 @@ def test_resource_classes_are_declared_with_the_runner_settings_they_imply():
         component("huge")
 
 
-def test_runner_settings_are_checked_before_compiling_and_before_a_local_run(tmp_path):
-    from kfp import dsl
+def test_parameter_defaults_are_checked_when_compiling(tmp_path):
+    from pipelines.experiment import experiment
 
-    from components.separation import check_separation_settings
-    from pipelines.deployment import beam_settings
-
-    assert beam_settings(discover()["fsd50k_baseline"]) == BeamSettings("DirectRunner", ())
-
-    @dsl.pipeline(name="bad-runner")
-    def bad_runner(beam_runner: str = "DataflowRuner", beam_options: list = []):
-        check_separation_settings(settings=[], checkpoint_steps=[])
+    @experiment(name="bad-runner", description="a default the check refuses")
+    def bad_runner(epochs: int = 3, beam_runner: str = "DataflowRuner", beam_options: list = []):
+        pass  # the parameter check is its one task
 
     with pytest.raises(ValueError, match="Unknown Beam runner 'DataflowRuner'"):
         compile_module.compile_pipeline(bad_runner, str(tmp_path / "bad.yaml"))
-    with pytest.raises(ValueError, match="the runner is beam_runner"):
-        beam_settings(discover()["fsd50k_baseline"], {"beam_options": ["--runner=FlinkRunner"]})

@@ -87,7 +87,8 @@ def test_run_local_fails_with_non_zero_status_on_bad_input(tmp_path):
                "--param", f"dataset_root={tmp_path / 'nowhere'}", "--pipeline-root", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
-    assert "vocabulary.csv: file not found" in result.stdout + result.stderr
+    assert "dataset_root=" in result.stderr and "is not a folder" in result.stderr
+    assert "Executing task" not in result.stdout + result.stderr  # refused before submission
 
 
 def test_split_study_loops_over_strategies_and_collects_results(compiled):
@@ -304,7 +305,7 @@ def test_separation_ssl_trains_the_separator_once_and_an_encoder_per_setting(com
     tasks = spec.root.dag.tasks
     assert {"train-separator", "evaluate-separator", "separate-views", "summarize-separation-ssl"} <= set(tasks)
     assert "train-separator" in tasks["separate-views"].dependent_tasks
-    assert "check-separation-settings" in tasks["train-separator"].dependent_tasks  # bad settings fail first
+    assert "check-separation-ssl-parameters" in tasks["train-separator"].dependent_tasks  # bad settings fail first
     loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
     assert loop.parameter_iterator.items.input_parameter.endswith("settings")
     inner = spec.components[loop.component_ref.name].dag.tasks

@@ -6,10 +6,13 @@ centred in `n_fft`, Slaney mel filters with Slaney area normalisation), so featu
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import io
 import os
 import struct
+import typing
 
 import numpy as np
 import scipy.fft
@@ -24,6 +27,8 @@ from beam_jobs.contracts.params import FeatureParams
 MIN_DURATION_SECONDS = 0.05  # shorter clips are rejected: repeating a few samples makes no sound event
 MAX_FLOAT_AMPLITUDE = 1000.0  # float samples nominally lie in [-1, 1]; 60 dB beyond that is a broken file
 HEADER_BYTES = 1 << 16  # where a WAV file's data chunk header must start for the truncation check
+LONG_CLIP_SECONDS = 300.0  # longer clips are decoded, resampled and transformed in blocks: bounded memory
+BLOCK_SECONDS = 30.0
 
 
 class ClipError(ValueError):
@@ -55,42 +60,120 @@ def _check_whole(header: bytes, file_size: int, name: str) -> None:
                         f"{declared - missing}")
 
 
-def decode_audio(source: bytes | str, name: str) -> tuple[np.ndarray, int]:
-    """Decodes any format libsndfile knows (WAV, FLAC, OGG, AIFF, MP3) from file contents or a local path.
+class AudioFile:
+    """An open audio file, read whole or in blocks of mono float32 samples; every read applies the same
+    checks: a truncated WAV file, a clip shorter than MIN_DURATION_SECONDS, and float samples that are not
+    finite or beyond MAX_FLOAT_AMPLITUDE are ClipErrors."""
 
-    Returns the downmixed mono float32 waveform and its sample rate; `name` is for error messages. A
-    truncated WAV file, a clip shorter than MIN_DURATION_SECONDS, and float samples that are not finite or
-    beyond MAX_FLOAT_AMPLITUDE are ClipErrors.
-    """
-    if isinstance(source, bytes):
-        if not source:
+    def __init__(self, source, name: str, header: bytes, size: int):
+        self.name = name
+        if size == 0:
             raise ClipError(f"empty file (0 bytes): {name}")
-        _check_whole(source[:HEADER_BYTES], len(source), name)
-        source = io.BytesIO(source)
+        _check_whole(header, size, name)
+        try:
+            self.sound = soundfile.SoundFile(source)
+        except soundfile.LibsndfileError as error:
+            raise ClipError(f"cannot decode {name}: {error.error_string}") from error
+        except (RuntimeError, TypeError, ValueError) as error:
+            raise ClipError(f"cannot decode {name}: {error}") from error
+        self.rate, self.frames = self.sound.samplerate, self.sound.frames
+        self.integer_samples = self.sound.subtype.startswith("PCM")
+
+    def close(self) -> None:
+        self.sound.close()
+
+    def _mono(self, audio: np.ndarray) -> np.ndarray:
+        if not self.integer_samples:  # only float encodings can hold NaN, inf or values far beyond full scale
+            if not np.all(np.isfinite(audio)):
+                raise ClipError(f"non-finite samples in {self.name}")
+            peak = float(np.max(np.abs(audio), initial=0.0))
+            if peak > MAX_FLOAT_AMPLITUDE:
+                raise ClipError(f"samples out of range in {self.name}: peak {peak:.3g}, beyond "
+                                f"{MAX_FLOAT_AMPLITUDE:g} (float audio lies within [-1, 1])")
+        return audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1)
+
+    def _check_length(self, samples: int) -> None:
+        if samples == 0:
+            raise ClipError(f"no audio samples in {self.name}")
+        if samples < MIN_DURATION_SECONDS * self.rate:
+            raise ClipError(f"too short: {self.name} lasts {1000 * samples / self.rate:.1f} ms, under the "
+                            f"{1000 * MIN_DURATION_SECONDS:g} ms minimum")
+
+    def _read(self, frames: int) -> np.ndarray:
+        try:
+            return self.sound.read(frames, dtype="float32", always_2d=True)
+        except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
+            raise ClipError(f"cannot decode {self.name}: {error}") from error
+
+    def read(self) -> np.ndarray:
+        audio = self._read(-1)
+        self._check_length(audio.shape[0])
+        return self._mono(audio)
+
+    def blocks(self, seconds: float) -> typing.Iterator[np.ndarray]:
+        samples = 0
+        while True:
+            audio = self._read(max(1, int(seconds * self.rate)))
+            if audio.shape[0] == 0:
+                break
+            samples += audio.shape[0]
+            yield self._mono(audio)
+        self._check_length(samples)
+
+
+@contextlib.contextmanager
+def open_clip(path: str) -> typing.Iterator[AudioFile]:
+    """Opens a clip on any Beam filesystem: a local file is handed to libsndfile by path, a remote one as a
+    stream, so neither is copied into memory."""
+    if FileSystems.get_scheme(path) is None:
+        if os.path.isdir(path):
+            raise ClipError(f"cannot read {path}: a directory, not an audio file")
+        if os.path.islink(path) and not os.path.exists(path):
+            raise ClipError(f"cannot read {path}: a symbolic link to {os.readlink(path)}, which does not exist")
+        if not os.path.isfile(path):
+            raise ClipError(f"cannot read {path}: file not found")
+        with open(path, "rb") as handle:
+            header = handle.read(HEADER_BYTES)
+        audio, stream = AudioFile(path, path, header, os.path.getsize(path)), None
+    else:
+        try:
+            size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+            stream = FileSystems.open(path, compression_type="uncompressed")
+            header = stream.read(HEADER_BYTES)
+            stream.seek(0)
+        except Exception as error:  # Beam wraps filesystem errors in several exception types
+            raise ClipError(f"cannot read {path}: {error}") from error
+        try:
+            audio = AudioFile(stream, path, header, size)
+        except ClipError:
+            stream.close()
+            raise
+    try:
+        yield audio
+    finally:
+        audio.close()
+        if stream is not None:
+            stream.close()
+
+
+def decode_audio(source: bytes | str, name: str) -> tuple[np.ndarray, int]:
+    """Decodes any format libsndfile knows (WAV, FLAC, OGG, AIFF, MP3) from file contents or a local path;
+    returns the downmixed mono float32 waveform and its sample rate (checked as AudioFile says)."""
+    if isinstance(source, bytes):
+        audio = AudioFile(io.BytesIO(source), name, source[:HEADER_BYTES], len(source))
     else:
         with open(source, "rb") as handle:
-            _check_whole(handle.read(HEADER_BYTES), os.path.getsize(source), name)
+            audio = AudioFile(source, name, handle.read(HEADER_BYTES), os.path.getsize(source))
     try:
-        with soundfile.SoundFile(source) as sound:
-            rate, integer_samples = sound.samplerate, sound.subtype.startswith("PCM")
-            audio = sound.read(dtype="float32", always_2d=True)
-    except soundfile.LibsndfileError as error:
-        raise ClipError(f"cannot decode {name}: {error.error_string}") from error
-    except (RuntimeError, TypeError, ValueError) as error:
-        raise ClipError(f"cannot decode {name}: {error}") from error
-    if audio.shape[0] == 0:
-        raise ClipError(f"no audio samples in {name}")
-    if audio.shape[0] < MIN_DURATION_SECONDS * rate:
-        raise ClipError(f"too short: {name} lasts {1000 * audio.shape[0] / rate:.1f} ms, under the "
-                        f"{1000 * MIN_DURATION_SECONDS:g} ms minimum")
-    if not integer_samples:  # only float encodings can hold NaN, inf or values far beyond full scale
-        if not np.all(np.isfinite(audio)):
-            raise ClipError(f"non-finite samples in {name}")
-        peak = float(np.max(np.abs(audio)))
-        if peak > MAX_FLOAT_AMPLITUDE:
-            raise ClipError(f"samples out of range in {name}: peak {peak:.3g}, beyond {MAX_FLOAT_AMPLITUDE:g} "
-                            "(float audio lies within [-1, 1])")
-    return (audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1)), rate
+        return audio.read(), audio.rate
+    finally:
+        audio.close()
+
+
+def decode_clip(path: str) -> tuple[np.ndarray, int]:
+    """The mono waveform and sample rate of a clip on any Beam filesystem."""
+    with open_clip(path) as audio:
+        return audio.read(), audio.rate
 
 
 def is_silent(waveform: np.ndarray) -> bool:
@@ -104,26 +187,6 @@ def check_finite(log_mel: np.ndarray, name: str) -> np.ndarray:
     if bad:
         raise ClipError(f"non-finite log-mel for {name}: {bad} of {np.size(log_mel)} values")
     return log_mel
-
-
-def decode_clip(path: str) -> tuple[np.ndarray, int]:
-    """Decodes a clip on any Beam filesystem; local files are handed to libsndfile by path (no copy)."""
-    if FileSystems.get_scheme(path) is None:
-        if os.path.isdir(path):
-            raise ClipError(f"cannot read {path}: a directory, not an audio file")
-        if os.path.islink(path) and not os.path.exists(path):
-            raise ClipError(f"cannot read {path}: a symbolic link to {os.readlink(path)}, which does not exist")
-        if not os.path.isfile(path):
-            raise ClipError(f"cannot read {path}: file not found")
-        if os.path.getsize(path) == 0:
-            raise ClipError(f"empty file (0 bytes): {path}")
-        return decode_audio(path, path)
-    try:
-        with FileSystems.open(path, compression_type="uncompressed") as handle:
-            data = handle.read()
-    except Exception as error:  # Beam wraps filesystem errors in several exception types
-        raise ClipError(f"cannot read {path}: {error}") from error
-    return decode_audio(data, path)
 
 
 def resample(waveform: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
@@ -172,17 +235,12 @@ def analysis_window(params: FeatureParams) -> np.ndarray:
     return scipy.signal.get_window(params.window, params.win_length, fftbins=True).astype(np.float32)
 
 
-def log_mel_spectrogram(waveform: np.ndarray, params: FeatureParams) -> np.ndarray:
-    """(frames, n_mels) float32 log-mel power spectrogram of a waveform at `params.sample_rate`."""
-    waveform = np.asarray(waveform, dtype=np.float32)
-    n_frames = params.num_frames(len(waveform))
-    half = params.n_fft // 2
-    padded = np.pad(waveform, (half, half + params.n_fft))
+def _log_mel_frames(segment: np.ndarray, n_frames: int, params: FeatureParams) -> np.ndarray:
+    """`n_frames` log-mel frames; `segment` starts where the first frame's window starts."""
     # The window occupies the centre of each n_fft frame and the rest is zero, so only those samples are
     # framed; they go to the start of a zeroed n_fft buffer (a time shift: same magnitudes), because
     # scipy's FFT is several times faster on a padded array than with its own `n=` padding.
-    offset = (params.n_fft - params.win_length) // 2
-    frames = np.lib.stride_tricks.sliding_window_view(padded[offset:], params.win_length)
+    frames = np.lib.stride_tricks.sliding_window_view(segment, params.win_length)
     frames = frames[: n_frames * params.hop_length : params.hop_length][:n_frames]
     buffer = np.zeros((n_frames, params.n_fft), dtype=np.float32)
     np.multiply(frames, analysis_window(params), out=buffer[:, : params.win_length])
@@ -192,21 +250,91 @@ def log_mel_spectrogram(waveform: np.ndarray, params: FeatureParams) -> np.ndarr
     return np.log(mel + params.log_offset).astype(np.float32, copy=False)
 
 
+def log_mel_spectrogram(waveform: np.ndarray, params: FeatureParams) -> np.ndarray:
+    """(frames, n_mels) float32 log-mel power spectrogram of a waveform at `params.sample_rate`."""
+    waveform = np.asarray(waveform, dtype=np.float32)
+    half = params.n_fft // 2
+    padded = np.pad(waveform, (half, half + params.n_fft))
+    return _log_mel_frames(padded[(params.n_fft - params.win_length) // 2:], params.num_frames(len(waveform)), params)
+
+
+class StreamedLogMel:
+    """The log-mel of a waveform that arrives in blocks: the frames of `log_mel_spectrogram`, computed as
+    soon as their samples are there, so only a block and the output are held."""
+
+    def __init__(self, params: FeatureParams, expected_samples: int):
+        self.params = params
+        self.offset = (params.n_fft - params.win_length) // 2
+        self.pending = np.zeros(params.n_fft // 2, dtype=np.float32)  # the centred STFT's left padding
+        self.start = 0  # index of pending[0] in the padded signal
+        self.samples, self.next_frame = 0, 0
+        self.out = np.empty((params.num_frames(expected_samples), params.n_mels), dtype=np.float32)
+
+    def _frames_until(self, last: int) -> None:
+        count = last - self.next_frame + 1
+        if count <= 0:
+            return
+        first = self.next_frame * self.params.hop_length + self.offset - self.start
+        frames = _log_mel_frames(self.pending[first:], count, self.params)
+        if self.next_frame + count > len(self.out):
+            self.out = np.concatenate([self.out, np.empty_like(frames)])
+        self.out[self.next_frame:self.next_frame + count] = frames
+        self.next_frame += count
+        drop = self.next_frame * self.params.hop_length + self.offset - self.start
+        self.pending, self.start = self.pending[drop:], self.start + drop
+
+    def add(self, block: np.ndarray) -> None:
+        self.samples += len(block)
+        self.pending = np.concatenate([self.pending, block.astype(np.float32, copy=False)])
+        available = self.start + len(self.pending)
+        self._frames_until((available - self.offset - self.params.win_length) // self.params.hop_length)
+
+    def finish(self) -> np.ndarray:
+        self.pending = np.concatenate([self.pending, np.zeros(self.params.n_fft // 2 + self.params.n_fft, np.float32)])
+        n_frames = self.params.num_frames(self.samples)
+        self._frames_until(n_frames - 1)
+        return self.out[:n_frames]
+
+
+def clip_log_mel(path: str, params: FeatureParams) -> tuple[np.ndarray, bool]:
+    """(log-mel, digital silence) of a clip on any filesystem, as the feature job computes it. A clip
+    longer than LONG_CLIP_SECONDS is decoded, resampled and transformed in blocks (the same frames, to
+    float rounding), so its memory is the output's plus a block's."""
+    with open_clip(path) as audio:
+        if audio.frames <= LONG_CLIP_SECONDS * audio.rate:
+            waveform = prepare_waveform(audio.read(), audio.rate, params)
+            return log_mel_spectrogram(waveform, params), is_silent(waveform)
+        stream = (soxr.ResampleStream(audio.rate, params.sample_rate, 1, dtype="float32", quality="HQ")
+                  if audio.rate != params.sample_rate else None)
+        log_mel = StreamedLogMel(params, -(-audio.frames * params.sample_rate // audio.rate) + 64)
+        silent = True
+        for block in audio.blocks(BLOCK_SECONDS):
+            block = stream.resample_chunk(block) if stream else block
+            silent = silent and not np.any(block)
+            log_mel.add(block)
+        if stream:
+            log_mel.add(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+        return log_mel.finish(), silent
+
+
 def patch_starts(n_frames: int, params: FeatureParams) -> range:
     return range(0, n_frames - params.patch_frames + 1, params.patch_hop_frames)
 
 
 def cut_patches(log_mel: np.ndarray, params: FeatureParams) -> np.ndarray:
     """(patches, patch_frames, n_mels) overlapping patches; the tail shorter than a patch hop is dropped."""
-    starts = patch_starts(len(log_mel), params)
-    if len(starts) == 0:
-        raise ClipError(f"{len(log_mel)} frames is shorter than one patch of {params.patch_frames}")
-    return np.stack([log_mel[start:start + params.patch_frames] for start in starts])
+    return np.stack(examples_of(log_mel, dataclasses.replace(params, whole_clips=False)))
 
 
 def examples_of(log_mel: np.ndarray, params: FeatureParams) -> list[np.ndarray]:
-    """What the feature job writes for one clip: its patches, or the whole log-mel (params.whole_clips)."""
-    return [log_mel] if params.whole_clips else list(cut_patches(log_mel, params))
+    """What the feature job writes for one clip: its patches (views, not copies), or the whole log-mel
+    (params.whole_clips)."""
+    if params.whole_clips:
+        return [log_mel]
+    starts = patch_starts(len(log_mel), params)
+    if len(starts) == 0:
+        raise ClipError(f"{len(log_mel)} frames is shorter than one patch of {params.patch_frames}")
+    return [log_mel[start:start + params.patch_frames] for start in starts]
 
 
 def example_count(n_frames: int, params: FeatureParams) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.datasets.common import check_unique_clips, csv_rows, fields_of, header_index, split_labels
+from beam_jobs.datasets.common import csv_rows, fields_of, header_index, split_labels, unique_clips
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join
 
@@ -75,10 +75,9 @@ def read_audioset(root: str) -> Manifest:
                 raise DatasetError(f"{negatives_path}: clip {ytid} has {sorted(both)} as positive and negative")
         order = list(mids.values())
         for ytid, labels in positives.items():
-            rows.append(ManifestRow(
+            rows.append((ManifestRow(
                 clip_id=ytid, audio_path=join(root, "audio", split, ytid + AUDIO_EXTENSION), split=split,
                 labels=tuple(sorted(labels, key=order.index)),
-                negatives=tuple(sorted(negatives.get(ytid, ()), key=order.index))))
-    check_unique_clips(rows, root)
-    return Manifest(rows=tuple(rows), vocabulary=tuple(mids.values()), source={"format": "audioset", "root": root},
+                negatives=tuple(sorted(negatives.get(ytid, ()), key=order.index))), path))
+    return Manifest(rows=unique_clips(rows), vocabulary=tuple(mids.values()), source={"format": "audioset", "root": root},
                     mids=tuple(mids))

@@ -17,7 +17,7 @@ def csv_rows(path: str, comment: str | None = None) -> list[tuple[int, list[str]
     if not FileSystems.exists(path):
         raise DatasetError(f"{path}: file not found")
     try:
-        text = read_text(path)
+        text = read_text(path).removeprefix("\ufeff")  # a byte-order mark, as files saved on Windows start
         rows = [(number, [field.strip() for field in row])
                 for number, row in enumerate(csv.reader(io.StringIO(text, newline=""), skipinitialspace=True), 1)
                 if row]
@@ -52,9 +52,11 @@ def split_labels(text: str) -> tuple[str, ...]:
     return tuple(label.strip() for label in text.split(",") if label.strip())
 
 
-def check_unique_clips(rows, where: str) -> None:
-    seen = set()
-    for row in rows:
+def unique_clips(located: list) -> tuple:
+    """The rows of [(row, where it was read: file:line)], each clip once; a duplicate names both places."""
+    seen = {}
+    for row, location in located:
         if row.clip_id in seen:
-            raise DatasetError(f"{where}: clip {row.clip_id} is listed twice")
-        seen.add(row.clip_id)
+            raise DatasetError(f"clip {row.clip_id} is listed twice: at {seen[row.clip_id]} and at {location}")
+        seen[row.clip_id] = location
+    return tuple(row for row, _ in located)

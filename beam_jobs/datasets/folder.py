@@ -15,7 +15,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join
-from beam_jobs.datasets.common import AUDIO_EXTENSIONS, check_unique_clips
+from beam_jobs.datasets.common import AUDIO_EXTENSIONS, unique_clips
 
 SPLIT_NAMES = {"train", "val", "test", "eval"}
 OS_METADATA = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini")
@@ -63,13 +63,13 @@ def read_folder(root: str) -> Manifest:
             ignored.append({"path": "/".join(parts), "reason": reason})
             continue
         split, label, name = parts if with_splits else ("train", *parts)
-        rows.append(ManifestRow(clip_id=f"{split}/{label}/{name.rsplit('.', 1)[0]}",
-                                audio_path=join(root, *parts), split=split, labels=(label,)))
+        rows.append((ManifestRow(clip_id=f"{split}/{label}/{name.rsplit('.', 1)[0]}",
+                                 audio_path=join(root, *parts), split=split, labels=(label,)), join(root, *parts)))
     if not rows:
         raise DatasetError(f"{root}: no audio files in class sub-folders ({', '.join(AUDIO_EXTENSIONS)}); expected "
                            f"<root>/<class>/<clip> or <root>/<split>/<class>/<clip> with splits "
                            f"{sorted(SPLIT_NAMES)}; found {len(relative)} files, e.g. "
                            f"{['/'.join(parts) for parts in relative[:3]]}")
-    check_unique_clips(rows, root)
-    return Manifest(rows=tuple(rows), vocabulary=tuple(sorted({row.labels[0] for row in rows})),
+    rows = unique_clips(rows)
+    return Manifest(rows=rows, vocabulary=tuple(sorted({row.labels[0] for row in rows})),
                     source={"format": "folder", "root": root, "ignored": ignored})

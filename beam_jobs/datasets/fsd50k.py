@@ -13,7 +13,7 @@ import json
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.datasets.common import check_unique_clips, csv_rows, fields_of, header_index, split_labels
+from beam_jobs.datasets.common import csv_rows, fields_of, header_index, split_labels, unique_clips
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join, read_text
 
@@ -58,7 +58,7 @@ def _read_clip_uploaders(path: str) -> dict[str, str]:
 
 
 def _read_ground_truth(path: str, header: list[str], mids: dict[str, str], audio_dir: str,
-                       uploaders: dict[str, str], default_split: str | None) -> list[ManifestRow]:
+                       uploaders: dict[str, str], default_split: str | None) -> list[tuple[ManifestRow, str]]:
     rows = csv_rows(path)
     columns = header_index(path, rows, header, allowed_extra=False)
     result = []
@@ -81,8 +81,8 @@ def _read_ground_truth(path: str, header: list[str], mids: dict[str, str], audio
         split = fields.get("split", default_split)
         if default_split is None and split not in DEV_SPLITS:
             raise DatasetError(f"{path}:{number}: split {split!r} is not one of {DEV_SPLITS}")
-        result.append(ManifestRow(clip_id=fname, audio_path=join(audio_dir, fname + ".wav"), split=split,
-                                  labels=labels, uploader=uploaders.get(fname, "")))
+        result.append((ManifestRow(clip_id=fname, audio_path=join(audio_dir, fname + ".wav"), split=split,
+                                   labels=labels, uploader=uploaders.get(fname, "")), f"{path}:{number}"))
     return result
 
 
@@ -95,9 +95,7 @@ def read_fsd50k(root: str) -> Manifest:
     evaluation = _read_ground_truth(join(truth, "eval.csv"), EVAL_HEADER, mids, join(root, EVAL_AUDIO),
                                     _read_clip_uploaders(join(root, METADATA, "eval_clips_info_FSD50K.json")),
                                     "eval")
-    rows = dev + evaluation
-    if not rows:
+    if not dev + evaluation:
         raise DatasetError(f"{truth}: dev.csv and eval.csv list no clips")
-    check_unique_clips(rows, f"{truth}/dev.csv and eval.csv")
-    return Manifest(rows=tuple(rows), vocabulary=vocabulary, source={"format": "fsd50k", "root": root},
+    return Manifest(rows=unique_clips(dev + evaluation), vocabulary=vocabulary, source={"format": "fsd50k", "root": root},
                     mids=tuple(mids[label] for label in vocabulary))

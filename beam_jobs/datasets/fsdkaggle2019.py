@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.datasets.common import check_unique_clips, csv_rows, fields_of, header_index, split_labels
+from beam_jobs.datasets.common import csv_rows, fields_of, header_index, split_labels, unique_clips
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join
 
@@ -60,10 +60,10 @@ def read_fsdkaggle2019(root: str) -> Manifest:
                 if unknown:
                     raise DatasetError(f"{path}:{number}: labels not in the vocabulary: {unknown}")
             seen_labels.update(labels)
-            rows.append(ManifestRow(clip_id=f"{split}/{fields['fname'].rsplit('.', 1)[0]}",
-                                    audio_path=join(root, audio_dir, fields["fname"]), split=split, labels=labels))
+            rows.append((ManifestRow(clip_id=f"{split}/{fields['fname'].rsplit('.', 1)[0]}",
+                                     audio_path=join(root, audio_dir, fields["fname"]), split=split, labels=labels),
+                         f"{path}:{number}"))
     if not rows:
         raise DatasetError(f"{meta}: no clips listed")
-    check_unique_clips(rows, meta)
-    return Manifest(rows=tuple(rows), vocabulary=vocabulary or tuple(sorted(seen_labels)),
+    return Manifest(rows=unique_clips(rows), vocabulary=vocabulary or tuple(sorted(seen_labels)),
                     source={"format": "fsdkaggle2019", "root": root}, mids=mids)

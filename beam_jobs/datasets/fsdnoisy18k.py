@@ -9,7 +9,7 @@ The vocabulary is the sorted set of labels; splits are `train` and `test`; `manu
 """
 from __future__ import annotations
 
-from beam_jobs.datasets.common import check_unique_clips, csv_rows, fields_of, header_index
+from beam_jobs.datasets.common import csv_rows, fields_of, header_index, unique_clips
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join
 
@@ -24,7 +24,7 @@ def _flag(path, number, name, value) -> bool:
     return value == "1"
 
 
-def _read(path: str, header: list[str], audio_dir: str, split: str, label_ids: dict) -> list[ManifestRow]:
+def _read(path: str, header: list[str], audio_dir: str, split: str, label_ids: dict) -> list[tuple[ManifestRow, str]]:
     rows = csv_rows(path)
     columns = header_index(path, rows, header, allowed_extra=False)
     result = []
@@ -37,8 +37,8 @@ def _read(path: str, header: list[str], audio_dir: str, split: str, label_ids: d
             raise DatasetError(f"{path}:{number}: label {fields['label']} has aso_id {fields['aso_id']}, "
                                f"elsewhere {known_id}")
         flags = {name: _flag(path, number, name, fields[name]) for name in header[3:]}
-        result.append(ManifestRow(clip_id=fields["fname"].rsplit(".", 1)[0], audio_path=join(audio_dir, fields["fname"]),
-                                  split=split, labels=(fields["label"],), flags=flags))
+        result.append((ManifestRow(clip_id=fields["fname"].rsplit(".", 1)[0], audio_path=join(audio_dir, fields["fname"]),
+                                   split=split, labels=(fields["label"],), flags=flags), f"{path}:{number}"))
     return result
 
 
@@ -48,7 +48,6 @@ def read_fsdnoisy18k(root: str) -> Manifest:
             + _read(join(root, META, "test.csv"), TEST_HEADER, join(root, "FSDnoisy18k.audio_test"), "test", label_ids))
     if not rows:
         raise DatasetError(f"{join(root, META)}: train.csv and test.csv list no clips")
-    check_unique_clips(rows, f"{join(root, META)}/train.csv and test.csv")
     vocabulary = tuple(sorted(label_ids))
-    return Manifest(rows=tuple(rows), vocabulary=vocabulary, source={"format": "fsdnoisy18k", "root": root},
+    return Manifest(rows=unique_clips(rows), vocabulary=vocabulary, source={"format": "fsdnoisy18k", "root": root},
                     mids=tuple(label_ids[label] for label in vocabulary))

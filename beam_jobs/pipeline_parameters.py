@@ -1,0 +1,196 @@
+"""Every pipeline parameter checked before any work: by `run_local.py` before it submits a run, and by the
+first task of every compiled pipeline (pipelines.experiment), with the same rules.
+
+A rule exists for every parameter name that a pipeline takes (a test walks all pipelines), and each rule
+builds what the tasks will build from the value (TrainParams, LossParams, SeparatorParams, ...) so the check
+and the use cannot disagree.
+"""
+from __future__ import annotations
+
+import os
+
+from apache_beam.io.filesystems import FileSystems
+
+from beam_jobs import ingest, splits, synthetic
+from beam_jobs.contracts.aggregation import check_aggregation
+from beam_jobs.runner import BeamSettings
+
+
+class ParameterError(ValueError):
+    """A pipeline parameter that would make a task fail (or compute nonsense) later."""
+
+
+def _train(**values):
+    from keras_models.train import TrainParams
+
+    TrainParams(**values)
+
+
+def _loss(name: str, **values):
+    from keras_models.losses import LossParams
+
+    LossParams(name, **values)
+
+
+def _architecture(value):
+    from keras_models.architectures import ARCHITECTURES
+
+    if value not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {value!r}; expected one of {sorted(ARCHITECTURES)}")
+
+
+def _dataset_root(value):
+    if value and FileSystems.get_scheme(value) is None and not os.path.isdir(value):
+        raise ValueError(f"{value!r} is not a folder (empty = generate a synthetic dataset)")
+
+
+def _fraction(value, upper_closed=False):
+    if not (0 < value <= 1 if upper_closed else 0 < value < 1):
+        raise ValueError(f"must be in (0, {'1]' if upper_closed else '1)'}, got {value}")
+
+
+def _percentiles(values, closed_top):
+    for value in values:
+        if not (0 < value <= 100 if closed_top else 0 <= value < 100):
+            raise ValueError(f"{value} outside {'(0, 100]' if closed_top else '[0, 100)'}")
+    if not values:
+        raise ValueError("needs at least one value")
+
+
+def _strategies(values):
+    unknown = set(values) - set(splits.STRATEGIES)
+    if unknown or not values:
+        raise ValueError(f"{sorted(unknown) or 'none'}: expected a non-empty list of {splits.STRATEGIES}")
+
+
+def _variants(values):
+    if not values:
+        raise ValueError("needs at least one variant")
+    for variant in values:
+        if "pooling" in variant:  # shift invariance
+            _train(pooling=variant["pooling"], mixup_alpha=variant.get("mixup_alpha", 0.0))
+        else:  # noisy labels
+            _loss(variant["loss"])
+            if "train_set" not in variant or "flag" not in variant:
+                raise ValueError(f"{variant}: a variant names its train_set, flag and loss")
+
+
+def _downstream_sets(values):
+    if not values or any(set(entry) != {"train_set", "flag"} for entry in values):
+        raise ValueError(f"{values}: expected a non-empty list of {{train_set, flag}}")
+
+
+def _augmentations(values):
+    from keras_models.contrastive import ContrastiveParams
+
+    ContrastiveParams(augmentations=tuple(values))
+
+
+def _separator(values: dict):
+    from keras_models.separation import SeparatorParams
+
+    SeparatorParams(channels=values["separator_channels"], steps=values["separator_steps"],
+                    checkpoint_steps=tuple(values["checkpoint_steps"]),
+                    segment_seconds=values["separator_segment_seconds"], batch_size=values["separator_batch_size"],
+                    learning_rate=values["separator_learning_rate"])
+
+
+def _settings(values: dict):
+    from keras_models.separation_ssl import validate_settings
+
+    validate_settings(values["settings"], values["checkpoint_steps"])
+
+
+def _pretraining(values: dict):
+    from keras_models.contrastive import ContrastiveParams
+
+    ContrastiveParams(epochs=values["pretrain_epochs"], batch_size=values["pretrain_batch_size"],
+                      learning_rate=values["pretrain_learning_rate"], temperature=values["temperature"])
+
+
+def _positive(value):
+    if value <= 0:
+        raise ValueError(f"must be positive, got {value}")
+
+
+def _non_negative(value):
+    if value < 0:
+        raise ValueError(f"must be >= 0, got {value}")
+
+
+def _dataset_format(value):
+    if value not in ingest.ADAPTERS:
+        raise ValueError(f"unknown dataset format {value!r}; expected one of {sorted(ingest.ADAPTERS)}")
+
+
+# name -> check(value); names ending in one of SUFFIX_RULES' keys use that rule. Rules taking all values
+# (cross-parameter checks) are in JOINT_RULES.
+RULES = {
+    "dataset_root": _dataset_root,
+    "dataset_format": _dataset_format,
+    "synthetic_clips": lambda value: synthetic.SyntheticConfig(clips=value),
+    "seed": lambda value: None,
+    "architecture": _architecture, "teacher_architecture": _architecture, "student_architecture": _architecture,
+    "width": lambda value: _train(width=value),
+    "mixed_precision": lambda value: None,
+    "val_fraction": _fraction,
+    "train_fraction": lambda value: _fraction(value, upper_closed=True),
+    "tc_percents": lambda values: _percentiles(values, closed_top=False),
+    "prune_percentile": lambda value: _percentiles([value], closed_top=True),
+    "discard_percentile": lambda value: _loss("lq", discard_percentile=value),
+    "stage2_q": lambda value: _loss("lq", q=value),
+    "aggregation": check_aggregation,
+    "strategies": _strategies,
+    "variants": _variants,
+    "downstream_sets": _downstream_sets,
+    "augmentations": _augmentations,
+    "knn_k": _positive, "shallow_hidden_units": _positive, "evaluation_mixtures": _positive,
+    "cp_weight": _non_negative,
+    "tps": lambda value: None, "mix_back": lambda value: None, "specaugment": lambda value: None,
+    "temperature": _positive,
+}
+SUFFIX_RULES = {
+    "epochs": lambda value: _train(epochs=value),
+    "batch_size": lambda value: _train(batch_size=value),
+    "learning_rate": lambda value: _train(learning_rate=value),
+}
+JOINT_RULES = {  # parameters checked together, by the rule that needs them all
+    ("beam_runner", "beam_options"): lambda values: BeamSettings(values["beam_runner"], values["beam_options"]),
+    ("separator_channels", "separator_steps", "checkpoint_steps", "separator_segment_seconds",
+     "separator_batch_size", "separator_learning_rate"): _separator,
+    ("settings", "checkpoint_steps"): _settings,
+    ("pretrain_epochs", "pretrain_batch_size", "pretrain_learning_rate", "temperature"): _pretraining,
+}
+
+
+def rule_for(name: str):
+    if name in RULES:
+        return RULES[name]
+    return next((rule for suffix, rule in SUFFIX_RULES.items() if name.endswith(suffix)), None)
+
+
+def unchecked(names) -> list[str]:
+    """Parameter names no rule covers (a test requires none)."""
+    joint = {name for names_ in JOINT_RULES for name in names_}
+    return sorted(name for name in names if rule_for(name) is None and name not in joint)
+
+
+def check_parameters(pipeline: str, values: dict) -> None:
+    """Raises ParameterError listing every invalid parameter of `pipeline`'s run."""
+    problems = [f"{name}: no rule checks this parameter" for name in unchecked(values)]
+    for name, value in sorted(values.items()):
+        rule = rule_for(name)
+        if rule is None:
+            continue
+        try:
+            rule(value)
+        except (ValueError, TypeError, KeyError) as error:
+            problems.append(f"{name}={value!r}: {error}")
+    for names, rule in JOINT_RULES.items():
+        if set(names) <= set(values):
+            try:
+                rule({name: values[name] for name in names})
+            except (ValueError, TypeError, KeyError) as error:
+                problems.append(f"{', '.join(names)}: {error}")
+    if problems:
+        raise ParameterError(f"pipeline {pipeline}: invalid parameters, nothing was run:\n  " + "\n  ".join(problems))

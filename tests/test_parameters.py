@@ -1,0 +1,64 @@
+"""Every pipeline checks all its parameters before any work: run_local before it submits, and the first task
+of the compiled pipeline at run time."""
+import pytest
+import yaml
+
+from beam_jobs.pipeline_parameters import ParameterError, check_parameters, unchecked
+from pipelines import compile as compile_module
+from pipelines import discover, run_local
+
+PIPELINES = sorted(discover())
+
+
+def defaults(pipeline) -> dict:
+    return {name: spec.default for name, spec in pipeline.component_spec.inputs.items()}
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_every_parameter_has_a_rule_and_the_defaults_pass(name):
+    values = defaults(discover()[name])
+    assert unchecked(values) == []
+    check_parameters(name, values)
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_a_bad_parameter_stops_run_local_before_submission(name, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        run_local.main([name, "--param", "batch_size=-1", "--param", "beam_options=[\"--runner=FlinkRunner\"]",
+                        "--pipeline-root", str(tmp_path)])
+    message = str(stopped.value)
+    assert f"pipeline {name}: invalid parameters, nothing was run" in message
+    assert "batch_size=-1" in message and "the runner is beam_runner" in message
+    assert not any(tmp_path.iterdir())  # no task started
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_the_compiled_pipeline_checks_its_parameters_first(name, tmp_path):
+    path = compile_module.compile_pipeline(discover()[name], str(tmp_path / f"{name}.yaml"))
+    with open(path) as handle:
+        spec = yaml.safe_load_all(handle).__next__()
+    check = f"check-{name.replace('_', '-')}-parameters"
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(spec["components"][f"comp-{check}"]["inputDefinitions"]["parameters"]) == set(
+        spec["root"]["inputDefinitions"]["parameters"])
+    for task_name, task in tasks.items():
+        if task_name == check:
+            continue
+        upstream = set(task.get("dependentTasks", []))
+        assert upstream, f"{name}: task {task_name} does not wait for anything, not even the parameter check"
+    assert any(check in task.get("dependentTasks", []) for task in tasks.values())
+
+
+def test_the_rules_are_the_tasks_own_checks():
+    values = defaults(discover()["noisy_labels"])
+    for name, bad, expected in (("epochs", 0, "epochs"), ("stage2_q", 1.5, "0 < q <= 1"),
+                                ("prune_percentile", 0, "outside"), ("val_fraction", 1.0, "(0, 1)"),
+                                ("variants", [{"train_set": "clean", "flag": "", "loss": "mse"}], "Unknown loss")):
+        with pytest.raises(ParameterError, match=rf"{name}=.*{expected}" if name != "stage2_q" else "q <= 1"):
+            check_parameters("noisy_labels", {**values, name: bad})
+    separation = defaults(discover()["separation_ssl"])
+    with pytest.raises(ParameterError, match="settings, checkpoint_steps"):
+        check_parameters("separation_ssl", {**separation, "settings": [{"name": "x", "proxy_tasks": "sm",
+                                                                         "view": "channel", "checkpoints": [7]}]})
+    with pytest.raises(ParameterError, match="no rule checks this parameter"):
+        check_parameters("x", {"mystery": 1})
