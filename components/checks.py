@@ -21,8 +21,9 @@ def parameter_check(pipeline_name: str, signature: inspect.Signature):
     function_name = f"check_{pipeline_name}_parameters"
     source = (f"def {function_name}({', '.join(arguments)}):\n"
               f'    """Fails the run before any work when a parameter of {pipeline_name} is invalid."""\n'
+              f"    values = dict(locals())\n"
               f"    from beam_jobs.pipeline_parameters import check_parameters\n\n"
-              f"    check_parameters({pipeline_name!r}, dict(locals()))\n")
+              f"    check_parameters({pipeline_name!r}, values)\n")
     filename = f"<parameter check of {pipeline_name}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # KFP reads the source
     namespace = {}

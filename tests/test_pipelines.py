@@ -41,7 +41,9 @@ def test_every_pipeline_compiles_to_a_valid_pipeline_spec(compiled):
 def test_fsd50k_baseline_wires_ingest_extract_train_evaluate(compiled):
     spec = load_spec(compiled / "fsd50k_baseline.yaml")
     tasks = spec.root.dag.tasks
-    assert set(tasks) == {"ingest-dataset", "extract-features", "train-classifier", "evaluate-classifier"}
+    assert set(tasks) == {"check-fsd50k-baseline-parameters", "ingest-dataset", "extract-features", "train-classifier",
+                          "evaluate-classifier"}
+    assert list(tasks["ingest-dataset"].dependent_tasks) == ["check-fsd50k-baseline-parameters"]
     assert list(tasks["train-classifier"].dependent_tasks) == ["extract-features"]
     assert set(tasks["evaluate-classifier"].dependent_tasks) == {"extract-features", "train-classifier"}
     parameters = spec.root.input_definitions.parameters
@@ -73,7 +75,8 @@ def test_fsd50k_baseline_runs_locally_end_to_end(tmp_path):
                "--param", "batch_size=16", "--pipeline-root", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for task in ("ingest-dataset", "extract-features", "train-classifier", "evaluate-classifier"):
+    for task in ("check-fsd50k-baseline-parameters", "ingest-dataset", "extract-features", "train-classifier",
+                 "evaluate-classifier"):
         assert f"[run_local] task {task}: SUCCESS" in result.stdout
     assert "| class | positives | AP |" in result.stdout
     run_dir = next(tmp_path.glob("fsd50k-baseline-*"))
@@ -305,7 +308,7 @@ def test_separation_ssl_trains_the_separator_once_and_an_encoder_per_setting(com
     tasks = spec.root.dag.tasks
     assert {"train-separator", "evaluate-separator", "separate-views", "summarize-separation-ssl"} <= set(tasks)
     assert "train-separator" in tasks["separate-views"].dependent_tasks
-    assert "check-separation-ssl-parameters" in tasks["train-separator"].dependent_tasks  # bad settings fail first
+    assert "check-separation-ssl-parameters" in tasks["ingest-dataset"].dependent_tasks  # bad settings fail first
     loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
     assert loop.parameter_iterator.items.input_parameter.endswith("settings")
     inner = spec.components[loop.component_ref.name].dag.tasks

@@ -48,8 +48,8 @@ def test_broken_audio_is_rejected_with_its_reason_and_silence_is_counted(tmp_pat
     tone(str(root / "ok" / "huge.wav"), amplitude=1e20, subtype="FLOAT")
     tone(str(root / "ok" / "large.wav"), amplitude=1e18, subtype="FLOAT")
     tone(str(root / "ok" / "one_sample.wav"), seconds=1 / RATE)
-    tone(str(root / "ok" / "ms40.wav"), seconds=0.04)
-    tone(str(root / "ok" / "ms60.wav"), seconds=0.06)
+    tone(str(root / "ok" / "ms8.wav"), seconds=0.008)
+    tone(str(root / "ok" / "ms12.wav"), seconds=0.012)
     tone(str(root / "ok" / "silence.wav"), amplitude=0.0)
     tone(str(root / "ok" / "truncated.wav"), seconds=2.0)
     with open(root / "ok" / "truncated.wav", "r+b") as handle:
@@ -60,9 +60,9 @@ def test_broken_audio_is_rejected_with_its_reason_and_silence_is_counted(tmp_pat
     assert "samples out of range" in letters["train/ok/huge"] and "peak 1e+20" in letters["train/ok/huge"]
     assert "samples out of range" in letters["train/ok/large"]
     assert "truncated WAV" in letters["train/ok/truncated"] and "declares 88200 bytes" in letters["train/ok/truncated"]
-    assert "too short" in letters["train/ok/one_sample"] and "too short" in letters["train/ok/ms40"]
+    assert "too short" in letters["train/ok/one_sample"] and "under the 10 ms minimum" in letters["train/ok/ms8"]
     assert set(letters) == {"train/ok/huge", "train/ok/large", "train/ok/truncated", "train/ok/one_sample",
-                            "train/ok/ms40"}
+                            "train/ok/ms8"}
     assert counts["train"] == {"read": 9, "written": 4, "rejected": 5, "silent": 1, "patches": 4}
     stats = json.loads((tmp_path / "features" / feature_set.STATS_FILE).read_text())
     assert np.all(np.isfinite(stats["train"]["mean"])) and np.all(np.isfinite(stats["train"]["std"]))
@@ -373,3 +373,19 @@ def test_long_clips_are_transformed_in_blocks_to_the_same_log_mel(tmp_path, monk
     assert not streamed_silent and not whole_silent
     soundfile.write(path, np.zeros(22050 * 3, np.float32), 22050, subtype="PCM_16")
     assert features.clip_log_mel(path, params)[1]  # silence, streamed at the feature rate
+
+
+def test_a_report_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    from beam_jobs.contracts import storage
+
+    path = tmp_path / "stats.json"
+    storage.write_text(str(path), '{"complete": true}')
+
+    def disk_full(source, destination):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage.os, "replace", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        storage.write_text(str(path), '{"complete": tr')
+    assert path.read_text() == '{"complete": true}'
+    assert os.listdir(tmp_path) == ["stats.json"]  # no temporary file left
