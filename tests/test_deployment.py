@@ -173,8 +173,8 @@ def test_a_component_without_a_declared_resource_class_fails_compilation(tmp_pat
         return x
 
     @dsl.pipeline(name="undeclared")
-    def undeclared(x: int = 1):
-        undeclared_step(x=x)
+    def undeclared(epochs: int = 1):
+        undeclared_step(x=epochs)
 
     with pytest.raises(ValueError, match="undeclared_step.*declares no resource class"):
         compile_module.compile_pipeline(undeclared, str(tmp_path / "undeclared.yaml"))
