@@ -23,7 +23,7 @@ import numpy as np
 from apache_beam.transforms.stats import ApproximateQuantiles
 
 from beam_jobs.contracts import feature_set, schema
-from beam_jobs.contracts.storage import join, read_json, write_json
+from beam_jobs.contracts.storage import csv_line, join, read_json, write_json
 from beam_jobs.runner import pipeline_options
 from beam_jobs import scoring
 from beam_jobs.contracts.publish import publishing
@@ -116,8 +116,9 @@ def prune(features_dir: str, scores_dir: str, output_dir: str, percentile: float
                  | "KeptPatches" >> beam.FlatMap(lambda clip: clip[2])
                  | "WritePatches" >> feature_set.WriteShards(staging, split))
             _ = (dropped
-                 | "PrunedRow" >> beam.Map(lambda clip, bound: f"{clip[0]},{clip[1]:.6g},{bound:.6g},loss above the "
-                                           f"{percentile:g}th percentile", threshold_side)
+                 | "PrunedRow" >> beam.Map(lambda clip, bound: csv_line([clip[0], f"{clip[1]:.6g}", f"{bound:.6g}",
+                                                                         f"loss above the {percentile:g}th percentile"]),
+                                           threshold_side)
                  | "WritePruned" >> beam.io.WriteToText(join(staging, PRUNED_FILE), shard_name_template="",
                                                         num_shards=1, header="clip_id,loss,threshold,reason"))
             kept_counts = (kept

@@ -2,7 +2,8 @@
 the jobs built on it (relabelling, pruning) read.
 
 Score table folder:
-  scores-SSSSS-of-NNNNN.csv   header `clip_id,patches,<class 1>,...,<class n>`; one row per clip, the clip
+  scores-SSSSS-of-NNNNN.csv   header `clip_id,patches,<class 1>,...,<class n>` (CSV-quoted where a name holds
+                              a comma or quote); one row per clip, the clip
                               score aggregated from its patches' scores (beam_jobs.contracts.aggregation)
   vocabulary.json, scoring.json (which model, split, aggregation; clips and patches scored)
 
@@ -22,7 +23,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 from beam_jobs.contracts import aggregation as clip_aggregation
 from beam_jobs.contracts import feature_set, schema
 from beam_jobs.contracts.publish import check_complete, publishing
-from beam_jobs.contracts.storage import join, list_files, read_text, write_json
+from beam_jobs.contracts.storage import csv_line, join, list_files, parse_csv_line, read_text, write_json
 from beam_jobs.runner import pipeline_options
 
 SCORES_PREFIX = "scores"
@@ -102,18 +103,16 @@ def score_row(element) -> str:
     clip_id, (patches, scores) = element
     if not np.all(np.isfinite(scores)):
         raise ValueError(f"clip {clip_id}: non-finite clip scores {scores}; the model is broken")
-    return ",".join([clip_id, str(patches), *(f"{value:.6g}" for value in scores)])
+    return csv_line([clip_id, str(patches), *(f"{value:.6g}" for value in scores)])
 
 
 def parse_score_row(line: str) -> tuple[str, np.ndarray]:
-    clip_id, _, *values = line.split(",")
+    clip_id, _, *values = parse_csv_line(line)
     return clip_id, np.asarray(values, dtype=np.float64)
 
 
 def score_table_header(vocabulary) -> str:
-    if any("," in label for label in vocabulary):
-        raise ValueError(f"class names with commas cannot be score table columns: {vocabulary}")
-    return ",".join(["clip_id", "patches", *vocabulary])
+    return csv_line(["clip_id", "patches", *vocabulary])
 
 
 def score_clips(model_dir: str, features_dir: str, output_dir: str, split: str = "train",
@@ -143,7 +142,7 @@ def score_clips(model_dir: str, features_dir: str, output_dir: str, split: str =
                  | "ClipScores" >> AggregateClipScores(aggregation)
                  | "WriteTable" >> beam.io.WriteToText(join(staging, SCORES_PREFIX), file_name_suffix=".csv",
                                                        header=header))
-        patch_counts = [int(line.split(",", 2)[1]) for line in _table_lines(staging)]
+        patch_counts = [int(parse_csv_line(line)[1]) for line in _table_lines(staging)]
         clips, patches = len(patch_counts), sum(patch_counts)
         summary = {"model_dir": model_dir, "features_dir": features_dir, "split": split, "aggregation": aggregation,
                    "clips": clips, "patches": patches}

@@ -26,7 +26,6 @@ from keras_models import input as model_input
 from keras_models.architectures import build_encoder
 from keras_models.contrastive import NTXentLoss, fit_and_save_encoder, projection_head
 from keras_models.model_folder import read_history
-from keras_models.separation import checkpoint_label
 
 PARAMS_FILE = "separation_ssl_params.json"
 PROXY_TASKS = ("sm", "cp", "sm+cp")

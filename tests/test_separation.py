@@ -19,7 +19,6 @@ from beam_jobs.contracts.params import FeatureParams
 from beam_jobs.contracts.feature_set import read_separation
 from beam_jobs.separate import SeparationSpec
 from beam_jobs.contracts.feature_set import load_feature_set, shard_pattern
-from keras_models import input as model_input
 from keras_models import separation, separation_ssl
 from keras_models.model_folder import load_encoder
 from keras_models.losses import LossParams

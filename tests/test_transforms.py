@@ -148,3 +148,15 @@ def test_the_feature_jobs_examples_are_the_feature_functions_bytes(manifest_dir,
                for record in tf.data.TFRecordDataset(sorted(glob.glob(feature_set.shard_pattern(features_dir, split))))]
     assert len(written) == len(expected) > 100
     assert sorted(written) == sorted(expected)
+
+
+def test_score_tables_quote_class_names_and_clip_ids_with_commas():
+    import csv
+
+    vocabulary = ["Male speech, man speaking", 'Say "hi"', "Dog"]
+    header = scoring.score_table_header(vocabulary)
+    assert next(csv.reader([header])) == ["clip_id", "patches", *vocabulary]
+    with test_pipeline.TestPipeline() as p:
+        rows = (p | beam.Create([("Y0, take 2", np.array([0.25, 0.5, 1.0]))]) | scoring.AggregateClipScores("mean")
+                | beam.Map(scoring.parse_score_row) | beam.Map(lambda row: (row[0], tuple(row[1]))))
+        assert_that(rows, equal_to([("Y0, take 2", (0.25, 0.5, 1.0))]))

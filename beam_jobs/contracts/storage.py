@@ -1,6 +1,8 @@
 """Small files (JSON reports, manifests, tables) on any Beam filesystem: local paths, gs://, ..."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 
@@ -43,6 +45,18 @@ def read_json(path: str, what: str = ""):
     if not FileSystems.exists(path):
         raise FileNotFoundError(f"{path}: missing" + (f"; is the folder {what}?" if what else ""))
     return json.loads(read_text(path))
+
+
+def csv_line(fields) -> str:
+    """One CSV record without its line end, quoted where a field needs it (class names such as AudioSet's
+    "Male speech, man speaking" hold commas)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(fields)
+    return buffer.getvalue()
+
+
+def parse_csv_line(line: str) -> list[str]:
+    return next(csv.reader([line]))
 
 
 def list_files(pattern: str) -> list[str]:
