@@ -10,7 +10,7 @@ import os
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.datasets.audioset import read_audioset
+from beam_jobs.datasets.audioset import TRAIN_SUBSETS, read_audioset
 from beam_jobs.datasets.folder import read_folder
 from beam_jobs.datasets.fsd50k import read_fsd50k
 from beam_jobs.datasets.fsdkaggle2019 import read_fsdkaggle2019
@@ -39,16 +39,19 @@ def absolute(path: str) -> str:
     return path if FileSystems.get_scheme(path) else os.path.abspath(path)
 
 
-def ingest(dataset_root: str, manifest_dir: str, dataset_format: str = "fsd50k", ontology_path: str = "") -> Manifest:
+def ingest(dataset_root: str, manifest_dir: str, dataset_format: str = "fsd50k", ontology_path: str = "",
+           audioset_train: str = "balanced") -> Manifest:
     """Reads and validates a dataset (optionally propagating labels up an ontology), publishes its manifest.
-    A dataset inside the manifest folder (a generated one) is kept there."""
+    A dataset inside the manifest folder (a generated one) is kept there. `audioset_train`: which of
+    AudioSet's train subsets form the train split (balanced, unbalanced, both)."""
     if dataset_format not in ADAPTERS:
         raise ValueError(f"Unknown dataset format {dataset_format!r}; expected one of {sorted(ADAPTERS)}")
     dataset_root, manifest_dir = absolute(dataset_root).rstrip("/"), absolute(manifest_dir).rstrip("/")
     if not FileSystems.exists(dataset_root) or (not FileSystems.get_scheme(dataset_root)
                                                 and not os.path.isdir(dataset_root)):
         raise DatasetError(f"{dataset_root}: the dataset root is not a folder")
-    manifest = ADAPTERS[dataset_format](dataset_root)
+    manifest = (read_audioset(dataset_root, audioset_train) if dataset_format == "audioset"
+                else ADAPTERS[dataset_format](dataset_root))
     if ontology_path:
         manifest = propagate(manifest, ontology_path)
     inside = dataset_root[len(manifest_dir) + 1:].split("/", 1)[0] if dataset_root.startswith(manifest_dir + "/") else ""
@@ -62,8 +65,10 @@ def run(argv=None) -> Manifest:
     parser.add_argument("--manifest_dir", required=True)
     parser.add_argument("--format", default="fsd50k", choices=sorted(ADAPTERS))
     parser.add_argument("--ontology", default="", help="ontology.json to propagate labels to their ancestors")
+    parser.add_argument("--audioset_train", default="balanced", choices=sorted(TRAIN_SUBSETS),
+                        help="AudioSet: the train subsets that form the train split")
     args = parser.parse_args(argv)
-    return ingest(args.dataset_root, args.manifest_dir, args.format, args.ontology)
+    return ingest(args.dataset_root, args.manifest_dir, args.format, args.ontology, args.audioset_train)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ class SplitReport:
     wc_contamination: int
     bc_contamination: int
     val_share: dict[str, float]  # per class: share of its clips in val
+    applied: str = ""  # the strategy actually applied (differs from `strategy` only with a note)
+    note: str = ""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -144,6 +146,7 @@ def uploader_split(rows: list[ManifestRow], vocabulary, val_fraction: float, see
 
 SPLITTERS = {"random": random_split, "iterative_stratification": iterative_stratification_split,
              "uploader": uploader_split}
+UPLOADER_FALLBACK = "iterative_stratification"  # for datasets without uploaders (FSDnoisy18k, FSDKaggle2019)
 
 
 def contamination_report(rows: list[ManifestRow], assignment: dict[str, str], vocabulary,
@@ -175,7 +178,14 @@ def resplit(manifest: Manifest, strategy: str, val_fraction: float = 0.15, seed:
     dev = [row for row in manifest.rows if row.split in dev_splits]
     if len(dev) < 2:
         raise ValueError(f"need at least 2 clips in splits {dev_splits} to split, found {len(dev)}")
-    assignment = SPLITTERS[strategy](dev, manifest.vocabulary, val_fraction, seed)
+    applied, note = strategy, ""
+    if strategy == "uploader" and not any(row.uploader for row in dev):
+        applied = UPLOADER_FALLBACK
+        note = (f"the dataset records no uploader ({manifest.source.get('format', 'this format')} ships none), so the "
+                f"uploader split cannot keep an uploader's clips together: split with {applied} instead; "
+                "within-class uploader contamination is unknown")
+        print(f"split: {note}", flush=True)
+    assignment = SPLITTERS[applied](dev, manifest.vocabulary, val_fraction, seed)
     n_val = sum(split == VAL for split in assignment.values())
     if not 0 < n_val < len(dev):
         raise ValueError(f"the {strategy} split of {len(dev)} clips at val_fraction {val_fraction} leaves "
@@ -183,7 +193,8 @@ def resplit(manifest: Manifest, strategy: str, val_fraction: float = 0.15, seed:
                          f"clips or another val_fraction)")
     rows = tuple(dataclasses.replace(row, split=assignment[row.clip_id]) if row.clip_id in assignment else row
                  for row in manifest.rows)
-    report = contamination_report(dev, assignment, manifest.vocabulary, strategy)
+    report = dataclasses.replace(contamination_report(dev, assignment, manifest.vocabulary, strategy),
+                                 applied=applied, note=note)
     return dataclasses.replace(manifest, rows=rows, source={**manifest.source, "split_strategy": strategy}), report
 
 

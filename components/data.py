@@ -48,8 +48,8 @@ def split_dev_set(manifest: Input[Dataset], strategy: str, val_fraction: float, 
         result = subsample_split(result, train_fraction, seed)
         report = dataclasses.replace(report, train_clips=sum(row.split == TRAIN for row in result.rows))
     write_manifest(split_manifest.path, result, split_report_file(report))
-    split_manifest.metadata.update(strategy=strategy, wc_contamination=report.wc_contamination,
-                                   bc_contamination=report.bc_contamination)
+    split_manifest.metadata.update(strategy=strategy, applied=report.applied, note=report.note,
+                                   wc_contamination=report.wc_contamination, bc_contamination=report.bc_contamination)
 
 
 @component(LIGHT)
@@ -64,4 +64,4 @@ def select_train_set(manifest: Input[Dataset], source_splits: list, flag: str, v
     result, report = resplit(pool, "uploader", val_fraction, seed)
     write_manifest(split_manifest.path, result, split_report_file(report))
     split_manifest.metadata.update(source_splits=source_splits, flag=flag, train_clips=report.train_clips,
-                                   val_clips=report.val_clips)
+                                   val_clips=report.val_clips, applied=report.applied, note=report.note)

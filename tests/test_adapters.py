@@ -179,3 +179,36 @@ def test_ingest_propagates_unpropagated_labels(audioset, tmp_path):
     tone(tmp_path / "folder" / "dog" / "a.wav")
     with pytest.raises(DatasetError, match="no ontology ids"):
         ingest.ingest(str(tmp_path / "folder"), str(tmp_path / "m2"), "folder", str(tmp_path / "ontology.json"))
+
+
+def test_audioset_as_released_and_as_downloaded(tmp_path):
+    """AudioSet's own files (comment lines, quoted mid lists, a display name with a comma) and the audio
+    names that downloaders write (Y<YTID>.wav by the PANNs scripts, <YTID>_<start>.wav)."""
+    write(tmp_path / "class_labels_indices.csv",
+          'index,mid,display_name\n0,/m/09x0r,"Speech"\n1,/m/05zppz,"Male speech, man speaking"\n2,/m/0jbk,"Animal"\n')
+    header = ("# Segments csv created Sun Mar  5 10:54:31 2017\n"
+              "# num_ytids=3, num_segs=3, num_unique_labels=3, num_positive_labels=4\n"
+              "# YTID, start_seconds, end_seconds, positive_labels\n")
+    write(tmp_path / "balanced_train_segments.csv", header + '--PJHxphWEs, 30.000, 40.000, "/m/09x0r,/m/05zppz"\n'
+          '--ZhevVpy1s, 50.000, 60.000, "/m/0jbk"\n--aE2O5G5WE, 0.000, 10.000, "/m/09x0r"\n')
+    write(tmp_path / "unbalanced_train_segments.csv", header + '-0RWZT-miFs, 420.000, 430.000, "/m/0jbk"\n')
+    write(tmp_path / "eval_segments.csv", header + '--4gqARaEJE, 0.000, 10.000, "/m/0jbk"\n')
+    tone(tmp_path / "audio" / "balanced_train" / "Y--PJHxphWEs.wav")
+    tone(tmp_path / "audio" / "balanced_train" / "--ZhevVpy1s_50.000.wav")  # --aE2O5G5WE: deleted video
+    tone(tmp_path / "audio" / "unbalanced_train" / "-0RWZT-miFs_420.wav")
+    tone(tmp_path / "audio" / "eval" / "--4gqARaEJE.flac")
+    manifest = read_audioset(str(tmp_path))
+    assert manifest.vocabulary == ("Speech", "Male speech, man speaking", "Animal")
+    by_id = {row.clip_id: row for row in manifest.rows}
+    assert set(by_id) == {"--PJHxphWEs", "--ZhevVpy1s", "--4gqARaEJE"}
+    assert {row.split for row in manifest.rows} == {"train", "eval"}
+    assert by_id["--PJHxphWEs"].labels == ("Speech", "Male speech, man speaking")
+    assert by_id["--PJHxphWEs"].audio_path.endswith("Y--PJHxphWEs.wav")
+    assert manifest.source["missing_audio"] == {"balanced_train": {"clips": 1, "examples": ["--aE2O5G5WE"]}}
+    assert [entry["path"].rsplit("/", 1)[-1] for entry in manifest.source["ignored"]] == ["unbalanced_train_segments.csv"]
+    both = read_audioset(str(tmp_path), train_subsets="both")
+    assert {row.clip_id for row in both.rows if row.split == "train"} == {"--PJHxphWEs", "--ZhevVpy1s", "-0RWZT-miFs"}
+    for path in (tmp_path / "audio").rglob("*.*"):
+        path.unlink()
+    with pytest.raises(DatasetError, match="none of the 4 listed clips has an audio file"):
+        read_audioset(str(tmp_path))

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,16 @@ def test_a_split_without_val_or_train_clips_fails_before_training():
     manifest = Manifest(rows=rows, vocabulary=("a",), source={})
     with pytest.raises(ValueError, match="both must be non-empty"):
         splits.resplit(manifest, "uploader", 0.15, seed=0)  # one uploader: one group, all in one split
+
+
+def test_the_uploader_split_of_a_dataset_without_uploaders_says_so_and_stratifies(capsys):
+    rows = tuple(ManifestRow(f"c{i}", f"/a/{i}.wav", "train", (("a", "b")[i % 2],)) for i in range(40))
+    manifest = Manifest(rows=rows, vocabulary=("a", "b"), source={"format": "fsdnoisy18k"})
+    _, report = splits.resplit(manifest, "uploader", 0.25, seed=0)
+    assert report.strategy == "uploader" and report.applied == "iterative_stratification"
+    assert "records no uploader (fsdnoisy18k ships none)" in report.note
+    assert "records no uploader" in capsys.readouterr().out
+    assert report.val_share == {"a": 0.25, "b": 0.25}  # stratified, not random
+    with_uploaders = Manifest(rows=tuple(dataclasses.replace(row, uploader=f"u{i % 7}") for i, row in enumerate(rows)),
+                              vocabulary=("a", "b"), source={})
+    assert splits.resplit(with_uploaders, "uploader", 0.25, seed=0)[1].note == ""

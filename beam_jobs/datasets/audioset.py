@@ -3,23 +3,27 @@
 Layout (AudioSet's released CSV format, plus a negatives file of the same shape):
   class_labels_indices.csv        header `index,mid,display_name`
   <split>_segments.csv            3 comment lines (#...), then `YTID, start_seconds, end_seconds, "mid1,mid2"`
-                                  (the explicit positives; split e.g. balanced_train, unbalanced_train, eval)
+                                  (the explicit positives). AudioSet's `balanced_train` and `unbalanced_train`
+                                  become the `train` split (`train_subsets` picks balanced, unbalanced or
+                                  both; the other is listed as ignored); `eval` and any other name stay.
   <split>_negatives.csv           optional, same format: classes verified absent (explicit negatives)
-  audio/<split>/<YTID>.wav        any format soundfile reads (.wav, .flac, ...)
+  audio/<split>/<name>.<ext>      <name> as downloaders write it: <YTID>, Y<YTID> (the PANNs scripts) or
+                                  <YTID>_<start> (start as in the CSV, or in whole seconds, or in ms); any
+                                  format soundfile reads
 A class neither positive nor explicitly negative for a clip is an implicit negative (never verified:
-possibly a missing positive).
+possibly a missing positive). Listed clips without an audio file (deleted videos are common) are left out
+and counted in source.json ("missing_audio"); a dataset where no listed clip has audio fails.
 """
 from __future__ import annotations
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.datasets.common import csv_rows, fields_of, header_index, split_labels, unique_clips
+from beam_jobs.datasets.common import AUDIO_EXTENSIONS, csv_rows, fields_of, header_index, split_labels, unique_clips
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join
 
 VOCABULARY_FILE = "class_labels_indices.csv"
 SEGMENT_COLUMNS = ["YTID", "start_seconds", "end_seconds", "positive_labels"]
-AUDIO_EXTENSION = ".wav"
 
 
 def read_class_labels(path: str) -> dict[str, str]:
@@ -41,43 +45,89 @@ def read_class_labels(path: str) -> dict[str, str]:
 
 def read_segments(path: str, mids: dict[str, str]) -> dict[str, tuple[str, ...]]:
     """YTID -> class display names, from a segments file in AudioSet's format."""
+    return {ytid: labels for ytid, (_, labels) in read_segment_rows(path, mids).items()}
+
+
+def read_segment_rows(path: str, mids: dict[str, str]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """YTID -> (start_seconds as written, class display names)."""
     result = {}
     for number, row in csv_rows(path, comment="#"):
         if len(row) != len(SEGMENT_COLUMNS):
             raise DatasetError(f"{path}:{number}: expected {len(SEGMENT_COLUMNS)} fields "
                                f"{','.join(SEGMENT_COLUMNS)}, got {len(row)}: {row}")
-        ytid, _, _, labels = row
+        ytid, start, _, labels = row
         unknown = [mid for mid in split_labels(labels) if mid not in mids]
         if unknown:
             raise DatasetError(f"{path}:{number}: labels not in {VOCABULARY_FILE}: {unknown}")
         if ytid in result:
             raise DatasetError(f"{path}:{number}: duplicate YTID {ytid}")
-        result[ytid] = tuple(mids[mid] for mid in split_labels(labels))
+        result[ytid] = (start, tuple(mids[mid] for mid in split_labels(labels)))
     return result
 
 
-def read_audioset(root: str) -> Manifest:
+TRAIN_SUBSETS = {"balanced": ("balanced_train",), "unbalanced": ("unbalanced_train",),
+                 "both": ("balanced_train", "unbalanced_train")}
+RELEASED_TRAIN = ("balanced_train", "unbalanced_train")
+
+
+def audio_names(ytid: str, start: str) -> list[str]:
+    """The file names (without extension) that downloaders give a segment's audio."""
+    names = [ytid, f"Y{ytid}", f"{ytid}_{start}"]
+    try:
+        seconds = float(start)
+        names += [f"{ytid}_{int(seconds)}", f"{ytid}_{int(round(seconds * 1000))}"]
+    except ValueError:
+        pass
+    return names
+
+
+def audio_index(folder: str) -> dict[str, str]:
+    """File name without extension -> path, for the audio files of a folder."""
+    matches = FileSystems.match([join(folder, "*")])[0].metadata_list
+    return {match.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]: match.path for match in matches
+            if match.path.lower().endswith(AUDIO_EXTENSIONS)}
+
+
+def read_audioset(root: str, train_subsets: str = "balanced") -> Manifest:
+    if train_subsets not in TRAIN_SUBSETS:
+        raise DatasetError(f"unknown AudioSet train subsets {train_subsets!r}; expected one of {sorted(TRAIN_SUBSETS)}")
     mids = read_class_labels(join(root, VOCABULARY_FILE))
     segment_files = sorted(match.path for match in FileSystems.match([join(root, "*_segments.csv")])[0].metadata_list)
     if not segment_files:
         raise DatasetError(f"{root}: no <split>_segments.csv files")
-    rows = []
+    rows, ignored, missing = [], [], {}
+    order = list(mids.values())
     for path in segment_files:
-        split = path.rsplit("/", 1)[-1][: -len("_segments.csv")]
-        positives = read_segments(path, mids)
-        negatives_path = join(root, f"{split}_negatives.csv")
+        subset = path.rsplit("/", 1)[-1][: -len("_segments.csv")]
+        if subset in RELEASED_TRAIN and subset not in TRAIN_SUBSETS[train_subsets]:
+            ignored.append({"path": path, "reason": f"train subsets are {train_subsets!r}"})
+            continue
+        split = "train" if subset in RELEASED_TRAIN else subset
+        positives = read_segment_rows(path, mids)
+        negatives_path = join(root, f"{subset}_negatives.csv")
         negatives = read_segments(negatives_path, mids) if FileSystems.exists(negatives_path) else {}
         for ytid in negatives:
             if ytid not in positives:
                 raise DatasetError(f"{negatives_path}: clip {ytid} is not in {path}")
-            both = set(positives[ytid]) & set(negatives[ytid])
+            both = set(positives[ytid][1]) & set(negatives[ytid])
             if both:
                 raise DatasetError(f"{negatives_path}: clip {ytid} has {sorted(both)} as positive and negative")
-        order = list(mids.values())
-        for ytid, labels in positives.items():
+        audio = audio_index(join(root, "audio", subset))
+        for ytid, (start, labels) in positives.items():
+            found = next((audio[name] for name in audio_names(ytid, start) if name in audio), None)
+            if found is None:
+                missing.setdefault(subset, []).append(ytid)
+                continue
             rows.append((ManifestRow(
-                clip_id=ytid, audio_path=join(root, "audio", split, ytid + AUDIO_EXTENSION), split=split,
-                labels=tuple(sorted(labels, key=order.index)),
+                clip_id=ytid, audio_path=found, split=split, labels=tuple(sorted(labels, key=order.index)),
                 negatives=tuple(sorted(negatives.get(ytid, ()), key=order.index))), path))
-    return Manifest(rows=unique_clips(rows), vocabulary=tuple(mids.values()), source={"format": "audioset", "root": root},
-                    mids=tuple(mids))
+    listed = len(rows) + sum(map(len, missing.values()))
+    if not rows:
+        raise DatasetError(f"{root}: none of the {listed} listed clips has an audio file under audio/<split>/ "
+                           f"named <YTID>, Y<YTID> or <YTID>_<start> (e.g. {next(iter(missing.values()))[:3]})")
+    if missing:
+        print(f"AudioSet: {sum(map(len, missing.values()))} of {listed} listed clips have no audio file and are left out "
+              f"({ {subset: len(ytids) for subset, ytids in missing.items()} })", flush=True)
+    source = {"format": "audioset", "root": root, "train_subsets": train_subsets, "ignored": ignored,
+              "missing_audio": {subset: {"clips": len(ytids), "examples": ytids[:10]} for subset, ytids in missing.items()}}
+    return Manifest(rows=unique_clips(rows), vocabulary=tuple(mids.values()), source=source, mids=tuple(mids))
