@@ -1,5 +1,6 @@
 """Each adapter reads a small fixture written in its dataset's exact on-disk format."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -212,3 +213,35 @@ def test_audioset_as_released_and_as_downloaded(tmp_path):
         path.unlink()
     with pytest.raises(DatasetError, match="none of the 4 listed clips has an audio file"):
         read_audioset(str(tmp_path))
+
+
+def test_fsdkaggle2019_as_the_competition_distributed_it(tmp_path):
+    write(tmp_path / "train_curated.csv", 'fname,labels\n0006ae4e.wav,Bark\n0019ef41.wav,"Raindrop,Trickle_and_dribble"\n')
+    write(tmp_path / "train_noisy.csv", "fname,labels\n00097e21.wav,Bathtub_(filling_or_washing)\n")
+    write(tmp_path / "sample_submission.csv",
+          "fname,Bark,Bathtub_(filling_or_washing),Raindrop,Trickle_and_dribble\n4260ebea.wav,0,0,0,0\n")
+    tone(tmp_path / "train_curated" / "0006ae4e.wav")
+    tone(tmp_path / "train_curated" / "0019ef41.wav")
+    tone(tmp_path / "train_noisy" / "00097e21.wav")
+    tone(tmp_path / "test" / "4260ebea.wav")
+    manifest = read_fsdkaggle2019(str(tmp_path))
+    assert manifest.vocabulary == ("Bark", "Bathtub_(filling_or_washing)", "Raindrop", "Trickle_and_dribble")
+    assert sorted(row.clip_id for row in manifest.rows) == ["train_curated/0006ae4e", "train_curated/0019ef41",
+                                                             "train_noisy/00097e21"]
+    assert all(os.path.exists(row.audio_path) for row in manifest.rows)
+    assert "withheld the test labels" in manifest.source["ignored"][0]["reason"]
+    with pytest.raises(DatasetError, match="neither the released layout"):
+        read_fsdkaggle2019(str(tmp_path / "train_noisy"))
+
+
+def test_folder_split_names_as_people_write_them(tmp_path):
+    tone(tmp_path / "Training" / "dog" / "a.wav")
+    tone(tmp_path / "validation" / "dog" / "b.wav")
+    tone(tmp_path / "test" / "cat" / "c.wav")
+    tone(tmp_path / "train" / "cat" / "d.wav")
+    (tmp_path / "__MACOSX" / "train" / "cat").mkdir(parents=True)
+    (tmp_path / "__MACOSX" / "train" / "cat" / "._d.wav").write_bytes(b"\0\5\26\7")
+    manifest = read_folder(str(tmp_path))
+    assert {row.clip_id: row.split for row in manifest.rows} == {
+        "train/dog/a": "train", "val/dog/b": "val", "test/cat/c": "test", "train/cat/d": "train"}
+    assert [entry["reason"] for entry in manifest.source["ignored"]] == ["operating-system metadata"]

@@ -1,7 +1,8 @@
 """A plain folder of class sub-folders, for a user's own sounds.
 
   <root>/<class>/<clip>.<ext>                 every clip in split `train`
-  <root>/<split>/<class>/<clip>.<ext>         when the top folders are all split names (train/val/test/eval)
+  <root>/<split>/<class>/<clip>.<ext>         when the top folders are all split names: train (also training,
+                                              dev, development), val (valid, validation), test, eval (evaluation)
 Audio extensions: .wav .flac .ogg .aiff .aif .mp3. Every other file under the root is listed in
 source.json's "ignored" with its reason (not audio, nested elsewhere than a class folder, operating-system
 metadata); an audio path that cannot be read (a dangling link, a folder named like a clip) is a manifest row
@@ -17,7 +18,8 @@ from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join
 from beam_jobs.datasets.common import AUDIO_EXTENSIONS, unique_clips
 
-SPLIT_NAMES = {"train", "val", "test", "eval"}
+SPLIT_NAMES = {"train": "train", "training": "train", "dev": "train", "development": "train", "val": "val",
+               "valid": "val", "validation": "val", "test": "test", "eval": "eval", "evaluation": "eval"}
 OS_METADATA = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini")
 
 
@@ -54,7 +56,7 @@ def read_folder(root: str) -> Manifest:
     root = root.rstrip("/")
     relative = [path.split("/") for path in _entries(root)]
     audio = [parts for parts in relative if _ignored_reason(parts, len(parts) == 3) == ""]
-    with_splits = any(len(parts) == 3 for parts in audio) and all(parts[0] in SPLIT_NAMES
+    with_splits = any(len(parts) == 3 for parts in audio) and all(parts[0].lower() in SPLIT_NAMES
                                                                   for parts in audio if len(parts) == 3)
     rows, ignored = [], []
     for parts in relative:
@@ -62,7 +64,8 @@ def read_folder(root: str) -> Manifest:
         if reason:
             ignored.append({"path": "/".join(parts), "reason": reason})
             continue
-        split, label, name = parts if with_splits else ("train", *parts)
+        folder, label, name = parts if with_splits else ("train", *parts)
+        split = SPLIT_NAMES[folder.lower()]
         rows.append((ManifestRow(clip_id=f"{split}/{label}/{name.rsplit('.', 1)[0]}",
                                  audio_path=join(root, *parts), split=split, labels=(label,)), join(root, *parts)))
     if not rows:

@@ -8,6 +8,11 @@ Layout (methods.md section 1):
   FSDKaggle2019.audio_train_curated/, FSDKaggle2019.audio_train_noisy/, FSDKaggle2019.audio_test/
 Every file has `fname` (with .wav) and `labels` (comma-separated, quoted); the post-competition files'
 extra columns (freesound_id, license, usage, ...) are tolerated. Splits: train_curated, train_noisy, test.
+
+Or as the Kaggle competition distributed it: `train_curated.csv`, `train_curated/`, `train_noisy.csv`,
+`train_noisy/`, `test/` and `sample_submission.csv` at the root. The vocabulary is then
+sample_submission.csv's class columns; the test labels were withheld, so `test/` is listed as ignored and
+the dataset has no test split.
 """
 from __future__ import annotations
 
@@ -23,6 +28,9 @@ SUBSETS = {  # split -> (candidate metadata files, audio folder)
     "train_noisy": (("train_noisy_post_competition.csv", "train_noisy.csv"), "FSDKaggle2019.audio_train_noisy"),
     "test": (("test_post_competition.csv", "test.csv"), "FSDKaggle2019.audio_test"),
 }
+COMPETITION_SUBSETS = {"train_curated": (("train_curated.csv",), "train_curated"),
+                       "train_noisy": (("train_noisy.csv",), "train_noisy")}
+SUBMISSION = "sample_submission.csv"
 
 
 def _vocabulary(path: str) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
@@ -38,11 +46,30 @@ def _vocabulary(path: str) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
     return tuple(labels), tuple(mids) if all(mids) else ()
 
 
+def _submission_vocabulary(path: str) -> tuple[str, ...]:
+    """The class columns of the competition's sample_submission.csv (after `fname`)."""
+    rows = csv_rows(path)
+    if not rows or rows[0][1][0] != "fname" or len(rows[0][1]) < 2:
+        raise DatasetError(f"{path}: expected a header `fname,<class>,...`")
+    return tuple(rows[0][1][1:])
+
+
 def read_fsdkaggle2019(root: str) -> Manifest:
-    meta = join(root, META)
-    vocabulary, mids = _vocabulary(join(meta, "vocabulary.csv"))
+    source = {"format": "fsdkaggle2019", "root": root}
+    if FileSystems.exists(join(root, META)):
+        meta, subsets = join(root, META), SUBSETS
+        vocabulary, mids = _vocabulary(join(meta, "vocabulary.csv"))
+    elif FileSystems.exists(join(root, "train_curated.csv")):
+        meta, subsets, mids = root, COMPETITION_SUBSETS, ()
+        submission = join(root, SUBMISSION)
+        vocabulary = _submission_vocabulary(submission) if FileSystems.exists(submission) else None
+        source.update(layout="competition", ignored=[{"path": join(root, "test"), "reason": "the competition withheld "
+                                                      "the test labels: no test split"}])
+    else:
+        raise DatasetError(f"{root}: neither the released layout ({META}/ with train_curated_post_competition.csv, "
+                           f"...) nor the competition's (train_curated.csv, train_curated/, ...)")
     rows, seen_labels = [], set()
-    for split, (candidates, audio_dir) in SUBSETS.items():
+    for split, (candidates, audio_dir) in subsets.items():
         path = next((join(meta, name) for name in candidates if FileSystems.exists(join(meta, name))), None)
         if path is None:
             if split == "test":
@@ -66,4 +93,4 @@ def read_fsdkaggle2019(root: str) -> Manifest:
     if not rows:
         raise DatasetError(f"{meta}: no clips listed")
     return Manifest(rows=unique_clips(rows), vocabulary=vocabulary or tuple(sorted(seen_labels)),
-                    source={"format": "fsdkaggle2019", "root": root}, mids=mids)
+                    source=source, mids=mids)
