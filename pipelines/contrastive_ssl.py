@@ -21,6 +21,7 @@ AUGMENTATIONS = ["rrc", "compander", "noise", "specaugment", "shift"]
 @experiment(name="contrastive-ssl", description=__doc__.splitlines()[0])
 def contrastive_ssl(
     dataset_root: str = "",
+    dataset_format: str = "fsdnoisy18k",
     synthetic_clips: int = 2000,
     seed: int = 0,
     val_fraction: float = 0.15,
@@ -43,7 +44,7 @@ def contrastive_ssl(
     beam_runner: str = "DirectRunner",
     beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format="fsdnoisy18k",
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format,
                               synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
                               beam_options=beam_options)
     manifest.set_display_name("ingest")

@@ -14,6 +14,7 @@ from pipelines.experiment import experiment
 @experiment(name="dcase2019-task2", description=__doc__.splitlines()[0])
 def dcase2019_task2(
     dataset_root: str = "",
+    dataset_format: str = "fsdkaggle2019",
     synthetic_clips: int = 2000,
     seed: int = 0,
     val_fraction: float = 0.15,
@@ -28,7 +29,7 @@ def dcase2019_task2(
     beam_runner: str = "DirectRunner",
     beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, fine_tuned_report=Markdown):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format="fsdkaggle2019",
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format,
                               synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
                               beam_options=beam_options)
     manifest.set_display_name("ingest")

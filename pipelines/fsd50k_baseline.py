@@ -15,6 +15,7 @@ from pipelines.experiment import experiment
 @experiment(name="fsd50k-baseline", description=__doc__.splitlines()[0])
 def fsd50k_baseline(
     dataset_root: str = "",
+    dataset_format: str = "fsd50k",
     synthetic_clips: int = 2000,
     seed: int = 0,
     architecture: str = "vgg_like",
@@ -26,7 +27,7 @@ def fsd50k_baseline(
     beam_runner: str = "DirectRunner",
     beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format="fsd50k", synthetic_clips=synthetic_clips,
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, synthetic_clips=synthetic_clips,
                               seed=seed, beam_runner=beam_runner, beam_options=beam_options)
     manifest.set_display_name("ingest")
     features = extract_features(manifest=manifest.outputs["manifest"], beam_runner=beam_runner,

@@ -21,6 +21,7 @@ TC_PERCENTS = [0.0, 0.5, 1.0, 2.0, 4.0, 6.0, 10.0, 20.0]
 @experiment(name="missing-labels", description=__doc__.splitlines()[0])
 def missing_labels(
     dataset_root: str = "",
+    dataset_format: str = "audioset",
     synthetic_clips: int = 2000,
     seed: int = 0,
     val_fraction: float = 0.15,
@@ -36,7 +37,7 @@ def missing_labels(
     beam_runner: str = "DirectRunner",
     beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, page=HTML):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format="audioset", synthetic_clips=synthetic_clips,
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, synthetic_clips=synthetic_clips,
                               seed=seed, beam_runner=beam_runner, beam_options=beam_options)
     manifest.set_display_name("ingest")
     split = split_dev_set(manifest=manifest.outputs["manifest"], strategy="uploader", val_fraction=val_fraction,

@@ -22,6 +22,7 @@ DEFAULT_VARIANTS = [{"train_set": name, "flag": flag, "loss": loss} for name, fl
 @experiment(name="noisy-labels", description=__doc__.splitlines()[0])
 def noisy_labels(
     dataset_root: str = "",
+    dataset_format: str = "fsdnoisy18k",
     synthetic_clips: int = 2000,
     seed: int = 0,
     val_fraction: float = 0.15,
@@ -41,7 +42,7 @@ def noisy_labels(
     beam_runner: str = "DirectRunner",
     beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format="fsdnoisy18k",
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format,
                               synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
                               beam_options=beam_options)
     manifest.set_display_name("ingest")

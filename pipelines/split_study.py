@@ -17,6 +17,7 @@ from pipelines.experiment import experiment
 @experiment(name="split-study", description=__doc__.splitlines()[0])
 def split_study(
     dataset_root: str = "",
+    dataset_format: str = "fsd50k",
     synthetic_clips: int = 2000,
     seed: int = 0,
     strategies: list = ["random", "iterative_stratification", "uploader"],
@@ -30,7 +31,7 @@ def split_study(
     beam_runner: str = "DirectRunner",
     beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format="fsd50k", synthetic_clips=synthetic_clips,
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, synthetic_clips=synthetic_clips,
                               seed=seed, beam_runner=beam_runner, beam_options=beam_options)
     manifest.set_display_name("ingest")
     with dsl.ParallelFor(strategies) as strategy:
