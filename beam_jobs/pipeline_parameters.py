@@ -13,6 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs import ingest, splits, synthetic
 from beam_jobs.contracts.aggregation import check_aggregation
+from beam_jobs.contracts.params import FeatureParams
 from beam_jobs.runner import BeamSettings
 
 
@@ -128,6 +129,7 @@ def _dataset_format(value):
 RULES = {
     "dataset_root": _dataset_root,
     "dataset_format": _dataset_format,
+    "feature_params": FeatureParams.resolve,
     "synthetic_clips": lambda value: synthetic.SyntheticConfig(clips=value),
     "seed": lambda value: None,
     "architecture": _architecture, "teacher_architecture": _architecture, "student_architecture": _architecture,

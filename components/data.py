@@ -20,16 +20,18 @@ def ingest_dataset(dataset_root: str, dataset_format: str, synthetic_clips: int,
 
 @component(BEAM)
 def extract_features(manifest: Input[Dataset], beam_runner: str, beam_options: list,
-                     features: Output[Dataset], whole_clips: bool = False):
+                     features: Output[Dataset], whole_clips: bool = False, feature_params: str = "fsd50k"):
     """Beam job: manifest -> log-mel patches (or whole clips) in sharded TFRecords, stats, counts and
-    dead letters."""
+    dead letters; `feature_params`: a preset name or a JSON object of FeatureParams fields."""
+    import dataclasses
+
     from beam_jobs.contracts.params import FeatureParams
     from beam_jobs.extract import extract
     from beam_jobs.runner import BeamSettings
 
     beam = BeamSettings(beam_runner, beam_options)
-    counts = extract(beam.location(manifest), beam.location(features), FeatureParams(whole_clips=whole_clips),
-                     beam_args=beam.args)
+    params = dataclasses.replace(FeatureParams.resolve(feature_params), whole_clips=whole_clips)
+    counts = extract(beam.location(manifest), beam.location(features), params, beam_args=beam.args)
     features.metadata.update(counts=counts)
 
 

@@ -8,15 +8,15 @@ from components import BEAM, GPU, LIGHT, component
 @component(GPU)
 def train_separator(manifest: Input[Dataset], channels: int, steps: int, checkpoint_steps: list,
                     segment_seconds: float, batch_size: int, learning_rate: float, seed: int,
-                    separator: Output[Model]):
-    """MixIT training of an M-channel masking separator on mixtures of two train clips; checkpoints at
-    `checkpoint_steps`."""
+                    separator: Output[Model], feature_params: str = "fsd50k"):
+    """MixIT training of an M-channel masking separator on mixtures of two train clips (at the features'
+    sample rate); checkpoints at `checkpoint_steps`."""
     from beam_jobs.contracts.params import FeatureParams
     from keras_models.separation import ManifestWaveforms, SeparatorParams, train_separator as train
 
     params = SeparatorParams(channels=channels, steps=steps, checkpoint_steps=tuple(checkpoint_steps),
                              segment_seconds=segment_seconds, batch_size=batch_size, learning_rate=learning_rate,
-                             seed=seed, sample_rate=FeatureParams().sample_rate)
+                             seed=seed, sample_rate=FeatureParams.resolve(feature_params).sample_rate)
     summary = train(ManifestWaveforms(manifest.path, "train", params.sample_rate), separator.path, params)
     separator.metadata.update(framework="keras", **summary)
 
@@ -41,9 +41,11 @@ def evaluate_separator(separator: Input[Model], mixtures: int, metrics: Output[M
 
 @component(BEAM)
 def separate_views(manifest: Input[Dataset], separator: Input[Model], steps: list, beam_runner: str,
-                   beam_options: list, views: Output[Dataset]):
+                   beam_options: list, views: Output[Dataset], feature_params: str = "fsd50k"):
     """Beam job on the train split (what pretraining reads): whole-clip log-mels plus the log-mels of the
     channels separated by each checkpoint in `steps` ([] = every saved checkpoint)."""
+    import dataclasses
+
     from beam_jobs.contracts.params import FeatureParams
     from beam_jobs.extract import extract
     from beam_jobs.runner import BeamSettings
@@ -52,7 +54,8 @@ def separate_views(manifest: Input[Dataset], separator: Input[Model], steps: lis
 
     beam = BeamSettings(beam_runner, beam_options)
     spec = SeparationSpec(separator.path, tuple(steps) or read_params(separator.path).checkpoint_steps)
-    counts = extract(beam.location(manifest), beam.location(views), FeatureParams(whole_clips=True),
+    params = dataclasses.replace(FeatureParams.resolve(feature_params), whole_clips=True)
+    counts = extract(beam.location(manifest), beam.location(views), params,
                      beam_args=beam.args, separation=spec, splits=("train",))
     views.metadata.update(counts=counts, separator_steps=list(spec.steps))
 

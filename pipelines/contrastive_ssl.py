@@ -21,6 +21,7 @@ AUGMENTATIONS = ["rrc", "compander", "noise", "specaugment", "shift"]
 @experiment(name="contrastive-ssl", description=__doc__.splitlines()[0])
 def contrastive_ssl(
     dataset_root: str = "",
+    feature_params: str = "fsd50k",
     dataset_format: str = "fsdnoisy18k",
     synthetic_clips: int = 2000,
     seed: int = 0,
@@ -51,7 +52,7 @@ def contrastive_ssl(
     unlabelled = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"], flag="",
                                   val_fraction=val_fraction, seed=seed)
     unlabelled.set_display_name("unlabelled train set")
-    clips = extract_features(manifest=unlabelled.outputs["split_manifest"], beam_runner=beam_runner,
+    clips = extract_features(feature_params=feature_params, manifest=unlabelled.outputs["split_manifest"], beam_runner=beam_runner,
                              beam_options=beam_options, whole_clips=True)
     clips.set_display_name("extract whole clips")
     pretrained = pretrain_contrastive(clips=clips.outputs["features"], architecture=architecture, width=width,
@@ -62,7 +63,7 @@ def contrastive_ssl(
     with dsl.ParallelFor(downstream_sets) as downstream:
         labelled = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"],
                                     flag=downstream.flag, val_fraction=val_fraction, seed=seed)
-        features = extract_features(manifest=labelled.outputs["split_manifest"], beam_runner=beam_runner,
+        features = extract_features(feature_params=feature_params, manifest=labelled.outputs["split_manifest"], beam_runner=beam_runner,
                                     beam_options=beam_options)
         knn = evaluate_knn(encoder=pretrained.outputs["encoder"], features=features.outputs["features"], k=knn_k,
                            variant=downstream)

@@ -14,6 +14,7 @@ from pipelines.experiment import experiment
 @experiment(name="dcase2019-task2", description=__doc__.splitlines()[0])
 def dcase2019_task2(
     dataset_root: str = "",
+    feature_params: str = "fsd50k",
     dataset_format: str = "fsdkaggle2019",
     synthetic_clips: int = 2000,
     seed: int = 0,
@@ -38,7 +39,7 @@ def dcase2019_task2(
         train_set = select_train_set(manifest=manifest.outputs["manifest"], source_splits=[split], flag="",
                                      val_fraction=val_fraction, seed=seed)
         train_set.set_display_name(f"{name} train set")
-        features = extract_features(manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
+        features = extract_features(feature_params=feature_params, manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
                                     beam_options=beam_options)
         features.set_display_name(f"extract {name}")
         feature_sets[name] = features.outputs["features"]

@@ -15,6 +15,7 @@ from pipelines.experiment import experiment
 @experiment(name="fsd50k-baseline", description=__doc__.splitlines()[0])
 def fsd50k_baseline(
     dataset_root: str = "",
+    feature_params: str = "fsd50k",
     dataset_format: str = "fsd50k",
     synthetic_clips: int = 2000,
     seed: int = 0,
@@ -30,7 +31,7 @@ def fsd50k_baseline(
     manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, synthetic_clips=synthetic_clips,
                               seed=seed, beam_runner=beam_runner, beam_options=beam_options)
     manifest.set_display_name("ingest")
-    features = extract_features(manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
+    features = extract_features(feature_params=feature_params, manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
                                 beam_options=beam_options)
     features.set_display_name("extract log-mel features")
     model = train_classifier(features=features.outputs["features"], architecture=architecture, width=width,

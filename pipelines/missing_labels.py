@@ -21,6 +21,7 @@ TC_PERCENTS = [0.0, 0.5, 1.0, 2.0, 4.0, 6.0, 10.0, 20.0]
 @experiment(name="missing-labels", description=__doc__.splitlines()[0])
 def missing_labels(
     dataset_root: str = "",
+    feature_params: str = "fsd50k",
     dataset_format: str = "audioset",
     synthetic_clips: int = 2000,
     seed: int = 0,
@@ -43,7 +44,7 @@ def missing_labels(
     split = split_dev_set(manifest=manifest.outputs["manifest"], strategy="uploader", val_fraction=val_fraction,
                           seed=seed, train_fraction=train_fraction)
     split.set_display_name("train/val split")
-    features = extract_features(manifest=split.outputs["split_manifest"], beam_runner=beam_runner,
+    features = extract_features(feature_params=feature_params, manifest=split.outputs["split_manifest"], beam_runner=beam_runner,
                                 beam_options=beam_options)
     features.set_display_name("extract log-mel features")
     teacher = train_classifier(features=features.outputs["features"], architecture=teacher_architecture, width=width,

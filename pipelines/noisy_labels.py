@@ -22,6 +22,7 @@ DEFAULT_VARIANTS = [{"train_set": name, "flag": flag, "loss": loss} for name, fl
 @experiment(name="noisy-labels", description=__doc__.splitlines()[0])
 def noisy_labels(
     dataset_root: str = "",
+    feature_params: str = "fsdnoisy18k",
     dataset_format: str = "fsdnoisy18k",
     synthetic_clips: int = 2000,
     seed: int = 0,
@@ -49,7 +50,7 @@ def noisy_labels(
     with dsl.ParallelFor(variants) as variant:
         train_set = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"],
                                      flag=variant.flag, val_fraction=val_fraction, seed=seed)
-        features = extract_features(manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
+        features = extract_features(feature_params=feature_params, manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
                                     beam_options=beam_options)
         model = train_classifier(features=features.outputs["features"], architecture=architecture, width=width,
                                  epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
@@ -61,7 +62,7 @@ def noisy_labels(
     pool = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"], flag="",
                             val_fraction=val_fraction, seed=seed)
     pool.set_display_name("noisy + clean train set")
-    pool_features = extract_features(manifest=pool.outputs["split_manifest"], beam_runner=beam_runner,
+    pool_features = extract_features(feature_params=feature_params, manifest=pool.outputs["split_manifest"], beam_runner=beam_runner,
                                      beam_options=beam_options)
     stage1 = train_classifier(features=pool_features.outputs["features"], architecture=architecture, width=width,
                               epochs=stage1_epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,

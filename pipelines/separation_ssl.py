@@ -30,6 +30,7 @@ SETTINGS = [
 @experiment(name="separation-ssl", description=__doc__.splitlines()[0])
 def separation_ssl(
     dataset_root: str = "",
+    feature_params: str = "fsd50k",
     dataset_format: str = "fsd50k",
     synthetic_clips: int = 2000,
     seed: int = 0,
@@ -65,17 +66,17 @@ def separation_ssl(
     unlabelled = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"], flag="",
                                   val_fraction=val_fraction, seed=seed)
     unlabelled.set_display_name("unlabelled train set")
-    patches = extract_features(manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
+    patches = extract_features(feature_params=feature_params, manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
                                beam_options=beam_options)
     patches.set_display_name("extract labelled patches")
-    separator = train_separator(manifest=unlabelled.outputs["split_manifest"], channels=separator_channels,
+    separator = train_separator(feature_params=feature_params, manifest=unlabelled.outputs["split_manifest"], channels=separator_channels,
                                 steps=separator_steps, checkpoint_steps=checkpoint_steps,
                                 segment_seconds=separator_segment_seconds, batch_size=separator_batch_size,
                                 learning_rate=separator_learning_rate, seed=seed)
     separator.set_display_name("MixIT separator")
     separation = evaluate_separator(separator=separator.outputs["separator"], mixtures=evaluation_mixtures)
     separation.set_display_name("separation SI-SNRi")
-    views = separate_views(manifest=unlabelled.outputs["split_manifest"], separator=separator.outputs["separator"],
+    views = separate_views(feature_params=feature_params, manifest=unlabelled.outputs["split_manifest"], separator=separator.outputs["separator"],
                            steps=[], beam_runner=beam_runner, beam_options=beam_options)
     views.set_display_name("separated views")
     with dsl.ParallelFor(settings) as setting:

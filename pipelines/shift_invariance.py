@@ -17,6 +17,7 @@ DEFAULT_VARIANTS = [{"pooling": pooling, "mixup_alpha": alpha} for pooling in PO
 @experiment(name="shift-invariance", description=__doc__.splitlines()[0])
 def shift_invariance(
     dataset_root: str = "",
+    feature_params: str = "fsd50k",
     dataset_format: str = "fsd50k",
     synthetic_clips: int = 2000,
     seed: int = 0,
@@ -33,7 +34,7 @@ def shift_invariance(
     manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, synthetic_clips=synthetic_clips,
                               seed=seed, beam_runner=beam_runner, beam_options=beam_options)
     manifest.set_display_name("ingest")
-    features = extract_features(manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
+    features = extract_features(feature_params=feature_params, manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
                                 beam_options=beam_options)
     features.set_display_name("extract log-mel features")
     with dsl.ParallelFor(variants) as variant:

@@ -17,6 +17,7 @@ from pipelines.experiment import experiment
 @experiment(name="split-study", description=__doc__.splitlines()[0])
 def split_study(
     dataset_root: str = "",
+    feature_params: str = "fsd50k",
     dataset_format: str = "fsd50k",
     synthetic_clips: int = 2000,
     seed: int = 0,
@@ -37,7 +38,7 @@ def split_study(
     with dsl.ParallelFor(strategies) as strategy:
         split = split_dev_set(manifest=manifest.outputs["manifest"], strategy=strategy, val_fraction=val_fraction,
                               seed=seed)
-        features = extract_features(manifest=split.outputs["split_manifest"], beam_runner=beam_runner,
+        features = extract_features(feature_params=feature_params, manifest=split.outputs["split_manifest"], beam_runner=beam_runner,
                                     beam_options=beam_options)
         model = train_classifier(features=features.outputs["features"], architecture=architecture, width=width,
                                  epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,

@@ -62,3 +62,16 @@ def test_the_rules_are_the_tasks_own_checks():
                                                                          "view": "channel", "checkpoints": [7]}]})
     with pytest.raises(ParameterError, match="no rule checks this parameter"):
         check_parameters("x", {"mystery": 1})
+
+
+def test_feature_params_are_a_preset_or_a_json_object_checked_before_work():
+    from beam_jobs.contracts.params import FeatureParams
+
+    assert FeatureParams.resolve("fsdnoisy18k") == FeatureParams.fsdnoisy18k()
+    assert FeatureParams.resolve('{"n_mels": 64}').n_mels == 64
+    assert defaults(discover()["noisy_labels"])["feature_params"] == "fsdnoisy18k"
+    values = defaults(discover()["fsd50k_baseline"])
+    with pytest.raises(ParameterError, match=r"feature_params='fsd51k'.*expected a preset"):
+        check_parameters("fsd50k_baseline", {**values, "feature_params": "fsd51k"})
+    with pytest.raises(ParameterError, match="win_length must be in"):
+        check_parameters("fsd50k_baseline", {**values, "feature_params": '{"win_length": 4096}'})

@@ -61,6 +61,17 @@ class FeatureParams:
         return cls(**values)
 
     @classmethod
+    def resolve(cls, spec: str) -> "FeatureParams":
+        """A preset's name (PRESETS) or a JSON object of FeatureParams fields."""
+        if spec.strip().startswith("{"):
+            return cls.from_json(spec)
+        presets = {"fsd50k": cls, "fsdnoisy18k": cls.fsdnoisy18k}
+        if spec not in presets:
+            raise ValueError(f"feature_params {spec!r}: expected a preset ({sorted(presets)}) or a JSON object of "
+                             f"FeatureParams fields")
+        return presets[spec]()
+
+    @classmethod
     def fsdnoisy18k(cls) -> "FeatureParams":
         """The FSDnoisy18k baseline: 44.1 kHz, 40 ms / 20 ms, 2 s patches with 1 s hop."""
         return cls(sample_rate=44100, win_length=1764, hop_length=882, n_fft=2048,
