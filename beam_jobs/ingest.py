@@ -54,9 +54,27 @@ def ingest(dataset_root: str, manifest_dir: str, dataset_format: str = "fsd50k",
                 else ADAPTERS[dataset_format](dataset_root))
     if ontology_path:
         manifest = propagate(manifest, ontology_path)
-    inside = dataset_root[len(manifest_dir) + 1:].split("/", 1)[0] if dataset_root.startswith(manifest_dir + "/") else ""
+    inside = (dataset_root[len(manifest_dir) + 1:].split("/", 1)[0] if dataset_root.startswith(manifest_dir + "/")
+              else "")
     write_manifest(manifest_dir, manifest, keep=(inside,) if inside else ())
     return manifest
+
+
+def check_requirements(manifest: Manifest, splits: list[str], flags: list[str]) -> None:
+    """Fails, saying what is missing, when a dataset lacks the splits (or flags on its train clips) an
+    experiment needs."""
+    where = f"{manifest.source.get('root', '')} ({manifest.source.get('format', '')} format)"
+    missing = [split for split in splits if split not in manifest.splits]
+    if missing:
+        hint = (" (a folder dataset takes its splits from <root>/<split>/<class>/<clip>)"
+                if manifest.source.get("format") == "folder" else "")
+        raise DatasetError(f"{where}: this experiment needs the splits {list(splits)}, the dataset has "
+                           f"{manifest.splits}: {missing} missing{hint}")
+    unflagged = [flag for flag in flags if not all(flag in row.flags for row in manifest.rows if row.split == "train")]
+    if unflagged:
+        raise DatasetError(f"{where}: this experiment needs the per-clip flags {unflagged} on the train clips "
+                           f"(FSDnoisy18k's manually_verified marks its clean subset), which the dataset does not "
+                           f"record")
 
 
 def run(argv=None) -> Manifest:

@@ -46,7 +46,8 @@ class ClipLossFn(beam.DoFn):
 
         from keras_models.losses import per_example_loss
 
-        self.loss_of = lambda labels, scores: float(ops.convert_to_numpy(per_example_loss(self.loss, labels, scores))[0])
+        self.loss_of = lambda labels, scores: float(
+            ops.convert_to_numpy(per_example_loss(self.loss, labels, scores))[0])
 
     def process(self, element):
         clip_id, grouped = element
@@ -116,9 +117,9 @@ def prune(features_dir: str, scores_dir: str, output_dir: str, percentile: float
                  | "KeptPatches" >> beam.FlatMap(lambda clip: clip[2])
                  | "WritePatches" >> feature_set.WriteShards(staging, split))
             _ = (dropped
-                 | "PrunedRow" >> beam.Map(lambda clip, bound: csv_line([clip[0], f"{clip[1]:.6g}", f"{bound:.6g}",
-                                                                         f"loss above the {percentile:g}th percentile"]),
-                                           threshold_side)
+                 | "PrunedRow" >> beam.Map(lambda clip, bound: csv_line(
+                     [clip[0], f"{clip[1]:.6g}", f"{bound:.6g}", f"loss above the {percentile:g}th percentile"]),
+                     threshold_side)
                  | "WritePruned" >> beam.io.WriteToText(join(staging, PRUNED_FILE), shard_name_template="",
                                                         num_shards=1, header="clip_id,loss,threshold,reason"))
             kept_counts = (kept

@@ -185,7 +185,8 @@ def relabel(features_dir: str, manifest_dir: str, scores_dir: str, tc_percent: f
                  | "WriteReport" >> beam.Map(write_report, output_dir=staging, vocabulary=vocabulary,
                                              tc_percent=tc_percent, with_truth=truth is not None))
             _ = (flagged
-                 | "FlagRow" >> beam.MapTuple(lambda clip_id, c, score: csv_line([clip_id, vocabulary[c], f"{score:.6g}"]))
+                 | "FlagRow" >> beam.MapTuple(
+                     lambda clip_id, c, score: csv_line([clip_id, vocabulary[c], f"{score:.6g}"]))
                  | "WriteFlagged" >> beam.io.WriteToText(join(staging, FLAGGED_FILE), shard_name_template="",
                                                          num_shards=1, header="clip_id,class,score"))
         feature_set.copy_feature_set(features_dir, staging, split, counts)

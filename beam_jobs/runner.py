@@ -40,7 +40,8 @@ class BeamSettings:
         object.__setattr__(self, "options", tuple(self.options))
         if self.runner not in KNOWN_RUNNERS:
             raise ValueError(f"Unknown Beam runner {self.runner!r}; expected one of {KNOWN_RUNNERS}")
-        bad = [option for option in self.options if not isinstance(option, str) or option.split("=", 1)[0] == "--runner"]
+        bad = [option for option in self.options
+               if not isinstance(option, str) or option.split("=", 1)[0] == "--runner"]
         if bad:
             raise ValueError(f"beam_options must be strings, and the runner is beam_runner, not an option: {bad}")
 

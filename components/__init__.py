@@ -34,10 +34,12 @@ def component(resource_class: str, checks_parameters: bool = False):
     def declare(function):
         name = function.__name__
         settings = set(BEAM_SETTINGS) & set(inspect.signature(function).parameters)
-        wrong = (resource_class == BEAM and len(settings) < 2) or (resource_class == LIGHT and settings) or len(settings) == 1
+        wrong = ((resource_class == BEAM and len(settings) < 2) or (resource_class == LIGHT and settings)
+                 or len(settings) == 1)
         if wrong and not checks_parameters:
             raise TypeError(f"component {name} ({resource_class}) takes {sorted(settings)}: a Beam job's component "
-                            f"takes both of {BEAM_SETTINGS} and is `{BEAM}` (or `{GPU}`, running a model); no other does")
+                            f"takes both of {BEAM_SETTINGS} and is `{BEAM}` (or `{GPU}`, running a model); no other "
+                            f"does")
         if _declared.get(name, resource_class) != resource_class:
             raise ValueError(f"component {name} is declared twice with different resource classes")
         _declared[name] = resource_class

@@ -339,7 +339,8 @@ def train_separator(waveforms, separator_dir: str, params: SeparatorParams = Sep
     log_every = min(log_every, params.steps)
     separator.fit(mixture_of_mixtures_dataset(waveforms, params), epochs=-(-params.steps // log_every),
                   steps_per_epoch=log_every, verbose=2,
-                  callbacks=[FiniteGuard(), StepCheckpoints(separator_dir, params.checkpoint_steps), HistoryFile(separator_dir)])
+                  callbacks=[FiniteGuard(), StepCheckpoints(separator_dir, params.checkpoint_steps),
+                             HistoryFile(separator_dir)])
     history = read_history(separator_dir)
     return {"steps": params.steps, "log_every": log_every, "first_loss": history[0]["loss"],
             "final_loss": history[-1]["loss"],

@@ -47,13 +47,13 @@ def contrastive_ssl(
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
     manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format,
                               synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
-                              beam_options=beam_options)
+                              beam_options=beam_options, required_splits=["train", "test"])
     manifest.set_display_name("ingest")
     unlabelled = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"], flag="",
                                   val_fraction=val_fraction, seed=seed)
     unlabelled.set_display_name("unlabelled train set")
-    clips = extract_features(feature_params=feature_params, manifest=unlabelled.outputs["split_manifest"], beam_runner=beam_runner,
-                             beam_options=beam_options, whole_clips=True)
+    clips = extract_features(manifest=unlabelled.outputs["split_manifest"], beam_runner=beam_runner,
+                             beam_options=beam_options, whole_clips=True, feature_params=feature_params)
     clips.set_display_name("extract whole clips")
     pretrained = pretrain_contrastive(clips=clips.outputs["features"], architecture=architecture, width=width,
                                       tps=tps, mix_back=mix_back, augmentations=augmentations,
@@ -63,8 +63,8 @@ def contrastive_ssl(
     with dsl.ParallelFor(downstream_sets) as downstream:
         labelled = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"],
                                     flag=downstream.flag, val_fraction=val_fraction, seed=seed)
-        features = extract_features(feature_params=feature_params, manifest=labelled.outputs["split_manifest"], beam_runner=beam_runner,
-                                    beam_options=beam_options)
+        features = extract_features(manifest=labelled.outputs["split_manifest"], beam_runner=beam_runner,
+                                    beam_options=beam_options, feature_params=feature_params)
         knn = evaluate_knn(encoder=pretrained.outputs["encoder"], features=features.outputs["features"], k=knn_k,
                            variant=downstream)
         evaluations = {}

@@ -32,15 +32,15 @@ def dcase2019_task2(
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, fine_tuned_report=Markdown):
     manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format,
                               synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
-                              beam_options=beam_options)
+                              beam_options=beam_options, required_splits=["train_curated", "train_noisy", "test"])
     manifest.set_display_name("ingest")
     feature_sets = {}
     for name, split in (("noisy", "train_noisy"), ("curated", "train_curated")):
         train_set = select_train_set(manifest=manifest.outputs["manifest"], source_splits=[split], flag="",
                                      val_fraction=val_fraction, seed=seed)
         train_set.set_display_name(f"{name} train set")
-        features = extract_features(feature_params=feature_params, manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
-                                    beam_options=beam_options)
+        features = extract_features(manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
+                                    beam_options=beam_options, feature_params=feature_params)
         features.set_display_name(f"extract {name}")
         feature_sets[name] = features.outputs["features"]
     noisy = train_classifier(features=feature_sets["noisy"], architecture=architecture, width=width,

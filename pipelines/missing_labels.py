@@ -39,13 +39,14 @@ def missing_labels(
     beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, page=HTML):
     manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, synthetic_clips=synthetic_clips,
-                              seed=seed, beam_runner=beam_runner, beam_options=beam_options)
+                              seed=seed, beam_runner=beam_runner, beam_options=beam_options,
+                              required_splits=["train", "eval"])
     manifest.set_display_name("ingest")
     split = split_dev_set(manifest=manifest.outputs["manifest"], strategy="uploader", val_fraction=val_fraction,
                           seed=seed, train_fraction=train_fraction)
     split.set_display_name("train/val split")
-    features = extract_features(feature_params=feature_params, manifest=split.outputs["split_manifest"], beam_runner=beam_runner,
-                                beam_options=beam_options)
+    features = extract_features(manifest=split.outputs["split_manifest"], beam_runner=beam_runner,
+                                beam_options=beam_options, feature_params=feature_params)
     features.set_display_name("extract log-mel features")
     teacher = train_classifier(features=features.outputs["features"], architecture=teacher_architecture, width=width,
                                epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,

@@ -45,13 +45,14 @@ def noisy_labels(
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
     manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format,
                               synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
-                              beam_options=beam_options)
+                              beam_options=beam_options,
+                              required_splits=["train", "test"], required_flags=["manually_verified"])
     manifest.set_display_name("ingest")
     with dsl.ParallelFor(variants) as variant:
         train_set = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"],
                                      flag=variant.flag, val_fraction=val_fraction, seed=seed)
-        features = extract_features(feature_params=feature_params, manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
-                                    beam_options=beam_options)
+        features = extract_features(manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
+                                    beam_options=beam_options, feature_params=feature_params)
         model = train_classifier(features=features.outputs["features"], architecture=architecture, width=width,
                                  epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                  mixed_precision=mixed_precision, loss=variant.loss)
@@ -62,8 +63,8 @@ def noisy_labels(
     pool = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"], flag="",
                             val_fraction=val_fraction, seed=seed)
     pool.set_display_name("noisy + clean train set")
-    pool_features = extract_features(feature_params=feature_params, manifest=pool.outputs["split_manifest"], beam_runner=beam_runner,
-                                     beam_options=beam_options)
+    pool_features = extract_features(manifest=pool.outputs["split_manifest"], beam_runner=beam_runner,
+                                     beam_options=beam_options, feature_params=feature_params)
     stage1 = train_classifier(features=pool_features.outputs["features"], architecture=architecture, width=width,
                               epochs=stage1_epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                               mixed_precision=mixed_precision, loss="lq")

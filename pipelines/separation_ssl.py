@@ -61,23 +61,24 @@ def separation_ssl(
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
     manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format,
                               synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
-                              beam_options=beam_options)
+                              beam_options=beam_options, required_splits=["train", "val", "eval"])
     manifest.set_display_name("ingest")
     unlabelled = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"], flag="",
                                   val_fraction=val_fraction, seed=seed)
     unlabelled.set_display_name("unlabelled train set")
-    patches = extract_features(feature_params=feature_params, manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
-                               beam_options=beam_options)
+    patches = extract_features(manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
+                               beam_options=beam_options, feature_params=feature_params)
     patches.set_display_name("extract labelled patches")
-    separator = train_separator(feature_params=feature_params, manifest=unlabelled.outputs["split_manifest"], channels=separator_channels,
+    separator = train_separator(manifest=unlabelled.outputs["split_manifest"], channels=separator_channels,
                                 steps=separator_steps, checkpoint_steps=checkpoint_steps,
                                 segment_seconds=separator_segment_seconds, batch_size=separator_batch_size,
-                                learning_rate=separator_learning_rate, seed=seed)
+                                learning_rate=separator_learning_rate, seed=seed, feature_params=feature_params)
     separator.set_display_name("MixIT separator")
     separation = evaluate_separator(separator=separator.outputs["separator"], mixtures=evaluation_mixtures)
     separation.set_display_name("separation SI-SNRi")
-    views = separate_views(feature_params=feature_params, manifest=unlabelled.outputs["split_manifest"], separator=separator.outputs["separator"],
-                           steps=[], beam_runner=beam_runner, beam_options=beam_options)
+    views = separate_views(manifest=unlabelled.outputs["split_manifest"], separator=separator.outputs["separator"],
+                           steps=[], beam_runner=beam_runner, beam_options=beam_options,
+                           feature_params=feature_params)
     views.set_display_name("separated views")
     with dsl.ParallelFor(settings) as setting:
         encoder = pretrain_separation_ssl(views=views.outputs["views"], setting=setting, cp_weight=cp_weight,

@@ -32,10 +32,11 @@ def shift_invariance(
     beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, page=HTML):
     manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, synthetic_clips=synthetic_clips,
-                              seed=seed, beam_runner=beam_runner, beam_options=beam_options)
+                              seed=seed, beam_runner=beam_runner, beam_options=beam_options,
+                              required_splits=["train", "val", "eval"])
     manifest.set_display_name("ingest")
-    features = extract_features(feature_params=feature_params, manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
-                                beam_options=beam_options)
+    features = extract_features(manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
+                                beam_options=beam_options, feature_params=feature_params)
     features.set_display_name("extract log-mel features")
     with dsl.ParallelFor(variants) as variant:
         model = train_classifier(features=features.outputs["features"], architecture=architecture, width=width,

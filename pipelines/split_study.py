@@ -33,13 +33,14 @@ def split_study(
     beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
     manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, synthetic_clips=synthetic_clips,
-                              seed=seed, beam_runner=beam_runner, beam_options=beam_options)
+                              seed=seed, beam_runner=beam_runner, beam_options=beam_options,
+                              required_splits=["train", "eval"])
     manifest.set_display_name("ingest")
     with dsl.ParallelFor(strategies) as strategy:
         split = split_dev_set(manifest=manifest.outputs["manifest"], strategy=strategy, val_fraction=val_fraction,
                               seed=seed)
-        features = extract_features(feature_params=feature_params, manifest=split.outputs["split_manifest"], beam_runner=beam_runner,
-                                    beam_options=beam_options)
+        features = extract_features(manifest=split.outputs["split_manifest"], beam_runner=beam_runner,
+                                    beam_options=beam_options, feature_params=feature_params)
         model = train_classifier(features=features.outputs["features"], architecture=architecture, width=width,
                                  epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                  mixed_precision=mixed_precision)

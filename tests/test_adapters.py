@@ -206,7 +206,8 @@ def test_audioset_as_released_and_as_downloaded(tmp_path):
     assert by_id["--PJHxphWEs"].labels == ("Speech", "Male speech, man speaking")
     assert by_id["--PJHxphWEs"].audio_path.endswith("Y--PJHxphWEs.wav")
     assert manifest.source["missing_audio"] == {"balanced_train": {"clips": 1, "examples": ["--aE2O5G5WE"]}}
-    assert [entry["path"].rsplit("/", 1)[-1] for entry in manifest.source["ignored"]] == ["unbalanced_train_segments.csv"]
+    ignored = [entry["path"].rsplit("/", 1)[-1] for entry in manifest.source["ignored"]]
+    assert ignored == ["unbalanced_train_segments.csv"]
     both = read_audioset(str(tmp_path), train_subsets="both")
     assert {row.clip_id for row in both.rows if row.split == "train"} == {"--PJHxphWEs", "--ZhevVpy1s", "-0RWZT-miFs"}
     for path in (tmp_path / "audio").rglob("*.*"):
@@ -216,7 +217,8 @@ def test_audioset_as_released_and_as_downloaded(tmp_path):
 
 
 def test_fsdkaggle2019_as_the_competition_distributed_it(tmp_path):
-    write(tmp_path / "train_curated.csv", 'fname,labels\n0006ae4e.wav,Bark\n0019ef41.wav,"Raindrop,Trickle_and_dribble"\n')
+    write(tmp_path / "train_curated.csv",
+          'fname,labels\n0006ae4e.wav,Bark\n0019ef41.wav,"Raindrop,Trickle_and_dribble"\n')
     write(tmp_path / "train_noisy.csv", "fname,labels\n00097e21.wav,Bathtub_(filling_or_washing)\n")
     write(tmp_path / "sample_submission.csv",
           "fname,Bark,Bathtub_(filling_or_washing),Raindrop,Trickle_and_dribble\n4260ebea.wav,0,0,0,0\n")
@@ -245,3 +247,15 @@ def test_folder_split_names_as_people_write_them(tmp_path):
     assert {row.clip_id: row.split for row in manifest.rows} == {
         "train/dog/a": "train", "val/dog/b": "val", "test/cat/c": "test", "train/cat/d": "train"}
     assert [entry["reason"] for entry in manifest.source["ignored"]] == ["operating-system metadata"]
+
+
+def test_an_experiment_says_what_the_dataset_lacks(tmp_path):
+    tone(tmp_path / "dog" / "a.wav")
+    tone(tmp_path / "cat" / "b.wav")
+    manifest = read_folder(str(tmp_path))
+    with pytest.raises(DatasetError, match=r"needs the splits \['train', 'val', 'eval'\].*\['val', 'eval'\] missing "
+                                           r"\(a folder dataset takes its splits from <root>/<split>/<class>/<clip>\)"):
+        ingest.check_requirements(manifest, ["train", "val", "eval"], [])
+    with pytest.raises(DatasetError, match=r"needs the per-clip flags \['manually_verified'\] on the train clips"):
+        ingest.check_requirements(manifest, ["train"], ["manually_verified"])
+    ingest.check_requirements(manifest, ["train"], [])

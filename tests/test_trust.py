@@ -120,7 +120,8 @@ def records(features_dir, split):
     import tensorflow as tf
 
     return sorted(hashlib.sha256(record.numpy()).hexdigest()
-                  for record in tf.data.TFRecordDataset(sorted(glob.glob(feature_set.shard_pattern(features_dir, split)))))
+                  for record in tf.data.TFRecordDataset(
+                      sorted(glob.glob(feature_set.shard_pattern(features_dir, split)))))
 
 
 def test_rerunning_into_a_folder_replaces_it_whole(manifest_dir, tmp_path):

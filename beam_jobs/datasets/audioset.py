@@ -126,8 +126,9 @@ def read_audioset(root: str, train_subsets: str = "balanced") -> Manifest:
         raise DatasetError(f"{root}: none of the {listed} listed clips has an audio file under audio/<split>/ "
                            f"named <YTID>, Y<YTID> or <YTID>_<start> (e.g. {next(iter(missing.values()))[:3]})")
     if missing:
-        print(f"AudioSet: {sum(map(len, missing.values()))} of {listed} listed clips have no audio file and are left out "
-              f"({ {subset: len(ytids) for subset, ytids in missing.items()} })", flush=True)
+        print(f"AudioSet: {sum(map(len, missing.values()))} of {listed} listed clips have no audio file and are "
+              f"left out ({ {subset: len(ytids) for subset, ytids in missing.items()} })", flush=True)
     source = {"format": "audioset", "root": root, "train_subsets": train_subsets, "ignored": ignored,
-              "missing_audio": {subset: {"clips": len(ytids), "examples": ytids[:10]} for subset, ytids in missing.items()}}
+              "missing_audio": {subset: {"clips": len(ytids), "examples": ytids[:10]}
+                                for subset, ytids in missing.items()}}
     return Manifest(rows=unique_clips(rows), vocabulary=tuple(mids.values()), source=source, mids=tuple(mids))

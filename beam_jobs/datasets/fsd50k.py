@@ -97,5 +97,6 @@ def read_fsd50k(root: str) -> Manifest:
                                     "eval")
     if not dev + evaluation:
         raise DatasetError(f"{truth}: dev.csv and eval.csv list no clips")
-    return Manifest(rows=unique_clips(dev + evaluation), vocabulary=vocabulary, source={"format": "fsd50k", "root": root},
+    return Manifest(rows=unique_clips(dev + evaluation), vocabulary=vocabulary,
+                    source={"format": "fsd50k", "root": root},
                     mids=tuple(mids[label] for label in vocabulary))

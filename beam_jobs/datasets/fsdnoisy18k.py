@@ -37,8 +37,9 @@ def _read(path: str, header: list[str], audio_dir: str, split: str, label_ids: d
             raise DatasetError(f"{path}:{number}: label {fields['label']} has aso_id {fields['aso_id']}, "
                                f"elsewhere {known_id}")
         flags = {name: _flag(path, number, name, fields[name]) for name in header[3:]}
-        result.append((ManifestRow(clip_id=fields["fname"].rsplit(".", 1)[0], audio_path=join(audio_dir, fields["fname"]),
-                                   split=split, labels=(fields["label"],), flags=flags), f"{path}:{number}"))
+        result.append((ManifestRow(clip_id=fields["fname"].rsplit(".", 1)[0],
+                                   audio_path=join(audio_dir, fields["fname"]), split=split, labels=(fields["label"],),
+                                   flags=flags), f"{path}:{number}"))
     return result
 
 
