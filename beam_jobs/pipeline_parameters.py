@@ -14,6 +14,7 @@ from apache_beam.io.filesystems import FileSystems
 from beam_jobs import ingest, splits, synthetic
 from beam_jobs.contracts.aggregation import check_aggregation
 from beam_jobs.contracts.params import FeatureParams
+from beam_jobs.datasets.audioset import TRAIN_SUBSETS
 from beam_jobs.runner import BeamSettings
 
 
@@ -124,11 +125,17 @@ def _dataset_format(value):
         raise ValueError(f"unknown dataset format {value!r}; expected one of {sorted(ingest.ADAPTERS)}")
 
 
+def _audioset_train(value):
+    if value not in TRAIN_SUBSETS:
+        raise ValueError(f"expected one of {sorted(TRAIN_SUBSETS)} (the AudioSet subsets that become train)")
+
+
 # name -> check(value); names ending in one of SUFFIX_RULES' keys use that rule. Rules taking all values
 # (cross-parameter checks) are in JOINT_RULES.
 RULES = {
     "dataset_root": _dataset_root,
     "dataset_format": _dataset_format,
+    "audioset_train": _audioset_train,
     "feature_params": FeatureParams.resolve,
     "synthetic_clips": lambda value: synthetic.SyntheticConfig(clips=value),
     "seed": lambda value: None,

@@ -16,6 +16,7 @@ def dcase2019_task2(
     dataset_root: str = "",
     feature_params: str = "fsd50k",
     dataset_format: str = "fsdkaggle2019",
+    audioset_train: str = "balanced",
     synthetic_clips: int = 2000,
     seed: int = 0,
     val_fraction: float = 0.15,
@@ -30,7 +31,7 @@ def dcase2019_task2(
     beam_runner: str = "DirectRunner",
     beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, fine_tuned_report=Markdown):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format,
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, audioset_train=audioset_train,
                               synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
                               beam_options=beam_options, required_splits=["train_curated", "train_noisy", "test"])
     manifest.set_display_name("ingest")

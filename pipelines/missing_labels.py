@@ -23,6 +23,7 @@ def missing_labels(
     dataset_root: str = "",
     feature_params: str = "fsd50k",
     dataset_format: str = "audioset",
+    audioset_train: str = "balanced",
     synthetic_clips: int = 2000,
     seed: int = 0,
     val_fraction: float = 0.15,
@@ -38,9 +39,9 @@ def missing_labels(
     beam_runner: str = "DirectRunner",
     beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, page=HTML):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, synthetic_clips=synthetic_clips,
-                              seed=seed, beam_runner=beam_runner, beam_options=beam_options,
-                              required_splits=["train", "eval"])
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, audioset_train=audioset_train,
+                              synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
+                              beam_options=beam_options, required_splits=["train", "eval"])
     manifest.set_display_name("ingest")
     split = split_dev_set(manifest=manifest.outputs["manifest"], strategy="uploader", val_fraction=val_fraction,
                           seed=seed, train_fraction=train_fraction)

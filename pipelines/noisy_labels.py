@@ -24,6 +24,7 @@ def noisy_labels(
     dataset_root: str = "",
     feature_params: str = "fsdnoisy18k",
     dataset_format: str = "fsdnoisy18k",
+    audioset_train: str = "balanced",
     synthetic_clips: int = 2000,
     seed: int = 0,
     val_fraction: float = 0.15,
@@ -43,10 +44,10 @@ def noisy_labels(
     beam_runner: str = "DirectRunner",
     beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format,
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, audioset_train=audioset_train,
                               synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
-                              beam_options=beam_options,
-                              required_splits=["train", "test"], required_flags=["manually_verified"])
+                              beam_options=beam_options, required_splits=["train", "test"],
+                              required_flags=["manually_verified"])
     manifest.set_display_name("ingest")
     with dsl.ParallelFor(variants) as variant:
         train_set = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"],

@@ -32,6 +32,7 @@ def separation_ssl(
     dataset_root: str = "",
     feature_params: str = "fsd50k",
     dataset_format: str = "fsd50k",
+    audioset_train: str = "balanced",
     synthetic_clips: int = 2000,
     seed: int = 0,
     val_fraction: float = 0.15,
@@ -59,7 +60,7 @@ def separation_ssl(
     beam_runner: str = "DirectRunner",
     beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format,
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, audioset_train=audioset_train,
                               synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
                               beam_options=beam_options, required_splits=["train", "val", "eval"])
     manifest.set_display_name("ingest")

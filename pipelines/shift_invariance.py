@@ -19,6 +19,7 @@ def shift_invariance(
     dataset_root: str = "",
     feature_params: str = "fsd50k",
     dataset_format: str = "fsd50k",
+    audioset_train: str = "balanced",
     synthetic_clips: int = 2000,
     seed: int = 0,
     architecture: str = "vgg41",
@@ -31,9 +32,9 @@ def shift_invariance(
     beam_runner: str = "DirectRunner",
     beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, page=HTML):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, synthetic_clips=synthetic_clips,
-                              seed=seed, beam_runner=beam_runner, beam_options=beam_options,
-                              required_splits=["train", "val", "eval"])
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, audioset_train=audioset_train,
+                              synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
+                              beam_options=beam_options, required_splits=["train", "val", "eval"])
     manifest.set_display_name("ingest")
     features = extract_features(manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
                                 beam_options=beam_options, feature_params=feature_params)

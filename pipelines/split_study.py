@@ -19,6 +19,7 @@ def split_study(
     dataset_root: str = "",
     feature_params: str = "fsd50k",
     dataset_format: str = "fsd50k",
+    audioset_train: str = "balanced",
     synthetic_clips: int = 2000,
     seed: int = 0,
     strategies: list = ["random", "iterative_stratification", "uploader"],
@@ -32,9 +33,9 @@ def split_study(
     beam_runner: str = "DirectRunner",
     beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, synthetic_clips=synthetic_clips,
-                              seed=seed, beam_runner=beam_runner, beam_options=beam_options,
-                              required_splits=["train", "eval"])
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, audioset_train=audioset_train,
+                              synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
+                              beam_options=beam_options, required_splits=["train", "eval"])
     manifest.set_display_name("ingest")
     with dsl.ParallelFor(strategies) as strategy:
         split = split_dev_set(manifest=manifest.outputs["manifest"], strategy=strategy, val_fraction=val_fraction,

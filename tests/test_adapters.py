@@ -210,8 +210,17 @@ def test_audioset_as_released_and_as_downloaded(tmp_path):
     assert ignored == ["unbalanced_train_segments.csv"]
     both = read_audioset(str(tmp_path), train_subsets="both")
     assert {row.clip_id for row in both.rows if row.split == "train"} == {"--PJHxphWEs", "--ZhevVpy1s", "-0RWZT-miFs"}
+    write(tmp_path / "class_labels_indices.csv",  # a subset of the 527 classes keeps AudioSet's indices
+          'index,mid,display_name\n0,/m/09x0r,"Speech"\n1,/m/05zppz,"Male speech, man speaking"\n72,/m/0jbk,"Animal"\n')
+    assert read_audioset(str(tmp_path)).vocabulary == manifest.vocabulary
+    write(tmp_path / "class_labels_indices.csv",
+          'index,mid,display_name\n0,/m/09x0r,"Speech"\n72,/m/05zppz,"Male speech, man speaking"\n1,/m/0jbk,"Animal"\n')
+    with pytest.raises(DatasetError, match=r"class_labels_indices\.csv:4: index '1' is not an integer above .* 72"):
+        read_audioset(str(tmp_path))
     for path in (tmp_path / "audio").rglob("*.*"):
         path.unlink()
+    write(tmp_path / "class_labels_indices.csv",
+          'index,mid,display_name\n0,/m/09x0r,"Speech"\n1,/m/05zppz,"Male speech, man speaking"\n2,/m/0jbk,"Animal"\n')
     with pytest.raises(DatasetError, match="none of the 4 listed clips has an audio file"):
         read_audioset(str(tmp_path))
 

@@ -1,7 +1,7 @@
 """AudioSet-style adapter: explicit positives, explicit negatives and (by omission) implicit negatives.
 
 Layout (AudioSet's released CSV format, plus a negatives file of the same shape):
-  class_labels_indices.csv        header `index,mid,display_name`
+  class_labels_indices.csv        header `index,mid,display_name` (increasing indices, gaps allowed)
   <split>_segments.csv            3 comment lines (#...), then `YTID, start_seconds, end_seconds, "mid1,mid2"`
                                   (the explicit positives). AudioSet's `balanced_train` and `unbalanced_train`
                                   become the `train` split (`train_subsets` picks balanced, unbalanced or
@@ -27,14 +27,17 @@ SEGMENT_COLUMNS = ["YTID", "start_seconds", "end_seconds", "positive_labels"]
 
 
 def read_class_labels(path: str) -> dict[str, str]:
-    """mid -> display name, in index order."""
+    """mid -> display name, in index order. Indices increase; gaps are allowed (a subset of AudioSet's
+    classes keeps their indices)."""
     rows = csv_rows(path)
     columns = header_index(path, rows, ["index", "mid", "display_name"], allowed_extra=False)
-    mids = {}
+    mids, last = {}, -1
     for number, row in rows[1:]:
         fields = fields_of(path, number, row, columns)
-        if fields["index"] != str(len(mids)):
-            raise DatasetError(f"{path}:{number}: index {fields['index']} out of order, expected {len(mids)}")
+        if not fields["index"].isdigit() or int(fields["index"]) <= last:
+            raise DatasetError(f"{path}:{number}: index {fields['index']!r} is not an integer above the "
+                               f"previous row's {last}")
+        last = int(fields["index"])
         if fields["mid"] in mids:
             raise DatasetError(f"{path}:{number}: duplicate mid {fields['mid']}")
         mids[fields["mid"]] = fields["display_name"]

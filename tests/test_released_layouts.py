@@ -1,0 +1,58 @@
+"""Every experiment's pipeline, run locally (tiny settings) on a replica of a released dataset layout
+(tests/replicas.py) or of a researcher's own folder, through `run_local.py` as a user runs it."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from replicas import REPLICAS
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = {"width": "0.125", "batch_size": "8"}
+
+# pipeline -> (dataset format, its settings, the report task and a line every report must have)
+RUNS = {
+    "fsd50k_baseline": ("fsd50k", {"epochs": "1"}, "evaluate-classifier", "| Male_speech_and_man_speaking |"),
+    "split_study": ("fsd50k", {"epochs": "1", "strategies": '["uploader"]'}, "summarize-split-study",
+                    "| uploader |"),
+    "shift_invariance": ("folder", {"epochs": "1", "variants": '[{"pooling": "aps", "mixup_alpha": 0.0}]'},
+                         "summarize-shift-invariance", "| aps |"),
+    "missing_labels": ("audioset", {"epochs": "1", "tc_percents": "[0, 20]"}, "summarize-missing-labels",
+                       "| 20 |"),
+    "noisy_labels": ("fsdnoisy18k", {"epochs": "1", "stage1_epochs": "1", "stage2_epochs": "1",
+                                     "variants": '[{"train_set": "clean", "flag": "manually_verified", '
+                                                 '"loss": "lq"}]'},
+                     "summarize-noisy-labels", "| clean | lq |"),
+    "dcase2019_task2": ("fsdkaggle2019", {"noisy_epochs": "1", "curated_epochs": "1"}, "summarize-dcase2019",
+                        "| noisy then curated (warm start) |"),
+    "contrastive_ssl": ("fsdnoisy18k", {"architecture": "vgg_like", "pretrain_epochs": "1",
+                                        "pretrain_batch_size": "8", "downstream_epochs": "1", "knn_k": "3",
+                                        "tps": "false", "val_fraction": "0.3",
+                                        "downstream_sets": '[{"train_set": "clean", "flag": "manually_verified"}]'},
+                        "summarize-contrastive", "| clean |"),
+    "separation_ssl": ("folder", {"architecture": "vgg_like", "separator_steps": "2", "checkpoint_steps": "[2]",
+                                  "separator_batch_size": "2", "evaluation_mixtures": "2", "pretrain_epochs": "1",
+                                  "pretrain_batch_size": "8", "shallow_epochs": "1", "shallow_hidden_units": "8",
+                                  "settings": '[{"name": "sm_cp_channel", "proxy_tasks": "sm+cp", '
+                                              '"view": "channel", "checkpoints": []}]'},
+                       "summarize-separation-ssl", "| sm_cp_channel |"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pipeline", sorted(RUNS))
+def test_every_experiment_runs_on_a_released_layout(pipeline, tmp_path):
+    dataset_format, settings, report_task, expected_line = RUNS[pipeline]
+    root = REPLICAS[dataset_format](tmp_path / "dataset")
+    params = {**TINY, **settings, "dataset_root": str(root), "dataset_format": dataset_format}
+    command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), pipeline,
+               "--pipeline-root", str(tmp_path / "runs")]
+    for name, value in params.items():
+        command += ["--param", f"{name}={value}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = next((tmp_path / "runs").glob(f"*/{report_task}/report")).read_text()
+    assert expected_line in report, report
+    manifest = next((tmp_path / "runs").glob("*/ingest-dataset/manifest"))
+    assert not list(manifest.glob("synthetic_*"))  # the replica was read, nothing was generated
