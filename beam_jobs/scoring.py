@@ -2,8 +2,7 @@
 the jobs built on it (relabelling, pruning) read.
 
 Score table folder:
-  scores-SSSSS-of-NNNNN.csv   header `clip_id,patches,<class 1>,...,<class n>` (CSV-quoted where a name holds
-                              a comma or quote); one row per clip, the clip
+  scores-SSSSS-of-NNNNN.csv   the score table (beam_jobs.contracts.score_table): one row per clip, the clip
                               score aggregated from its patches' scores (beam_jobs.contracts.aggregation)
   vocabulary.json, scoring.json (which model, split, aggregation; clips and patches scored)
 
@@ -21,9 +20,9 @@ import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
 from beam_jobs.contracts import aggregation as clip_aggregation
-from beam_jobs.contracts import feature_set, schema
+from beam_jobs.contracts import feature_set, schema, score_table
 from beam_jobs.contracts.publish import check_complete, publishing
-from beam_jobs.contracts.storage import csv_line, join, list_files, parse_csv_line, read_text, write_json
+from beam_jobs.contracts.storage import join, list_files, parse_csv_line, read_text, write_json
 from beam_jobs.runner import pipeline_options
 
 SCORES_PREFIX = "scores"
@@ -101,18 +100,7 @@ class AggregateClipScores(beam.PTransform):
 
 def score_row(element) -> str:
     clip_id, (patches, scores) = element
-    if not np.all(np.isfinite(scores)):
-        raise ValueError(f"clip {clip_id}: non-finite clip scores {scores}; the model is broken")
-    return csv_line([clip_id, str(patches), *(f"{value:.6g}" for value in scores)])
-
-
-def parse_score_row(line: str) -> tuple[str, np.ndarray]:
-    clip_id, _, *values = parse_csv_line(line)
-    return clip_id, np.asarray(values, dtype=np.float64)
-
-
-def score_table_header(vocabulary) -> str:
-    return csv_line(["clip_id", "patches", *vocabulary])
+    return score_table.row(clip_id, patches, scores)
 
 
 def score_clips(model_dir: str, features_dir: str, output_dir: str, split: str = "train",
@@ -125,7 +113,7 @@ def score_clips(model_dir: str, features_dir: str, output_dir: str, split: str =
     if feature_set.read_vocabulary(features_dir) != vocabulary:
         raise ValueError(f"{features_dir}/{feature_set.VOCABULARY_FILE} differs from the model's "
                          f"{model_dir}/{feature_set.VOCABULARY_FILE}")
-    header = score_table_header(vocabulary)
+    header = score_table.header(vocabulary)
     counts = feature_set.read_counts(features_dir)
     if not counts.get(split, {}).get("patches"):
         raise ValueError(f"{features_dir}: no patches in split {split!r}")
@@ -173,7 +161,7 @@ def check_score_table(scores_dir: str) -> None:
 def load_score_table(scores_dir: str) -> dict[str, np.ndarray]:
     """clip id -> score vector, read on one machine (for analysis and tests; jobs read it in Beam)."""
     check_score_table(scores_dir)
-    return dict(parse_score_row(line) for line in _table_lines(scores_dir))
+    return dict(score_table.parse_row(line) for line in _table_lines(scores_dir))
 
 
 class ReadScoreTable(beam.PTransform):
@@ -186,7 +174,7 @@ class ReadScoreTable(beam.PTransform):
     def expand(self, pipeline):
         return (pipeline
                 | "Read" >> beam.io.ReadFromText(score_table_pattern(self.scores_dir), skip_header_lines=1)
-                | "Parse" >> beam.Map(parse_score_row))
+                | "Parse" >> beam.Map(score_table.parse_row))
 
 
 def run(argv=None) -> dict:

@@ -105,7 +105,6 @@ def distribution_strategy() -> tf.distribute.Strategy:
 def _write_model_description(model_dir: str, features: FeatureSet, params: TrainParams) -> None:
     model_folder.write_text(model_dir, model_folder.TRAIN_PARAMS_FILE,
                             json.dumps(dataclasses.asdict(params), indent=1, sort_keys=True))
-    model_folder.write_text(model_dir, model_folder.FEATURE_PARAMS_FILE, features.params.to_json())
     model_folder.copy_feature_set_files(features.directory, model_dir)
 
 

@@ -9,7 +9,7 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_jobs import prune, relabel, scoring
-from beam_jobs.contracts import feature_set, features, schema
+from beam_jobs.contracts import feature_set, features, schema, score_table
 from beam_jobs.contracts.manifest import ManifestRow, read_manifest
 from beam_jobs.contracts.params import FeatureParams
 from beam_jobs.extract import ClipFeatures, SummariseSplits, to_examples
@@ -154,9 +154,9 @@ def test_score_tables_quote_class_names_and_clip_ids_with_commas():
     import csv
 
     vocabulary = ["Male speech, man speaking", 'Say "hi"', "Dog"]
-    header = scoring.score_table_header(vocabulary)
+    header = score_table.header(vocabulary)
     assert next(csv.reader([header])) == ["clip_id", "patches", *vocabulary]
     with test_pipeline.TestPipeline() as p:
         rows = (p | beam.Create([("Y0, take 2", np.array([0.25, 0.5, 1.0]))]) | scoring.AggregateClipScores("mean")
-                | beam.Map(scoring.parse_score_row) | beam.Map(lambda row: (row[0], tuple(row[1]))))
+                | beam.Map(score_table.parse_row) | beam.Map(lambda row: (row[0], tuple(row[1]))))
         assert_that(rows, equal_to([("Y0, take 2", (0.25, 0.5, 1.0))]))

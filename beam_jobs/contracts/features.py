@@ -26,6 +26,7 @@ from beam_jobs.contracts.params import FeatureParams
 
 # Shorter clips are rejected: a few samples repeated make no sound event. Real percussive clips can be short
 # (Sonic Pi's elec_tick lasts 19 ms, two tabla strokes 43-44 ms), hence 10 ms.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")  # what ingest and tagging look for
 MIN_DURATION_SECONDS = 0.01
 MAX_FLOAT_AMPLITUDE = 1000.0  # float samples nominally lie in [-1, 1]; 60 dB beyond that is a broken file
 HEADER_BYTES = 1 << 16  # where a WAV file's data chunk header must start for the truncation check

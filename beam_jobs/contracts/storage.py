@@ -13,22 +13,26 @@ def join(*parts: str) -> str:
     return FileSystems.join(*parts)
 
 
-def write_text(path: str, text: str) -> None:
+def write_bytes(path: str, data: bytes) -> None:
     """Writes whole or not at all: a local file goes to a temporary name first and is renamed (a full disk
     leaves no truncated report); an object store publishes an object only when it is closed."""
     if FileSystems.get_scheme(path) is None:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         temporary = f"{path}.tmp-{os.getpid()}"
         try:
-            with open(temporary, "w", encoding="utf-8") as handle:
-                handle.write(text)
+            with open(temporary, "wb") as handle:
+                handle.write(data)
             os.replace(temporary, path)
         finally:
             if os.path.exists(temporary):
                 os.remove(temporary)
         return
     with FileSystems.create(path) as handle:
-        handle.write(text.encode("utf-8"))
+        handle.write(data)
+
+
+def write_text(path: str, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
 
 
 def read_text(path: str) -> str:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.datasets.common import AUDIO_EXTENSIONS, csv_rows, fields_of, header_index, split_labels, unique_clips
+from beam_jobs.contracts.features import AUDIO_EXTENSIONS
+from beam_jobs.datasets.common import csv_rows, fields_of, header_index, split_labels, unique_clips
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join
 

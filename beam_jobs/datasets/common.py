@@ -9,8 +9,6 @@ from apache_beam.io.filesystems import FileSystems
 from beam_jobs.contracts.manifest import DatasetError
 from beam_jobs.contracts.storage import read_text
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
-
 
 def csv_rows(path: str, comment: str | None = None) -> list[tuple[int, list[str]]]:
     """(line number, fields) of every non-empty row; DatasetError naming the file if it cannot be read."""

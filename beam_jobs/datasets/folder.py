@@ -16,7 +16,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join
-from beam_jobs.datasets.common import AUDIO_EXTENSIONS, unique_clips
+from beam_jobs.contracts.features import AUDIO_EXTENSIONS
+from beam_jobs.datasets.common import unique_clips
 
 SPLIT_NAMES = {"train": "train", "training": "train", "dev": "train", "development": "train", "val": "val",
                "valid": "val", "validation": "val", "test": "test", "eval": "eval", "evaluation": "eval"}

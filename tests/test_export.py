@@ -1,0 +1,145 @@
+"""Export, tagging and the HEAR API: the exported model computes what the pipeline computes."""
+import csv
+import dataclasses
+import io
+
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+
+from beam_jobs.contracts import score_table
+from beam_jobs.contracts.features import cut_patches, decode_clip, log_mel_spectrogram, resample, waveform_to_log_mel
+from beam_jobs.contracts.manifest import read_manifest
+from beam_jobs.contracts.params import FeatureParams
+from keras_models import export, hear, tag
+from keras_models.evaluate import predict_split
+from keras_models.train import TrainParams, train_classifier
+
+
+def real_rate_clip(rate: int, seconds: float, seed: int = 0) -> np.ndarray:
+    """A tone sweep over noise at a recording's level, with a silent gap (log-mel values near the floor)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(rate * seconds)) / rate
+    clip = 0.3 * np.sin(2 * np.pi * (200 + 800 * t) * t) + 0.05 * rng.standard_normal(len(t))
+    clip[len(t) // 3: len(t) // 2] = 0.0
+    return clip.astype(np.float32)
+
+
+@pytest.mark.parametrize("params", [FeatureParams(), FeatureParams.fsdnoisy18k()], ids=["fsd50k", "fsdnoisy18k"])
+def test_front_end_matches_the_feature_job(params):
+    for seconds in (0.37, 1.0, 2.9):
+        clip = real_rate_clip(params.sample_rate, seconds)
+        expected = log_mel_spectrogram(clip, params)
+        computed = export.tf_log_mel(tf.constant(clip[None]), params).numpy()[0]
+        assert computed.shape == expected.shape
+        assert np.max(np.abs(computed - expected)) < 2e-3
+
+
+def test_front_end_patches_short_and_long_clips_as_extraction_does():
+    params = FeatureParams()
+    mean, std = np.linspace(-5, 1, params.n_mels), np.linspace(1, 3, params.n_mels)
+    layer = export.WaveformPatches(dataclasses.asdict(params))
+    layer.set_weights([mean, std])
+    for seconds in (0.2, 3.3):  # shorter than a patch (repeated), several patches
+        clip = real_rate_clip(params.sample_rate, seconds, seed=1)
+        expected = (cut_patches(waveform_to_log_mel(clip, params.sample_rate, params), params) - mean) / std
+        patches, starts = layer(tf.constant(clip[None]))
+        assert patches.shape == expected.shape
+        assert np.max(np.abs(patches.numpy() - expected)) < 2e-3
+        hop_seconds = params.patch_hop_frames * params.hop_length / params.sample_rate
+        np.testing.assert_allclose(starts.numpy()[0], np.arange(len(expected)) * hop_seconds, rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def model_dir(features_dir, tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("export_model"))
+    train_classifier(features_dir, directory, TrainParams(width=0.25, epochs=1, batch_size=16))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def export_dir(model_dir, tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("exported"))
+    export.export(model_dir, directory, tflite=True)
+    return directory
+
+
+def eval_audio(manifest_dir, clips=6):
+    rows = [row for row in read_manifest(manifest_dir).rows if row.split == "eval"][:clips]
+    return [(row.clip_id, row.audio_path) for row in rows]
+
+
+def test_exported_model_gives_the_evaluation_scores(model_dir, export_dir, features_dir, manifest_dir):
+    clip_ids, scores, _, vocabulary = predict_split(model_dir, features_dir, "eval")
+    expected = dict(zip(clip_ids, scores))
+    tagger = export.Tagger(export_dir)
+    assert tagger.vocabulary == vocabulary
+    interpreter = tf.lite.Interpreter(model_path=f"{export_dir}/{export.TFLITE_FILE}")
+    serve_lite = interpreter.get_signature_runner("serving_default")
+    for clip_id, path in eval_audio(manifest_dir):
+        waveform, rate = decode_clip(path)
+        waveform = resample(waveform, rate, tagger.sample_rate)
+        outputs = tagger(waveform)
+        assert np.max(np.abs(outputs["clip_scores"] - expected[clip_id])) < 1e-4
+        assert outputs["embedding"].shape == (len(outputs["patch_scores"]), tagger.embedding_size)
+        lite = serve_lite(waveform=waveform[None].astype(np.float32))
+        assert np.max(np.abs(lite["clip_scores"][0] - expected[clip_id])) < 1e-3
+    reloaded = tf.keras.models.load_model(f"{export_dir}/{export.KERAS_FILE}")
+    first = resample(*decode_clip(eval_audio(manifest_dir)[0][1]), tagger.sample_rate)
+    np.testing.assert_allclose(reloaded(first[None])["clip_scores"].numpy()[0], tagger(first)["clip_scores"], atol=1e-5)
+
+
+def test_tagging_writes_the_score_table_and_rejects_bad_files(export_dir, model_dir, manifest_dir, tmp_path):
+    folder = tmp_path / "recordings"
+    (folder / "sub").mkdir(parents=True)
+    clips = eval_audio(manifest_dir, clips=3)
+    for index, (_, path) in enumerate(clips):
+        waveform, rate = decode_clip(path)
+        stereo = np.stack([waveform, 0.5 * waveform], axis=1)
+        soundfile.write(str(folder / "sub" / f"clip, {index}.flac"), stereo, rate)  # a comma in the name
+    (folder / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt ")
+    (folder / "notes.txt").write_text("not audio, not listed")
+    output = tmp_path / "scores.csv"
+    result = tag.tag(export_dir, [str(folder)], str(output), top_k=2, timestamps=True)
+    assert sorted(result["rejected"]) == [str(folder / "broken.wav")]
+    lines = output.read_text().splitlines()
+    assert lines[0] == score_table.header(export.Tagger(export_dir).vocabulary)
+    table = dict(score_table.parse_row(line) for line in lines[1:])
+    assert sorted(table) == sorted(str(folder / "sub" / f"clip, {index}.flac") for index in range(3))
+    direct = tag.tag(model_dir, [str(folder / "sub" / "clip, 0.flac")])  # the model folder, without an export
+    np.testing.assert_allclose(table[str(folder / "sub" / "clip, 0.flac")],
+                               direct["tagged"][str(folder / "sub" / "clip, 0.flac")], atol=1e-5)
+    rejected = list(csv.reader(io.StringIO((tmp_path / f"scores.csv{tag.REJECTED_SUFFIX}").read_text())))
+    assert rejected[0] == ["path", "reason"] and rejected[1][0] == str(folder / "broken.wav")
+    patches = list(csv.reader(io.StringIO((tmp_path / f"scores.csv{tag.PATCHES_SUFFIX}").read_text())))
+    assert patches[0][:3] == ["clip_id", "start", "end"]
+    assert float(patches[1][2]) - float(patches[1][1]) == pytest.approx(1.0, abs=0.02)  # 1 s patches
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no audio files"):
+        tag.tag(export_dir, [str(tmp_path / "empty")])
+    missing = tag.tag(export_dir, [str(tmp_path / "missing.wav"), str(folder / "sub")])
+    assert "file not found" in missing["rejected"][str(tmp_path / "missing.wav")] and len(missing["tagged"]) == 3
+    assert tag.main(["--model", export_dir, str(folder / "broken.wav")]) == 1  # nothing tagged: non-zero
+
+
+def test_hear_api_rules(export_dir):
+    model = hear.load_model(export_dir)
+    assert model.sample_rate == 22050
+    assert model.scene_embedding_size == model.timestamp_embedding_size > 0
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal((3, int(2.2 * model.sample_rate)))).astype(np.float32)
+    embeddings, timestamps = hear.get_timestamp_embeddings(tf.constant(audio), model)
+    assert embeddings.dtype == tf.float32 and timestamps.dtype == tf.float32
+    assert embeddings.shape[:2] == timestamps.shape and embeddings.shape[0] == 3
+    assert embeddings.shape[2] == model.timestamp_embedding_size
+    assert np.all(np.diff(timestamps.numpy(), axis=1) > 0)
+    first_centre_ms = 1000 * (101 - 1) * 220 / 2 / 22050  # the first patch's centre (101 frames, 10 ms hop)
+    assert timestamps.numpy()[0, 0] == pytest.approx(first_centre_ms, abs=1e-3)
+    scene = hear.get_scene_embeddings(audio, model)
+    assert scene.shape == (3, model.scene_embedding_size) and scene.dtype == tf.float32
+    alone = hear.get_scene_embeddings(audio[1:2], model)  # batch independence
+    np.testing.assert_allclose(alone.numpy()[0], scene.numpy()[1], atol=1e-5)
+    np.testing.assert_array_equal(hear.get_scene_embeddings(audio, model).numpy(), scene.numpy())  # deterministic
+    with pytest.raises(ValueError, match="n_sounds, n_samples"):
+        hear.get_scene_embeddings(audio[0], model)
