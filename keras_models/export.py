@@ -15,6 +15,7 @@ MODEL_DIR is a classifier folder (keras_models.train: model.keras) or a pretrain
   tagger.keras      the same model as Keras (needs this package for its front-end layers)
   tagger.tflite     with --tflite: the same signature for LiteRT/TFLite
   export.json       sample rate, vocabulary, aggregation, feature parameters, embedding size, files
+  vocabulary.json, feature_params.json   as in a model folder (what the Beam tagging job reads)
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ import tensorflow as tf
 
 from beam_jobs.contracts import storage
 from beam_jobs.contracts.aggregation import LOG_FLOOR, check_aggregation
-from beam_jobs.contracts.feature_set import read_normalisation, read_vocabulary
+from beam_jobs.contracts.feature_set import (MODEL_PARAMS_FILE, VOCABULARY_FILE, read_model_feature_params,
+                                             read_normalisation, read_vocabulary)
 from beam_jobs.contracts.features import analysis_window, mel_filterbank
 from beam_jobs.contracts.params import FeatureParams
 from beam_jobs.contracts.storage import join
@@ -137,9 +139,8 @@ def read_model_folder(model_dir: str) -> ModelSource:
     else:
         raise FileNotFoundError(f"{model_dir}: neither {model_folder.MODEL_FILE} nor {model_folder.ENCODER_FILE}; "
                                 f"is it a model folder?")
-    params = FeatureParams.from_json(storage.read_text(model_folder.path(model_dir, model_folder.FEATURE_PARAMS_FILE)))
     mean, std = read_normalisation(model_dir)
-    return ModelSource(network, params, vocabulary, mean, std)
+    return ModelSource(network, read_model_feature_params(model_dir), vocabulary, mean, std)
 
 
 def build_tagger(source: ModelSource, aggregation: str = "mean") -> keras.Model:
@@ -186,6 +187,8 @@ def export(model_dir: str, output_dir: str, aggregation: str = "mean", tflite: b
         files.append(TFLITE_FILE)
     description = {**describe(source, aggregation, tagger), "files": files, "source": model_dir}
     storage.write_text(join(output_dir, EXPORT_FILE), json.dumps(description, indent=1))
+    storage.write_text(join(output_dir, VOCABULARY_FILE), json.dumps(list(source.vocabulary)))
+    storage.write_text(join(output_dir, MODEL_PARAMS_FILE), source.params.to_json())
     return description
 
 
@@ -218,6 +221,7 @@ class Tagger:
         self.vocabulary = tuple(self.description["vocabulary"])
         self.embedding_size = int(self.description["embedding_size"])
         self.feature_params = self.description["feature_params"]
+        self.patch_seconds = FeatureParams(**self.feature_params).patch_seconds
 
     def __call__(self, waveforms) -> dict[str, np.ndarray]:
         """[clips, samples] (or one clip, [samples]) at `sample_rate` -> dict of OUTPUTS as numpy arrays."""

@@ -26,8 +26,7 @@ class HearModel(Tagger):
         super().__init__(folder)
         self.scene_embedding_size = self.embedding_size
         self.timestamp_embedding_size = self.embedding_size
-        params = self.feature_params
-        self.patch_centre_ms = 1000.0 * (params["patch_frames"] - 1) * params["hop_length"] / 2 / self.sample_rate
+        self.patch_centre_ms = 1000.0 * self.patch_seconds / 2
 
 
 def load_model(model_file_path: str = "") -> HearModel:

@@ -15,35 +15,17 @@ decoded and resampled as the feature job does (any rate and channel count; WAV, 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-import typing
 
 import numpy as np
-from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.contracts import score_table, storage
-from beam_jobs.contracts.features import AUDIO_EXTENSIONS, decode_clip, resample
+from beam_jobs.contracts.features import AUDIO_EXTENSIONS, decode_clip, find_audio_files, resample
 from keras_models.export import Tagger
 
 REJECTED_SUFFIX = ".rejected.csv"
 PATCHES_SUFFIX = ".patches.csv"
-
-
-def audio_files(paths: typing.Iterable[str]) -> list[str]:
-    """The given files, and the audio files below the given folders (recursively, sorted)."""
-    found = []
-    for path in paths:
-        if FileSystems.get_scheme(path) is None and os.path.isdir(path):
-            found += sorted(os.path.join(folder, name) for folder, _, names in os.walk(path, followlinks=True)
-                            for name in names if name.lower().endswith(AUDIO_EXTENSIONS))
-        elif FileSystems.get_scheme(path) is not None and not FileSystems.exists(path):
-            matches = FileSystems.match([storage.join(path.rstrip("/"), "**")])[0].metadata_list
-            found += sorted(match.path for match in matches if match.path.lower().endswith(AUDIO_EXTENSIONS))
-        else:
-            found.append(path)
-    return found
 
 
 class Progress:
@@ -60,7 +42,7 @@ class Progress:
             print(f"\r[{self.done}/{self.total}] {rate:.1f} files/s", end=end, file=sys.stderr, flush=True)
 
 
-def tag_file(tagger, path: str) -> dict[str, np.ndarray]:
+def tag_file(tagger: Tagger, path: str) -> dict[str, np.ndarray]:
     """The tagger's outputs for one file, decoded and resampled as the feature job does."""
     waveform, rate = decode_clip(path)
     outputs = tagger(resample(waveform, rate, tagger.sample_rate))
@@ -70,21 +52,25 @@ def tag_file(tagger, path: str) -> dict[str, np.ndarray]:
     return outputs
 
 
+def load_classifier(model: str, aggregation: str = "mean") -> Tagger:
+    tagger = Tagger(model, aggregation)
+    if not tagger.vocabulary:
+        raise ValueError(f"{model} is an encoder: it has no classes to tag with (keras_models.hear gives its "
+                         f"embeddings)")
+    return tagger
+
+
 def tag(model: str, paths: list[str], output: str = "", top_k: int = 3, timestamps: bool = False,
         aggregation: str = "mean", progress: bool | None = None) -> dict:
     """Tags every audio file of `paths`; returns {"tagged": {path: clip scores}, "rejected": {path: reason}}."""
     if top_k <= 0:
         raise ValueError(f"top_k must be positive, got {top_k}")
-    tagger = Tagger(model, aggregation)
-    if not tagger.vocabulary:
-        raise ValueError(f"{model} is an encoder: it has no classes to tag with (keras_models.hear gives its "
-                         f"embeddings)")
-    files = audio_files(paths)
+    tagger = load_classifier(model, aggregation)
+    files = find_audio_files(paths)
     if not files:
         raise FileNotFoundError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {paths}")
     meter = Progress(len(files), sys.stderr.isatty() and len(files) > 20 if progress is None else progress)
     rows, patch_rows, tagged, rejected = [], [], {}, {}
-    patch_seconds = (tagger.feature_params["patch_frames"] - 1) * tagger.feature_params["hop_length"] / tagger.sample_rate
     for path in files:
         try:
             outputs = tag_file(tagger, path)
@@ -92,17 +78,16 @@ def tag(model: str, paths: list[str], output: str = "", top_k: int = 3, timestam
             rejected[path] = f"{type(error).__name__}: {error}"
             meter.step()
             continue
-        scores, patches = outputs["clip_scores"], outputs["patch_scores"]
+        scores, patches, starts = outputs["clip_scores"], outputs["patch_scores"], outputs["patch_starts"]
         tagged[path] = scores
         rows.append(score_table.row(path, len(patches), scores))
         best = np.argsort(-scores)[:top_k]
         print(f"{path}\t" + "\t".join(f"{tagger.vocabulary[i]} {scores[i]:.3f}" for i in best))
-        for start, patch in zip(outputs["patch_starts"], patches):
-            patch_rows.append(storage.csv_line([path, f"{start:.3f}", f"{start + patch_seconds:.3f}",
-                                                *(f"{value:.6g}" for value in patch)]))
-            if timestamps:
+        if timestamps:
+            patch_rows += score_table.patch_rows(path, starts, tagger.patch_seconds, patches)
+            for start, patch in zip(starts, patches):
                 top = int(np.argmax(patch))
-                print(f"  {start:8.2f}-{start + patch_seconds:.2f} s\t{tagger.vocabulary[top]} {patch[top]:.3f}")
+                print(f"  {start:8.2f}-{start + tagger.patch_seconds:.2f} s\t{tagger.vocabulary[top]} {patch[top]:.3f}")
         meter.step()
     for path, reason in rejected.items():
         print(f"rejected {path}: {reason}", file=sys.stderr)
@@ -112,8 +97,8 @@ def tag(model: str, paths: list[str], output: str = "", top_k: int = 3, timestam
                            "\n".join([storage.csv_line(["path", "reason"]),
                                       *(storage.csv_line([path, reason]) for path, reason in rejected.items())]) + "\n")
         if timestamps:
-            header = storage.csv_line(["clip_id", "start", "end", *tagger.vocabulary])
-            storage.write_text(output + PATCHES_SUFFIX, "\n".join([header, *patch_rows]) + "\n")
+            storage.write_text(output + PATCHES_SUFFIX,
+                               "\n".join([score_table.patch_header(tagger.vocabulary), *patch_rows]) + "\n")
     print(f"tagged {len(tagged)} of {len(files)} files; rejected {len(rejected)}", file=sys.stderr)
     return {"tagged": tagged, "rejected": rejected}
 

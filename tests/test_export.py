@@ -2,6 +2,7 @@
 import csv
 import dataclasses
 import io
+import json
 
 import numpy as np
 import pytest
@@ -143,3 +144,29 @@ def test_hear_api_rules(export_dir):
     np.testing.assert_array_equal(hear.get_scene_embeddings(audio, model).numpy(), scene.numpy())  # deterministic
     with pytest.raises(ValueError, match="n_sounds, n_samples"):
         hear.get_scene_embeddings(audio[0], model)
+
+
+def test_the_tagging_job_writes_what_the_command_line_tagger_does(export_dir, manifest_dir, tmp_path):
+    from beam_jobs import tag as tag_job
+
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for index, (_, path) in enumerate(eval_audio(manifest_dir, clips=4)):
+        waveform, rate = decode_clip(path)
+        soundfile.write(str(folder / f"clip {index}.wav"), waveform, rate)
+    (folder / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt ")
+    expected = tag.tag(export_dir, [str(folder)])
+    summary = tag_job.tag_audio(export_dir, str(tmp_path / "job"), [str(folder)], timestamps=True)
+    assert (summary["files"], summary["tagged"], summary["rejected"]) == (5, 4, 1)
+    lines = [line for path in sorted((tmp_path / "job").glob("scores-*.csv")) for line in path.read_text().splitlines()]
+    table = dict(score_table.parse_row(line) for line in lines if not line.startswith("clip_id,"))
+    assert sorted(table) == sorted(expected["tagged"])
+    for path, scores in expected["tagged"].items():
+        np.testing.assert_allclose(table[path], scores, atol=1e-5)
+    rejected = [json.loads(line) for line in (tmp_path / "job" / tag_job.REJECTED_FILE).read_text().splitlines()]
+    assert [entry["path"] for entry in rejected] == [str(folder / "broken.wav")] and rejected[0]["reason"]
+    assert list((tmp_path / "job").glob("patches-*.csv"))
+    by_manifest = tag_job.tag_audio(export_dir, str(tmp_path / "by_manifest"), manifest_dir=manifest_dir)
+    assert by_manifest["tagged"] == by_manifest["files"] == len(read_manifest(manifest_dir).rows)
+    with pytest.raises(RuntimeError, match="none of the 1 files could be tagged"):
+        tag_job.tag_audio(export_dir, str(tmp_path / "nothing"), [str(folder / "broken.wav")])

@@ -29,6 +29,7 @@ STATS_FILE = "stats.json"
 COUNTS_FILE = "counts.json"
 DEAD_LETTERS_FILE = "dead_letters.jsonl"
 PARAMS_FILE = "params.json"
+MODEL_PARAMS_FILE = "feature_params.json"  # the FeatureParams a model folder (or its export) was trained on
 SEPARATION_FILE = "separation.json"
 SHARD_SUFFIX = ".tfrecord"
 NORMALISATION_SPLIT = "train"
@@ -94,6 +95,11 @@ def read_counts(features_dir: str) -> dict:
 
 def read_vocabulary(folder: str) -> list[str]:
     return read_json(join(folder, VOCABULARY_FILE), "a feature set, manifest, model or score table")
+
+
+def read_model_feature_params(folder: str) -> FeatureParams:
+    """The feature parameters of a model folder or an export folder."""
+    return FeatureParams.from_json(read_text(join(folder, MODEL_PARAMS_FILE)))
 
 
 def normalisation(stats: dict, where: str) -> tuple[np.ndarray, np.ndarray]:

@@ -159,6 +159,26 @@ def open_clip(path: str) -> typing.Iterator[AudioFile]:
             stream.close()
 
 
+def find_audio_files(paths) -> list[str]:
+    """The given files, and the audio files (AUDIO_EXTENSIONS) below the given folders, recursively and
+    sorted; local or on any Beam filesystem (gs://...). A path that does not exist is returned as it is, so
+    that decoding rejects it with its reason."""
+    found = []
+    for path in paths:
+        if FileSystems.get_scheme(path) is None:
+            if os.path.isdir(path):
+                found += sorted(os.path.join(folder, name) for folder, _, names in os.walk(path, followlinks=True)
+                                for name in names if name.lower().endswith(AUDIO_EXTENSIONS))
+            else:
+                found.append(path)
+        elif FileSystems.exists(path):
+            found.append(path)
+        else:  # a folder (or a prefix) in an object store
+            matches = FileSystems.match([path.rstrip("/") + "/**"])[0].metadata_list
+            found += sorted(match.path for match in matches if match.path.lower().endswith(AUDIO_EXTENSIONS))
+    return found
+
+
 def decode_audio(source: bytes | str, name: str) -> tuple[np.ndarray, int]:
     """Decodes any format libsndfile knows (WAV, FLAC, OGG, AIFF, MP3) from file contents or a local path;
     returns the downmixed mono float32 waveform and its sample rate (checked as AudioFile says)."""

@@ -45,6 +45,11 @@ class FeatureParams:
         """Shortest waveform (in samples) that yields exactly one full patch; shorter clips are replicated."""
         return (self.patch_frames - 1) * self.hop_length
 
+    @property
+    def patch_seconds(self) -> float:
+        """A patch's span: patch_frames frames centred hop_length apart."""
+        return (self.patch_frames - 1) * self.hop_length / self.sample_rate
+
     def num_frames(self, num_samples: int) -> int:
         """Frames of a centred STFT over `num_samples` samples."""
         return 1 + num_samples // self.hop_length

@@ -1,8 +1,10 @@
-"""The clip x class score table: written by the scoring job (beam_jobs.scoring) and the tagger
-(keras_models.tag), read by relabelling, pruning and analysis.
+"""The clip x class score table: written by the scoring job (beam_jobs.scoring) and the taggers
+(keras_models.tag, beam_jobs.tag), read by relabelling, pruning and analysis.
 
   header `clip_id,patches,<class 1>,...,<class n>` (CSV-quoted where a name holds a comma or quote)
   one row per clip: its id, its patch count and its clip scores (`%.6g`)
+
+The taggers' patch table: header `clip_id,start,end,<class 1>,...`, one row per patch (times in seconds).
 """
 from __future__ import annotations
 
@@ -25,3 +27,15 @@ def row(clip_id: str, patches: int, scores) -> str:
 def parse_row(line: str) -> tuple[str, np.ndarray]:
     clip_id, _, *values = parse_csv_line(line)
     return clip_id, np.asarray(values, dtype=np.float64)
+
+
+def patch_header(vocabulary) -> str:
+    return csv_line(["clip_id", "start", "end", *vocabulary])
+
+
+def patch_rows(clip_id: str, starts, patch_seconds: float, scores) -> list[str]:
+    """One row per patch: its start and end times and its scores."""
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"clip {clip_id}: non-finite patch scores; the model is broken")
+    return [csv_line([clip_id, f"{start:.3f}", f"{start + patch_seconds:.3f}", *(f"{value:.6g}" for value in row)])
+            for start, row in zip(starts, scores)]
