@@ -125,6 +125,25 @@ def _dataset_format(value):
         raise ValueError(f"unknown dataset format {value!r}; expected one of {sorted(ingest.ADAPTERS)}")
 
 
+def _model_uri(value):
+    from keras_models.export import EXPORT_FILE
+    from keras_models.model_folder import MODEL_FILE
+
+    if not value:
+        raise ValueError("a classifier folder or an export folder is required")
+    if FileSystems.get_scheme(value) is None and not any(
+            os.path.isfile(os.path.join(value, name)) for name in (MODEL_FILE, EXPORT_FILE)):
+        raise ValueError(f"{value!r} holds neither {MODEL_FILE} (a classifier folder) nor {EXPORT_FILE} (an export)")
+
+
+def _audio(values):
+    if not values or not all(isinstance(value, str) and value for value in values):
+        raise ValueError("a non-empty list of audio files, folders or object-store prefixes is required")
+    missing = [value for value in values if FileSystems.get_scheme(value) is None and not os.path.exists(value)]
+    if missing:
+        raise ValueError(f"not found: {missing}")
+
+
 def _audioset_train(value):
     if value not in TRAIN_SUBSETS:
         raise ValueError(f"expected one of {sorted(TRAIN_SUBSETS)} (the AudioSet subsets that become train)")
@@ -136,6 +155,7 @@ RULES = {
     "dataset_root": _dataset_root,
     "dataset_format": _dataset_format,
     "audioset_train": _audioset_train,
+    "model_uri": _model_uri, "audio": _audio, "timestamps": lambda value: None,
     "feature_params": FeatureParams.resolve,
     "synthetic_clips": lambda value: synthetic.SyntheticConfig(clips=value),
     "seed": lambda value: None,

@@ -141,6 +141,26 @@ def tag_audio(model: str, output_dir: str, paths: list[str] = (), manifest_dir: 
     return summary
 
 
+def tagging_report(output_dir: str, top_k: int = 3, rows: int = 50) -> str:
+    """Markdown: the counts, the top labels of the first `rows` files and the rejected files."""
+    summary = json.loads(read_text(join(output_dir, TAGGING_FILE)))
+    vocabulary = feature_set.read_vocabulary(output_dir)
+    lines = [f"# Tagging: {summary['tagged']} of {summary['files']} files tagged, {summary['rejected']} rejected",
+             "", f"Model `{summary['model']}`.", "", "| file | top labels |", "|---|---|"]
+    table = [score_table.parse_row(line) for path in list_files(join(output_dir, f"{SCORES_PREFIX}-*.csv"))
+             for line in read_text(path).splitlines()[1:]]
+    for clip_id, scores in sorted(table)[:rows]:
+        best = sorted(range(len(scores)), key=lambda index: -scores[index])[:top_k]
+        lines.append(f"| {clip_id} | " + ", ".join(f"{vocabulary[index]} {scores[index]:.3f}" for index in best) + " |")
+    if len(table) > rows:
+        lines.append(f"| ... {len(table) - rows} more in the score table | |")
+    rejected = [json.loads(line) for line in read_text(join(output_dir, REJECTED_FILE)).splitlines()]
+    if rejected:
+        lines += ["", "## Rejected", "", "| file | reason |", "|---|---|"]
+        lines += [f"| {entry['path']} | {entry['reason']} |" for entry in rejected]
+    return "\n".join(lines) + "\n"
+
+
 def run(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a classifier folder or an export folder")

@@ -17,7 +17,8 @@ def parameter_check(pipeline_name: str, signature: inspect.Signature):
         if annotation not in TYPES:
             raise TypeError(f"pipeline {pipeline_name}: parameter {parameter.name} of type {annotation}; "
                             f"expected one of {TYPES}")
-        arguments.append(f"{parameter.name}: {annotation} = {parameter.default!r}")
+        required = parameter.default is inspect.Parameter.empty
+        arguments.append(f"{parameter.name}: {annotation}" + ("" if required else f" = {parameter.default!r}"))
     function_name = f"check_{pipeline_name}_parameters"
     source = (f"def {function_name}({', '.join(arguments)}):\n"
               f'    """Fails the run before any work when a parameter of {pipeline_name} is invalid."""\n'

@@ -51,6 +51,7 @@ def read_json(model_dir: str, name: str):
 def copy_feature_set_files(features_dir: str, model_dir: str) -> None:
     """The feature set's parameters, normalisation statistics and vocabulary travel with the model (a
     classifier or an encoder): what export needs to rebuild the front end."""
+    tf.io.gfile.makedirs(model_dir)
     tf.io.gfile.copy(join(features_dir, feature_set.PARAMS_FILE), path(model_dir, FEATURE_PARAMS_FILE), overwrite=True)
     for name in (feature_set.STATS_FILE, feature_set.VOCABULARY_FILE):
         tf.io.gfile.copy(join(features_dir, name), path(model_dir, name), overwrite=True)

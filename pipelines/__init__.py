@@ -7,6 +7,18 @@ import pkgutil
 NOT_PIPELINES = {"compile", "run_local", "deployment", "experiment"}
 
 
+def defaults(pipeline) -> dict:
+    """{name: default} of the parameters that have one."""
+    return {name: spec.default for name, spec in (pipeline.component_spec.inputs or {}).items()
+            if name not in required(pipeline)}
+
+
+def required(pipeline) -> list[str]:
+    """Parameters without a default, that every run must give (tag_audio's model and audio)."""
+    return sorted(name for name, spec in (pipeline.component_spec.inputs or {}).items()
+                  if spec.default is None and not spec.optional)
+
+
 def discover() -> dict:
     """{name: pipeline function} for every experiment module in this package."""
     found = {}

@@ -5,12 +5,13 @@ evaluation and fine-tuning of the pretrained encoder next to training from scrat
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Markdown, Metrics
+from kfp.dsl import Markdown, Metrics, Model
 
 from components.data import extract_features, ingest_dataset, select_train_set
 from components.models import evaluate_single_label, train_classifier
 from components.ssl import evaluate_knn, pretrain_contrastive, train_on_encoder
 from components.studies import summarize_contrastive
+from components.tagging import export_model
 from pipelines.experiment import experiment
 
 DOWNSTREAM_SETS = [{"train_set": "noisy", "flag": "!manually_verified"},
@@ -45,7 +46,7 @@ def contrastive_ssl(
     scratch_learning_rate: float = 1e-3,
     beam_runner: str = "DirectRunner",
     beam_options: list = [],
-) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
+) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, exported_encoder=Model):
     manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, audioset_train=audioset_train,
                               synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
                               beam_options=beam_options, required_splits=["train", "test"])
@@ -61,6 +62,8 @@ def contrastive_ssl(
                                       temperature=temperature, epochs=pretrain_epochs,
                                       batch_size=pretrain_batch_size, learning_rate=pretrain_learning_rate, seed=seed)
     pretrained.set_display_name("contrastive pretraining")
+    exported = export_model(model=pretrained.outputs["encoder"])
+    exported.set_display_name("export the encoder (waveform in, embeddings out)")
     with dsl.ParallelFor(downstream_sets) as downstream:
         labelled = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"],
                                     flag=downstream.flag, val_fraction=val_fraction, seed=seed)
@@ -88,5 +91,6 @@ def contrastive_ssl(
                                     fine_tuned=dsl.Collected(evaluations["fine_tuned"].outputs["result"]),
                                     scratch=dsl.Collected(evaluations["scratch"].outputs["result"]))
     summary.set_display_name("summary")
-    outputs = NamedTuple("Outputs", metrics=Metrics, report=Markdown)
-    return outputs(metrics=summary.outputs["metrics"], report=summary.outputs["report"])
+    outputs = NamedTuple("Outputs", metrics=Metrics, report=Markdown, exported_encoder=Model)
+    return outputs(metrics=summary.outputs["metrics"], report=summary.outputs["report"],
+                   exported_encoder=exported.outputs["exported"])

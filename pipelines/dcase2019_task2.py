@@ -3,11 +3,12 @@ set; lwlrap and a per-class lwlrap table on the test set, next to the noisy-only
 """
 from typing import NamedTuple
 
-from kfp.dsl import Markdown, Metrics
+from kfp.dsl import Markdown, Metrics, Model
 
 from components.data import extract_features, ingest_dataset, select_train_set
 from components.models import evaluate_classifier, fine_tune_classifier, train_classifier
 from components.studies import summarize_dcase2019
+from components.tagging import export_model
 from pipelines.experiment import experiment
 
 
@@ -30,7 +31,7 @@ def dcase2019_task2(
     mixed_precision: bool = False,
     beam_runner: str = "DirectRunner",
     beam_options: list = [],
-) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, fine_tuned_report=Markdown):
+) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, fine_tuned_report=Markdown, exported=Model):
     manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, audioset_train=audioset_train,
                               synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
                               beam_options=beam_options, required_splits=["train_curated", "train_noisy", "test"])
@@ -67,6 +68,9 @@ def dcase2019_task2(
                                   noisy_then_curated=evaluations["noisy then curated"].outputs["metrics"],
                                   curated_only=evaluations["curated only"].outputs["metrics"])
     summary.set_display_name("summary")
-    outputs = NamedTuple("Outputs", metrics=Metrics, report=Markdown, fine_tuned_report=Markdown)
+    exported = export_model(model=fine_tuned.outputs["model"])
+    exported.set_display_name("export the fine-tuned model")
+    outputs = NamedTuple("Outputs", metrics=Metrics, report=Markdown, fine_tuned_report=Markdown, exported=Model)
     return outputs(metrics=summary.outputs["metrics"], report=summary.outputs["report"],
-                   fine_tuned_report=evaluations["noisy then curated"].outputs["report"])
+                   fine_tuned_report=evaluations["noisy then curated"].outputs["report"],
+                   exported=exported.outputs["exported"])

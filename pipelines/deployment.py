@@ -63,9 +63,11 @@ class Deployment:
 
 
 def check_defaults(pipeline) -> None:
-    """The pipeline's default parameters pass the checks its first task makes at run time."""
-    check_parameters(pipeline.name.replace("-", "_"),
-                     {name: spec.default for name, spec in (pipeline.component_spec.inputs or {}).items()})
+    """The pipeline's default parameters pass the checks its first task makes at run time (a required
+    parameter has no default: it is checked when a run gives it)."""
+    from pipelines import defaults
+
+    check_parameters(pipeline.name.replace("-", "_"), defaults(pipeline))
 
 
 def deployed(pipeline, deployment: Deployment):

@@ -5,10 +5,11 @@ An empty `dataset_root` generates a synthetic FSD50K-format dataset of `syntheti
 """
 from typing import NamedTuple
 
-from kfp.dsl import Markdown, Metrics
+from kfp.dsl import Markdown, Metrics, Model
 
 from components.data import extract_features, ingest_dataset
 from components.models import evaluate_classifier, train_classifier
+from components.tagging import export_model
 from pipelines.experiment import experiment
 
 
@@ -28,7 +29,7 @@ def fsd50k_baseline(
     mixed_precision: bool = False,
     beam_runner: str = "DirectRunner",
     beam_options: list = [],
-) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
+) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, exported=Model):
     manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, audioset_train=audioset_train,
                               synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
                               beam_options=beam_options, required_splits=["train", "val", "eval"])
@@ -43,5 +44,8 @@ def fsd50k_baseline(
     evaluation = evaluate_classifier(model=model.outputs["model"], features=features.outputs["features"],
                                      split="eval", title="FSD50K baseline: eval set")
     evaluation.set_display_name("evaluate")
-    outputs = NamedTuple("Outputs", metrics=Metrics, report=Markdown)
-    return outputs(metrics=evaluation.outputs["metrics"], report=evaluation.outputs["report"])
+    exported = export_model(model=model.outputs["model"])
+    exported.set_display_name("export (waveform in, scores out)")
+    outputs = NamedTuple("Outputs", metrics=Metrics, report=Markdown, exported=Model)
+    return outputs(metrics=evaluation.outputs["metrics"], report=evaluation.outputs["report"],
+                   exported=exported.outputs["exported"])

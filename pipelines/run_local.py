@@ -105,16 +105,19 @@ def main(argv=None) -> int:
     from kfp import local
 
     from beam_jobs.pipeline_parameters import ParameterError, check_parameters
-    from pipelines import discover
+    from pipelines import defaults, discover, required
 
     pipelines = discover()
     if args.pipeline not in pipelines:
         parser.error(f"unknown pipeline {args.pipeline!r}; available: {sorted(pipelines)}")
     pipeline = pipelines[args.pipeline]
     arguments = parse_params(pipeline, args.param)
-    defaults = {name: spec.default for name, spec in pipeline.component_spec.inputs.items()}
+    missing = [name for name in required(pipeline) if name not in arguments]
+    if missing:
+        raise SystemExit(f"pipeline {args.pipeline}: required parameters not given: "
+                         + ", ".join(f"--param {name}=..." for name in missing))
     try:
-        check_parameters(args.pipeline, defaults | arguments)
+        check_parameters(args.pipeline, defaults(pipeline) | arguments)
     except ParameterError as error:
         raise SystemExit(str(error))
 

@@ -170,3 +170,26 @@ def test_the_tagging_job_writes_what_the_command_line_tagger_does(export_dir, ma
     assert by_manifest["tagged"] == by_manifest["files"] == len(read_manifest(manifest_dir).rows)
     with pytest.raises(RuntimeError, match="none of the 1 files could be tagged"):
         tag_job.tag_audio(export_dir, str(tmp_path / "nothing"), [str(folder / "broken.wav")])
+
+
+def test_an_encoder_exports_to_embeddings_for_hear_and_cannot_tag(features_dir, tmp_path):
+    from keras_models import model_folder
+    from keras_models.architectures import build_encoder
+
+    encoder_dir, exported = str(tmp_path / "encoder"), str(tmp_path / "exported")
+    encoder = build_encoder("vgg_like", (101, 96), width=0.125)
+    model_folder.copy_feature_set_files(features_dir, encoder_dir)
+    model_folder.save_encoder(encoder, encoder_dir, "vgg_like", 0.125)
+    description = export.export(encoder_dir, exported)
+    assert description["vocabulary"] == [] and description["outputs"] == ["embedding", "patch_starts"]
+    model = hear.load_model(exported)
+    audio = np.zeros((2, 35000), dtype=np.float32)  # 160 frames: two patches
+    audio[0, ::100] = 0.5
+    embeddings, timestamps = hear.get_timestamp_embeddings(audio, model)
+    assert embeddings.shape == (2, 2, encoder.output_shape[-1]) and timestamps.shape == (2, 2)
+    patches = export.WaveformPatches(description["feature_params"])
+    source = export.read_model_folder(encoder_dir)
+    patches.set_weights([source.mean, source.std])
+    np.testing.assert_allclose(embeddings.numpy()[0], encoder(patches(tf.constant(audio[:1]))[0]).numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="is an encoder"):
+        tag.tag(exported, [str(tmp_path)])

@@ -5,31 +5,38 @@ import yaml
 
 from beam_jobs.pipeline_parameters import ParameterError, check_parameters, unchecked
 from pipelines import compile as compile_module
-from pipelines import discover, run_local
+from pipelines import defaults, discover, required, run_local
 
 PIPELINES = sorted(discover())
 
 
-def defaults(pipeline) -> dict:
-    return {name: spec.default for name, spec in pipeline.component_spec.inputs.items()}
-
-
 @pytest.mark.parametrize("name", PIPELINES)
 def test_every_parameter_has_a_rule_and_the_defaults_pass(name):
-    values = defaults(discover()[name])
-    assert unchecked(values) == []
+    pipeline = discover()[name]
+    values = defaults(pipeline)
+    assert unchecked([*values, *required(pipeline)]) == []
     check_parameters(name, values)
+    assert required(pipeline) == (["audio", "model_uri"] if name == "tag_audio" else [])
 
 
 @pytest.mark.parametrize("name", PIPELINES)
 def test_a_bad_parameter_stops_run_local_before_submission(name, tmp_path, capsys):
+    pipeline = discover()[name]
+    bad = "batch_size=-1" if "batch_size" in defaults(pipeline) else "aggregation=median"
+    command = [name, "--param", bad, "--param", "beam_options=[\"--runner=FlinkRunner\"]",
+               "--pipeline-root", str(tmp_path / "runs")]
+    if required(pipeline):
+        with pytest.raises(SystemExit, match="required parameters not given: --param audio=..., --param model_uri="):
+            run_local.main(command)
+        command += ["--param", f"model_uri={tmp_path / 'nowhere'}", "--param", f'audio=["{tmp_path}"]']
     with pytest.raises(SystemExit) as stopped:
-        run_local.main([name, "--param", "batch_size=-1", "--param", "beam_options=[\"--runner=FlinkRunner\"]",
-                        "--pipeline-root", str(tmp_path)])
+        run_local.main(command)
     message = str(stopped.value)
     assert f"pipeline {name}: invalid parameters, nothing was run" in message
-    assert "batch_size=-1" in message and "the runner is beam_runner" in message
-    assert not any(tmp_path.iterdir())  # no task started
+    assert f"{bad.split('=')[0]}=" in message and "the runner is beam_runner" in message
+    if required(pipeline):
+        assert "nowhere" in message
+    assert not (tmp_path / "runs").exists()  # no task started
 
 
 @pytest.mark.parametrize("name", PIPELINES)

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -34,6 +35,8 @@ def test_every_pipeline_compiles_to_a_valid_pipeline_spec(compiled):
         spec = load_spec(path)
         assert spec.root.dag.tasks, path
         for executor in spec.deployment_spec.fields["executors"].struct_value.fields.values():
+            if "importer" in executor.struct_value.fields:  # tag_audio's model: no container
+                continue
             container = executor.struct_value.fields["container"].struct_value.fields
             assert container["image"].string_value == IMAGE
 
@@ -42,7 +45,7 @@ def test_fsd50k_baseline_wires_ingest_extract_train_evaluate(compiled):
     spec = load_spec(compiled / "fsd50k_baseline.yaml")
     tasks = spec.root.dag.tasks
     assert set(tasks) == {"check-fsd50k-baseline-parameters", "ingest-dataset", "extract-features", "train-classifier",
-                          "evaluate-classifier"}
+                          "evaluate-classifier", "export-model"}
     assert list(tasks["ingest-dataset"].dependent_tasks) == ["check-fsd50k-baseline-parameters"]
     assert list(tasks["train-classifier"].dependent_tasks) == ["extract-features"]
     assert set(tasks["evaluate-classifier"].dependent_tasks) == {"extract-features", "train-classifier"}
@@ -76,12 +79,13 @@ def test_fsd50k_baseline_runs_locally_end_to_end(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for task in ("check-fsd50k-baseline-parameters", "ingest-dataset", "extract-features", "train-classifier",
-                 "evaluate-classifier"):
+                 "evaluate-classifier", "export-model"):
         assert f"[run_local] task {task}: SUCCESS" in result.stdout
     assert "| class | positives | AP |" in result.stdout
     run_dir = next(tmp_path.glob("fsd50k-baseline-*"))
     assert (run_dir / "train-classifier" / "model" / "model.keras").exists()
     assert list((run_dir / "extract-features" / "features").glob("train-*.tfrecord"))
+    assert (run_dir / "export-model" / "exported" / "saved_model" / "saved_model.pb").exists()
 
 
 @pytest.mark.slow
@@ -301,6 +305,8 @@ def test_contrastive_ssl_runs_locally_and_reports_every_method(tmp_path):
     row = next(line for line in report.splitlines() if line.startswith("| clean |"))
     cells = [cell.strip() for cell in row.split("|")[2:6]]  # knn, linear, fine_tuned, scratch
     assert len(cells) == 4 and all(0 <= float(cell) <= 1 for cell in cells)
+    exported = next(tmp_path.glob("contrastive-ssl-*/export-model/exported"))
+    assert json.loads((exported / "export.json").read_text())["vocabulary"] == []  # an encoder: embeddings only
 
 
 def test_separation_ssl_trains_the_separator_once_and_an_encoder_per_setting(compiled):
@@ -342,3 +348,36 @@ def test_separation_ssl_runs_locally_and_reports_separation_and_downstream(tmp_p
         assert 0 < mean_ap <= 1 and np.isfinite(d_prime)
     separation_rows = [line for line in report.split("## Separator")[1].splitlines() if line.startswith("| ")]
     assert [line.split("|")[1].strip() for line in separation_rows[1:]] == ["0 (untrained)", "2", "4"]
+
+
+def test_tag_audio_imports_a_model_and_tags_with_beam(compiled):
+    spec = load_spec(compiled / "tag_audio.yaml")
+    tasks = spec.root.dag.tasks
+    assert {"check-tag-audio-parameters", "importer", "tag-audio-files"} <= set(tasks)
+    assert "check-tag-audio-parameters" in tasks["importer"].dependent_tasks
+    parameters = spec.root.input_definitions.parameters
+    assert not parameters["model_uri"].is_optional and not parameters["audio"].is_optional  # no synthetic default
+    baseline = load_spec(compiled / "fsd50k_baseline.yaml")
+    export_task = baseline.root.dag.tasks["export-model"]
+    assert export_task.inputs.artifacts["model"].task_output_artifact.producer_task == "train-classifier"
+    exported = baseline.components["comp-export-model"].output_definitions.artifacts["exported"]
+    assert exported.artifact_type.schema_title == "system.Model"
+
+
+@pytest.mark.slow
+def test_tag_audio_runs_locally_on_a_model_folder(features_dir, synthetic_root, tmp_path):
+    from keras_models.train import TrainParams, train_classifier
+
+    model_dir = str(tmp_path / "model")
+    train_classifier(features_dir, model_dir, TrainParams(width=0.25, epochs=1, batch_size=16))
+    command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "tag_audio",
+               "--param", f"model_uri={model_dir}", "--param", f'audio=["{synthetic_root}"]',
+               "--param", "timestamps=true",
+               "--pipeline-root", str(tmp_path / "runs")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    scores = next((tmp_path / "runs").glob("tag-audio-*/tag-audio-files/scores"))
+    summary = json.loads((scores / "tagging.json").read_text())
+    assert summary["tagged"] == summary["files"] > 0 and summary["rejected"] == 0
+    assert list(scores.glob("patches-*.csv"))
+    assert "# Tagging:" in result.stdout

@@ -1,0 +1,31 @@
+"""Tag audio with a trained model: a model (or export) folder and audio files -> score table and report.
+
+`model_uri`: a classifier folder (a `train-classifier` task's `model` output) or an export folder (an
+`export-model` task's `exported` output), as a path or URI (gs://, minio://...); `audio`: files, folders or
+object-store prefixes. Both are required: this pipeline has no synthetic default.
+"""
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Dataset, Markdown, Model
+
+from components.tagging import tag_audio_files
+from pipelines.experiment import experiment
+
+
+@experiment(name="tag-audio", description=__doc__.splitlines()[0])
+def tag_audio(
+    model_uri: str,
+    audio: list,
+    timestamps: bool = False,
+    aggregation: str = "mean",
+    beam_runner: str = "DirectRunner",
+    beam_options: list = [],
+) -> NamedTuple("Outputs", scores=Dataset, report=Markdown):
+    model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=False)
+    model.set_display_name("model")
+    tagged = tag_audio_files(model=model.output, audio=audio, timestamps=timestamps, aggregation=aggregation,
+                             beam_runner=beam_runner, beam_options=beam_options)
+    tagged.set_display_name("tag audio (Beam)")
+    outputs = NamedTuple("Outputs", scores=Dataset, report=Markdown)
+    return outputs(scores=tagged.outputs["scores"], report=tagged.outputs["report"])
