@@ -1,6 +1,6 @@
 """Separation-based self-supervised components: MixIT separator training and evaluation, separated views
 (Beam) and pretraining with SM / CP proxy tasks."""
-from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
 
 from components import BEAM, GPU, LIGHT, component
 
@@ -63,12 +63,15 @@ def separate_views(manifest: Input[Dataset], separator: Input[Model], steps: lis
 @component(GPU)
 def pretrain_separation_ssl(views: Input[Dataset], setting: dict, cp_weight: float, tps: bool, specaugment: bool,
                             architecture: str, width: float, temperature: float, epochs: int, batch_size: int,
-                            learning_rate: float, seed: int, encoder: Output[Model]):
+                            learning_rate: float, seed: int, encoder: Output[Model], curves: Output[HTML]):
     """Pretrains an encoder with the setting's proxy tasks (sm, cp, sm+cp) on mixture-vs-channel or
     mixture-vs-mixture views."""
+    from keras_models.model_pages import training_page
     from keras_models.separation_ssl import SeparationSSLParams, pretrain_separation_ssl as pretrain
 
     summary = pretrain(views.path, encoder.path, SeparationSSLParams.from_setting(
         setting, cp_weight=cp_weight, tps=tps, specaugment=specaugment, architecture=architecture, width=width,
         temperature=temperature, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed))
     encoder.metadata.update(framework="keras", **setting, **summary)
+    with open(curves.path, "w") as handle:
+        handle.write(training_page(encoder.path, f"Separation-based pretraining: {setting.get('name', setting)}"))

@@ -1,5 +1,5 @@
 """Self-supervised components: contrastive pretraining, kNN evaluation, training on a pretrained encoder."""
-from kfp.dsl import Dataset, Input, Model, Output
+from kfp.dsl import HTML, Dataset, Input, Model, Output
 
 from components import GPU, LIGHT, component
 
@@ -7,14 +7,17 @@ from components import GPU, LIGHT, component
 @component(GPU)
 def pretrain_contrastive(clips: Input[Dataset], architecture: str, width: float, tps: bool, mix_back: bool,
                          augmentations: list, temperature: float, epochs: int, batch_size: int,
-                         learning_rate: float, seed: int, encoder: Output[Model]):
+                         learning_rate: float, seed: int, encoder: Output[Model], curves: Output[HTML]):
     """NT-Xent pretraining of an encoder on the unlabelled train clips (whole-clip features)."""
     from keras_models.contrastive import ContrastiveParams, pretrain_contrastive as pretrain
+    from keras_models.model_pages import training_page
 
     summary = pretrain(clips.path, encoder.path, ContrastiveParams(
         architecture=architecture, width=width, tps=tps, mix_back=mix_back, augmentations=tuple(augmentations),
         temperature=temperature, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed))
     encoder.metadata.update(framework="keras", **summary)
+    with open(curves.path, "w") as handle:
+        handle.write(training_page(encoder.path, "Contrastive pretraining (NT-Xent)"))
 
 
 @component(LIGHT)
@@ -32,11 +35,12 @@ def evaluate_knn(encoder: Input[Model], features: Input[Dataset], k: int, varian
 
 @component(GPU)
 def train_on_encoder(encoder: Input[Model], features: Input[Dataset], freeze: bool, epochs: int, batch_size: int,
-                     learning_rate: float, optimizer: str, seed: int, model: Output[Model], loss: str = "cce",
-                     head_hidden_units: int = 0):
+                     learning_rate: float, optimizer: str, seed: int, model: Output[Model], curves: Output[HTML],
+                     loss: str = "cce", head_hidden_units: int = 0):
     """A classifier on a pretrained encoder: frozen (linear evaluation; with `head_hidden_units`, a shallow
     classifier with one hidden layer) or trained end to end (fine-tuning)."""
     from keras_models.losses import LossParams
+    from keras_models.model_pages import training_page
     from keras_models.train import TrainParams, train_classifier
 
     summary = train_classifier(features.path, model.path, TrainParams(
@@ -44,3 +48,6 @@ def train_on_encoder(encoder: Input[Model], features: Input[Dataset], freeze: bo
         loss=LossParams(loss), head_hidden_units=head_hidden_units), initial_encoder_dir=encoder.path,
         freeze_encoder=freeze)
     model.metadata.update(framework="keras", frozen_encoder=freeze, **summary)
+    with open(curves.path, "w") as handle:
+        handle.write(training_page(model.path, "Classifier on a pretrained encoder, "
+                                                + ("frozen" if freeze else "fine-tuned")))

@@ -42,6 +42,8 @@ class Evaluation:
     clips: int
     vocabulary: tuple[str, ...]
     metrics: dict  # scalars and a `per_class` dict of arrays (see keras_models.metrics.clip_metrics)
+    truth: np.ndarray | None = None  # (clips, classes), for the precision-recall curves of the page
+    scores: np.ndarray | None = None
 
     @property
     def scalars(self) -> dict[str, float]:
@@ -72,7 +74,8 @@ class Evaluation:
 
 def evaluate_classifier(model_dir: str, features_dir: str, split: str = "eval", batch_size: int = 64) -> Evaluation:
     clips, scores, truth, vocabulary = predict_split(model_dir, features_dir, split, batch_size=batch_size)
-    return Evaluation(split=split, clips=len(clips), vocabulary=vocabulary, metrics=clip_metrics(truth, scores))
+    return Evaluation(split=split, clips=len(clips), vocabulary=vocabulary, metrics=clip_metrics(truth, scores),
+                      truth=truth, scores=scores)
 
 
 @dataclasses.dataclass

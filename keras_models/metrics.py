@@ -26,21 +26,25 @@ def _check(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return truth > 0.5, scores
 
 
+def precision_recall(hits: np.ndarray, class_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One class's (precision, recall) at each distinct score threshold, highest first, ties forming one
+    threshold; `hits` (booleans) must hold a positive."""
+    order = np.argsort(-class_scores, kind="stable")
+    sorted_scores, ranked_hits = class_scores[order], hits[order]
+    last_of_tie = np.r_[np.diff(sorted_scores) != 0, True]
+    true_pos = np.cumsum(ranked_hits)[last_of_tie]
+    ranked = np.arange(1, len(ranked_hits) + 1)[last_of_tie]
+    return true_pos / ranked, true_pos / ranked_hits.sum()
+
+
 def average_precision(truth, scores) -> np.ndarray:
-    """Per-class AP: sum over thresholds of (recall step) x precision, ties forming one threshold."""
+    """Per-class AP: sum over thresholds of (recall step) x precision."""
     truth, scores = _check(truth, scores)
     result = np.full(truth.shape[1], np.nan)
     for c in range(truth.shape[1]):
-        positives = truth[:, c].sum()
-        if positives == 0:
-            continue
-        order = np.argsort(-scores[:, c], kind="stable")
-        sorted_scores, hits = scores[order, c], truth[order, c]
-        last_of_tie = np.r_[np.diff(sorted_scores) != 0, True]
-        true_pos = np.cumsum(hits)[last_of_tie]
-        ranked = (np.arange(1, len(hits) + 1))[last_of_tie]
-        recall_steps = np.diff(np.r_[0, true_pos]) / positives
-        result[c] = np.sum(recall_steps * true_pos / ranked)
+        if truth[:, c].any():
+            precision, recall = precision_recall(truth[:, c], scores[:, c])
+            result[c] = np.sum(np.diff(np.r_[0, recall]) * precision)
     return result
 
 

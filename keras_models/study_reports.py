@@ -6,6 +6,7 @@ here turn the rows into the tables the README quotes.
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 
@@ -43,11 +44,13 @@ def subplots(*args, **kwargs):
     return plt.subplots(*args, **kwargs)
 
 
-def html_page(title: str, intro: str, markdown_table: str, png: bytes) -> str:
-    rows = "".join("<tr>" + "".join(f"<td>{cell.strip()}</td>" for cell in line.strip("|").split("|")) + "</tr>"
-                   for line in markdown_table.splitlines() if not line.startswith("|---"))
-    return (f"<html><body><h1>{title}</h1><p>{intro}</p><table border='1'>{rows}</table>"
-            f"<img src='data:image/png;base64,{base64.b64encode(png).decode()}'/></body></html>")
+def html_page(title: str, intro: str, markdown_table: str, *pngs: bytes) -> str:
+    """A self-contained page (the images inline): what the KFP UI shows for an HTML artifact."""
+    title, intro = html.escape(title), html.escape(intro)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(cell.strip())}</td>" for cell in line.strip("|").split("|"))
+                   + "</tr>" for line in markdown_table.splitlines() if not line.startswith("|---"))
+    images = "".join(f"<img src='data:image/png;base64,{base64.b64encode(png).decode()}'/>" for png in pngs)
+    return f"<html><body><h1>{title}</h1><p>{intro}</p><table border='1'>{rows}</table>{images}</body></html>"
 
 
 # ---------------------------------------------------------------- split study ----

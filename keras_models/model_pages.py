@@ -1,0 +1,90 @@
+"""What a training or evaluation task shows in the KFP UI (and opens locally): HTML pages with plots.
+
+  training_page      loss and the selection metric per epoch (history.json), the best epoch marked (for
+                     pretraining, which selects no epoch: the loss)
+  evaluation_page    multi-label: per-class AP as a sorted bar chart beside the class's chance level, and
+                     precision-recall curves of the best and the worst classes
+  single_label_page  the confusion matrix (row-normalised) and per-class accuracy
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from keras_models.evaluate import Evaluation, SingleLabelEvaluation
+from keras_models.metrics import precision_recall
+from keras_models.model_folder import read_history
+from keras_models.study_reports import figure_png, html_page, subplots
+
+CURVE_CLASSES = 3  # best and worst classes drawn as precision-recall curves
+
+
+def _bar_height(classes: int) -> float:
+    return max(3.0, 0.22 * classes + 1.0)
+
+
+def training_page(model_dir: str, title: str) -> str:
+    history = read_history(model_dir)
+    if not history:
+        raise ValueError(f"{model_dir}: no history.json to plot")
+    criterion = next((key for key in ("val_accuracy", "val_mAP") if key in history[0]), None)
+    epochs = [entry["epoch"] for entry in history]
+    best = max(history, key=lambda entry: entry[criterion]) if criterion else history[-1]
+    figure, axes = subplots(1, 2 if criterion else 1, figsize=(10 if criterion else 5, 3.5), squeeze=False)
+    losses = axes[0][0]
+    for key in ("loss", "val_loss"):
+        if key in history[0]:
+            losses.plot(epochs, [entry[key] for entry in history], marker=".", label=key)
+    losses.set_xlabel("epoch"), losses.set_ylabel("loss"), losses.legend()
+    if criterion:
+        selection = axes[0][1]
+        selection.plot(epochs, [entry[criterion] for entry in history], marker=".", color="tab:green")
+        selection.axvline(best["epoch"], color="grey", linestyle="--", label=f"kept: epoch {best['epoch']}")
+        selection.set_xlabel("epoch"), selection.set_ylabel(criterion), selection.legend()
+    keys = sorted(key for key in history[0] if key != "epoch")
+    table = "\n".join(["| epoch | " + " | ".join(keys) + " |"] +
+                      [f"| {entry['epoch']} | " + " | ".join(f"{entry[key]:.4f}" for key in keys) + " |"
+                       for entry in history])
+    intro = (f"{len(history)} epochs; the model kept is the best by {criterion} (epoch {best['epoch']}, "
+             f"{best[criterion]:.4f})." if criterion else f"{len(history)} epochs; the last one is kept.")
+    return html_page(title, intro, table, figure_png(figure))
+
+
+def evaluation_page(evaluation: Evaluation, title: str) -> str:
+    per_class = evaluation.metrics["per_class"]
+    scored = np.flatnonzero(np.isfinite(per_class["AP"]))
+    order = scored[np.argsort(per_class["AP"][scored])]  # worst first
+    labels = [evaluation.vocabulary[i] for i in order]
+    figure, bars = subplots(figsize=(8, _bar_height(len(order))))
+    bars.barh(range(len(order)), per_class["AP"][order], color="tab:blue", label="AP")
+    prevalence = evaluation.truth[:, order].mean(axis=0)
+    bars.scatter(prevalence, range(len(order)), color="black", marker="|", s=80, label="chance (prevalence)")
+    bars.set_yticks(range(len(order)), labels, fontsize=7)
+    bars.set_xlim(0, 1), bars.set_xlabel("average precision"), bars.legend(loc="lower right")
+    curves_figure, curves = subplots(figsize=(6, 4.5))
+    best = list(order[::-1][:CURVE_CLASSES])
+    for i in best + [i for i in order[:CURVE_CLASSES] if i not in best]:
+        precision, recall = precision_recall(evaluation.truth[:, i] > 0.5, evaluation.scores[:, i])
+        curves.step(np.r_[0, recall], np.r_[precision[0], precision], where="pre",
+                    label=f"{evaluation.vocabulary[i]} (AP {per_class['AP'][i]:.2f})")
+    curves.set_xlabel("recall"), curves.set_ylabel("precision"), curves.set_xlim(0, 1), curves.set_ylim(0, 1.05)
+    curves.legend(fontsize=7), curves.set_title("best and worst classes")
+    intro = (f"{evaluation.clips} clips of the {evaluation.split} split; mAP {evaluation.metrics['mAP']:.4f} "
+             f"(chance {evaluation.metrics['chance_mAP']:.4f}).")
+    return html_page(title, intro, evaluation.summary_table(), figure_png(figure), figure_png(curves_figure))
+
+
+def single_label_page(evaluation: SingleLabelEvaluation, title: str) -> str:
+    matrix = np.asarray(evaluation.metrics["confusion_matrix"], dtype=np.float64)
+    normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.35 * len(evaluation.vocabulary) + 2)
+    figure, axes = subplots(figsize=(size, size))
+    image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(evaluation.vocabulary))
+    axes.set_xticks(ticks, evaluation.vocabulary, rotation=90, fontsize=7)
+    axes.set_yticks(ticks, evaluation.vocabulary, fontsize=7)
+    axes.set_xlabel("predicted"), axes.set_ylabel("true")
+    figure.colorbar(image, ax=axes, fraction=0.046, label="share of the true class's clips")
+    table = "\n".join(["| metric | value |",
+                       *(f"| {name} | {value:.4f} |" for name, value in evaluation.scalars.items())])
+    intro = f"{evaluation.clips} clips of the {evaluation.split} split; rows: true class, columns: predicted."
+    return html_page(title, intro, table, figure_png(figure))
