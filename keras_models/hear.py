@@ -19,14 +19,16 @@ import tensorflow as tf
 from keras_models.export import Tagger
 
 
-class HearModel(Tagger):
-    """An exported model with the attributes the HEAR API requires."""
+class HearModel(tf.Module):
+    """An exported model with the attributes the HEAR API requires (a tf.Module, as its validator checks)."""
 
     def __init__(self, folder: str):
-        super().__init__(folder)
-        self.scene_embedding_size = self.embedding_size
-        self.timestamp_embedding_size = self.embedding_size
-        self.patch_centre_ms = 1000.0 * self.patch_seconds / 2
+        super().__init__(name="sound_event_tagger")
+        self.tagger = Tagger(folder)
+        self.sample_rate = self.tagger.sample_rate
+        self.scene_embedding_size = self.tagger.embedding_size
+        self.timestamp_embedding_size = self.tagger.embedding_size
+        self.patch_centre_ms = 1000.0 * self.tagger.patch_seconds / 2
 
 
 def load_model(model_file_path: str = "") -> HearModel:
@@ -45,7 +47,7 @@ def _audio(audio) -> np.ndarray:
 
 def get_timestamp_embeddings(audio, model: HearModel) -> tuple[tf.Tensor, tf.Tensor]:
     """([n_sounds, n_timestamps, dim] embeddings, [n_sounds, n_timestamps] patch centres in ms)."""
-    outputs = model(_audio(audio))
+    outputs = model.tagger(_audio(audio))
     timestamps = 1000.0 * outputs["patch_starts"] + model.patch_centre_ms
     return tf.constant(outputs["embedding"], tf.float32), tf.constant(timestamps, tf.float32)
 

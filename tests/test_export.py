@@ -126,7 +126,7 @@ def test_tagging_writes_the_score_table_and_rejects_bad_files(export_dir, model_
 
 def test_hear_api_rules(export_dir):
     model = hear.load_model(export_dir)
-    assert model.sample_rate == 22050
+    assert isinstance(model, tf.Module) and model.sample_rate == 22050
     assert model.scene_embedding_size == model.timestamp_embedding_size > 0
     rng = np.random.default_rng(0)
     audio = (0.1 * rng.standard_normal((3, int(2.2 * model.sample_rate)))).astype(np.float32)
