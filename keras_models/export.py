@@ -11,7 +11,9 @@ MODEL_DIR is a classifier folder (keras_models.train: model.keras) or a pretrain
   saved_model/      SavedModel; signature `serving_default`: waveform [clips, samples] float32 at the
                     feature sample rate (clips of one length) -> clip_scores [clips, classes],
                     patch_scores [clips, patches, classes], patch_starts [clips, patches] (seconds),
-                    embedding [clips, patches, dim] (the encoder's h per patch)
+                    embedding [clips, patches, dim] (the encoder's h per patch); signature `embed`:
+                    waveform and hop_frames (int32) -> embedding and patch_starts, patches every
+                    hop_frames frames (finer than training's hop for timestamp embeddings)
   tagger.keras      the same model as Keras (needs this package for its front-end layers)
   tagger.tflite     with --tflite: the same signature for LiteRT/TFLite
   export.json       sample rate, vocabulary, aggregation, feature parameters, embedding size, files
@@ -42,6 +44,7 @@ TFLITE_FILE = "tagger.tflite"
 EXPORT_FILE = "export.json"
 OUTPUTS = ("clip_scores", "patch_scores", "patch_starts", "embedding")
 PACKAGE = "sound_event_tagger"
+NETWORK = "network"  # the patch model inside the tagger
 
 
 def tf_log_mel(waveform, params: FeatureParams):
@@ -78,12 +81,15 @@ class WaveformPatches(keras.layers.Layer):
         self.mean = self.add_weight(shape=(self.params.n_mels,), initializer="zeros", trainable=False, name="mean")
         self.std = self.add_weight(shape=(self.params.n_mels,), initializer="ones", trainable=False, name="std")
 
-    def call(self, waveform):
+    def call(self, waveform, hop_frames=None):
+        """`hop_frames`: the patch hop, by default the training run's (the embedding signature takes a finer
+        one for timestamp embeddings)."""
         params = self.params
+        hop = params.patch_hop_frames if hop_frames is None else hop_frames
         log_mel = (tf_log_mel(replicate_to_patch(waveform, params), params) - self.mean) / self.std
-        patches = tf.signal.frame(log_mel, params.patch_frames, params.patch_hop_frames, axis=1)
+        patches = tf.signal.frame(log_mel, params.patch_frames, hop, axis=1)
         count = tf.shape(patches)[1]
-        starts = tf.cast(tf.range(count) * params.patch_hop_frames * params.hop_length, tf.float32) / params.sample_rate
+        starts = tf.cast(tf.range(count) * hop * params.hop_length, tf.float32) / params.sample_rate
         flat = tf.reshape(patches, [-1, params.patch_frames, params.n_mels])
         return flat, tf.tile(starts[None], [tf.shape(waveform)[0], 1])
 
@@ -115,7 +121,7 @@ def _embedding_model(model: keras.Model) -> keras.Model:
     hidden layer, or of its dropout layer)."""
     names = {layer.name for layer in model.layers}
     embedding = model.get_layer("hidden" if "hidden" in names else "dropout").input
-    return keras.Model(model.input, {"scores": model.output, "embedding": embedding})
+    return keras.Model(model.input, {"scores": model.output, "embedding": embedding}, name=NETWORK)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +141,7 @@ def read_model_folder(model_dir: str) -> ModelSource:
         vocabulary = tuple(read_vocabulary(model_dir))
     elif tf.io.gfile.exists(model_folder.path(model_dir, model_folder.ENCODER_FILE)):
         encoder = model_folder.load_encoder(model_dir)
-        network, vocabulary = keras.Model(encoder.input, {"embedding": encoder.output}), ()
+        network, vocabulary = keras.Model(encoder.input, {"embedding": encoder.output}, name=NETWORK), ()
     else:
         raise FileNotFoundError(f"{model_dir}: neither {model_folder.MODEL_FILE} nor {model_folder.ENCODER_FILE}; "
                                 f"is it a model folder?")
@@ -166,6 +172,22 @@ def serving_function(tagger: keras.Model):
     return serve
 
 
+def embedding_function(tagger: keras.Model):
+    """The `embed` signature: waveform and a patch hop in frames -> per-patch embeddings and start times."""
+    front_end, network = tagger.get_layer("front_end"), tagger.get_layer(NETWORK)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform"),
+                                  tf.TensorSpec([], tf.int32, name="hop_frames")])
+    def embed(waveform, hop_frames):
+        tf.debugging.assert_positive(hop_frames, message="hop_frames must be positive")
+        patches, starts = front_end(waveform, hop_frames=hop_frames)
+        embedding = network(patches, training=False)["embedding"]
+        return {"embedding": tf.reshape(embedding, [tf.shape(starts)[0], tf.shape(starts)[1], -1]),
+                "patch_starts": tf.identity(starts)}
+
+    return embed
+
+
 def describe(source: ModelSource, aggregation: str, tagger: keras.Model) -> dict:
     return {"sample_rate": source.params.sample_rate, "vocabulary": list(source.vocabulary),
             "aggregation": aggregation, "feature_params": dataclasses.asdict(source.params),
@@ -179,8 +201,9 @@ def export(model_dir: str, output_dir: str, aggregation: str = "mean", tflite: b
     tf.io.gfile.makedirs(output_dir)
     tagger.save(join(output_dir, KERAS_FILE))
     module = tf.Module()
-    module.tagger, module.serve = tagger, serving_function(tagger)
-    tf.saved_model.save(module, join(output_dir, SAVED_MODEL_DIR), signatures={"serving_default": module.serve})
+    module.tagger, module.serve, module.embed = tagger, serving_function(tagger), embedding_function(tagger)
+    tf.saved_model.save(module, join(output_dir, SAVED_MODEL_DIR),
+                        signatures={"serving_default": module.serve, "embed": module.embed})
     files = [SAVED_MODEL_DIR, KERAS_FILE]
     if tflite:
         storage.write_bytes(join(output_dir, TFLITE_FILE), to_tflite(join(output_dir, SAVED_MODEL_DIR)))
@@ -212,11 +235,13 @@ class Tagger:
     def __init__(self, folder: str, aggregation: str = "mean"):
         if is_export(folder):
             self.description = json.loads(storage.read_text(join(folder, EXPORT_FILE)))
-            self.serve = tf.saved_model.load(join(folder, SAVED_MODEL_DIR)).signatures["serving_default"]
+            signatures = tf.saved_model.load(join(folder, SAVED_MODEL_DIR)).signatures
+            self.serve, self.embed_function = signatures["serving_default"], signatures["embed"]
         else:
             source = read_model_folder(folder)
             tagger = build_tagger(source, check_aggregation(aggregation))
-            self.description, self.serve = describe(source, aggregation, tagger), serving_function(tagger)
+            self.description = describe(source, aggregation, tagger)
+            self.serve, self.embed_function = serving_function(tagger), embedding_function(tagger)
         self.sample_rate = int(self.description["sample_rate"])
         self.vocabulary = tuple(self.description["vocabulary"])
         self.embedding_size = int(self.description["embedding_size"])
@@ -229,6 +254,13 @@ class Tagger:
         batch = waveforms[None] if waveforms.ndim == 1 else waveforms
         outputs = {name: value.numpy() for name, value in self.serve(waveform=tf.constant(batch)).items()}
         return {name: value[0] for name, value in outputs.items()} if waveforms.ndim == 1 else outputs
+
+    def embed(self, waveforms, hop_frames: int) -> dict[str, np.ndarray]:
+        """[clips, samples] -> {embedding [clips, patches, dim], patch_starts [clips, patches]}, patches every
+        `hop_frames` frames."""
+        outputs = self.embed_function(waveform=tf.constant(np.asarray(waveforms, dtype=np.float32)),
+                                      hop_frames=tf.constant(hop_frames, tf.int32))
+        return {name: value.numpy() for name, value in outputs.items()}
 
 
 def main(argv=None) -> dict:

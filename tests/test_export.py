@@ -134,9 +134,12 @@ def test_hear_api_rules(export_dir):
     assert embeddings.dtype == tf.float32 and timestamps.dtype == tf.float32
     assert embeddings.shape[:2] == timestamps.shape and embeddings.shape[0] == 3
     assert embeddings.shape[2] == model.timestamp_embedding_size
-    assert np.all(np.diff(timestamps.numpy(), axis=1) > 0)
+    np.testing.assert_allclose(np.diff(timestamps.numpy(), axis=1), 1000 * 5 * 220 / 22050, rtol=1e-5)  # ~50 ms
     first_centre_ms = 1000 * (101 - 1) * 220 / 2 / 22050  # the first patch's centre (101 frames, 10 ms hop)
     assert timestamps.numpy()[0, 0] == pytest.approx(first_centre_ms, abs=1e-3)
+    assert embeddings.shape[1] == (1 + len(audio[0]) // 220 - 101) // 5 + 1
+    at_training_hop = model.tagger.embed(audio, 50)  # the embed signature at the serving signature's hop
+    np.testing.assert_allclose(at_training_hop["embedding"], model.tagger(audio)["embedding"], atol=1e-5)
     scene = hear.get_scene_embeddings(audio, model)
     assert scene.shape == (3, model.scene_embedding_size) and scene.dtype == tf.float32
     alone = hear.get_scene_embeddings(audio[1:2], model)  # batch independence
@@ -183,13 +186,14 @@ def test_an_encoder_exports_to_embeddings_for_hear_and_cannot_tag(features_dir, 
     description = export.export(encoder_dir, exported)
     assert description["vocabulary"] == [] and description["outputs"] == ["embedding", "patch_starts"]
     model = hear.load_model(exported)
-    audio = np.zeros((2, 35000), dtype=np.float32)  # 160 frames: two patches
+    audio = np.zeros((2, 35000), dtype=np.float32)  # 160 frames: two patches at the 0.5 s hop, 12 at 50 ms
     audio[0, ::100] = 0.5
     embeddings, timestamps = hear.get_timestamp_embeddings(audio, model)
-    assert embeddings.shape == (2, 2, encoder.output_shape[-1]) and timestamps.shape == (2, 2)
+    assert embeddings.shape == (2, 12, encoder.output_shape[-1]) and timestamps.shape == (2, 12)
     patches = export.WaveformPatches(description["feature_params"])
     source = export.read_model_folder(encoder_dir)
     patches.set_weights([source.mean, source.std])
-    np.testing.assert_allclose(embeddings.numpy()[0], encoder(patches(tf.constant(audio[:1]))[0]).numpy(), atol=1e-5)
+    expected = encoder(patches(tf.constant(audio[:1]))[0]).numpy().mean(axis=0)  # two patches at the 0.5 s hop
+    np.testing.assert_allclose(hear.get_scene_embeddings(audio, model).numpy()[0], expected, atol=1e-5)
     with pytest.raises(ValueError, match="is an encoder"):
         tag.tag(exported, [str(tmp_path)])
