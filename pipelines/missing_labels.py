@@ -13,6 +13,7 @@ from components.data import extract_features, ingest_dataset, split_dev_set
 from components.labels import relabel_missing, score_clips
 from components.models import train_classifier
 from components.studies import evaluate_student, summarize_missing_labels
+from components.tagging import export_model
 from pipelines.experiment import experiment
 
 TC_PERCENTS = [0.0, 0.5, 1.0, 2.0, 4.0, 6.0, 10.0, 20.0]
@@ -64,6 +65,8 @@ def missing_labels(
                                    width=width, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                    seed=seed, mixed_precision=mixed_precision, loss="masked_bce")
         student.set_display_name("student")
+        exported = export_model(model=student.outputs["model"])
+        exported.set_display_name("export the student")
         result = evaluate_student(model=student.outputs["model"], relabelled=relabelled.outputs["relabelled"])
     summary = summarize_missing_labels(results=dsl.Collected(result.outputs["result"]))
     summary.set_display_name("summary")

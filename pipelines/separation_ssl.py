@@ -13,6 +13,7 @@ from components.models import evaluate_classifier
 from components.separation import evaluate_separator, pretrain_separation_ssl, separate_views, train_separator
 from components.ssl import train_on_encoder
 from components.studies import summarize_separation_ssl
+from components.tagging import export_model
 from pipelines.experiment import experiment
 
 # checkpoints: separator steps the channel view draws from ("OR" rule); [] = all, -1 = the last one.
@@ -87,6 +88,8 @@ def separation_ssl(
                                           temperature=temperature, epochs=pretrain_epochs,
                                           batch_size=pretrain_batch_size, learning_rate=pretrain_learning_rate,
                                           seed=seed)
+        exported = export_model(model=encoder.outputs["encoder"])
+        exported.set_display_name("export the encoder")
         shallow = train_on_encoder(encoder=encoder.outputs["encoder"], features=patches.outputs["features"],
                                    freeze=True, epochs=shallow_epochs, batch_size=batch_size,
                                    learning_rate=shallow_learning_rate, optimizer="adam", seed=seed, loss="bce",
