@@ -207,7 +207,7 @@ def test_audioset_as_released_and_as_downloaded(tmp_path):
     assert by_id["--PJHxphWEs"].audio_path.endswith("Y--PJHxphWEs.wav")
     assert manifest.source["missing_audio"] == {"balanced_train": {"clips": 1, "examples": ["--aE2O5G5WE"]}}
     ignored = [entry["path"].rsplit("/", 1)[-1] for entry in manifest.source["ignored"]]
-    assert ignored == ["unbalanced_train_segments.csv"]
+    assert ignored == ["unbalanced_train_segments.csv", "unbalanced_train"]  # its list and its audio
     both = read_audioset(str(tmp_path), train_subsets="both")
     assert {row.clip_id for row in both.rows if row.split == "train"} == {"--PJHxphWEs", "--ZhevVpy1s", "-0RWZT-miFs"}
     write(tmp_path / "class_labels_indices.csv",  # a subset of the 527 classes keeps AudioSet's indices
@@ -268,3 +268,18 @@ def test_an_experiment_says_what_the_dataset_lacks(tmp_path):
     with pytest.raises(DatasetError, match=r"needs the per-clip flags \['manually_verified'\] on the train clips"):
         ingest.check_requirements(manifest, ["train"], ["manually_verified"])
     ingest.check_requirements(manifest, ["train"], [])
+
+
+@pytest.mark.parametrize("dataset_format, audio_folder", [
+    ("fsd50k", "FSD50K.dev_audio"), ("fsdnoisy18k", "FSDnoisy18k.audio_test"),
+    ("fsdkaggle2019", "FSDKaggle2019.audio_train_noisy"), ("audioset", "audio/eval")])
+def test_audio_files_the_metadata_does_not_list_are_accounted_for(dataset_format, audio_folder, tmp_path):
+    from replicas import REPLICAS
+
+    root = REPLICAS[dataset_format](tmp_path / "dataset")
+    tone(root / audio_folder / "stray.wav")
+    (root / audio_folder / ".DS_Store").write_bytes(b"\0")
+    manifest = ingest.ingest(str(root), str(tmp_path / "manifest"), dataset_format)
+    entry = next(entry for entry in manifest.source["ignored"] if entry["path"].endswith(audio_folder))
+    assert entry["files"] == 2 and [path.rsplit("/", 1)[-1] for path in entry["examples"]] == [".DS_Store", "stray.wav"]
+    assert json.loads((tmp_path / "manifest" / "source.json").read_text())["ignored"] == manifest.source["ignored"]

@@ -14,7 +14,7 @@ def test_reads_synthetic_fsd50k_into_a_manifest(synthetic_root, manifest_dir):
     assert set(manifest.splits) == {"train", "val", "eval"}
     row = manifest.rows[0]
     assert row.audio_path.endswith(f"FSD50K.dev_audio/{row.clip_id}.wav") and row.uploader.startswith("user")
-    assert manifest.source == {"format": "fsd50k", "root": synthetic_root}
+    assert manifest.source == {"format": "fsd50k", "root": synthetic_root, "ignored": []}
 
 
 @pytest.fixture

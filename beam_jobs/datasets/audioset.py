@@ -19,7 +19,7 @@ from __future__ import annotations
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.contracts.features import AUDIO_EXTENSIONS
-from beam_jobs.datasets.common import csv_rows, fields_of, header_index, split_labels, unique_clips
+from beam_jobs.datasets.common import csv_rows, fields_of, header_index, split_labels, unique_clips, unlisted_files
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join
 
@@ -99,13 +99,15 @@ def read_audioset(root: str, train_subsets: str = "balanced") -> Manifest:
     segment_files = sorted(match.path for match in FileSystems.match([join(root, "*_segments.csv")])[0].metadata_list)
     if not segment_files:
         raise DatasetError(f"{root}: no <split>_segments.csv files")
-    rows, ignored, missing = [], [], {}
+    rows, ignored, missing, read_subsets = [], [], {}, []
     order = list(mids.values())
     for path in segment_files:
         subset = path.rsplit("/", 1)[-1][: -len("_segments.csv")]
         if subset in RELEASED_TRAIN and subset not in TRAIN_SUBSETS[train_subsets]:
-            ignored.append({"path": path, "reason": f"train subsets are {train_subsets!r}"})
+            ignored += [{"path": item, "reason": f"train subsets are {train_subsets!r}"}
+                        for item in (path, join(root, "audio", subset)) if FileSystems.exists(item)]
             continue
+        read_subsets.append(subset)
         split = "train" if subset in RELEASED_TRAIN else subset
         positives = read_segment_rows(path, mids)
         negatives_path = join(root, f"{subset}_negatives.csv")
@@ -132,7 +134,9 @@ def read_audioset(root: str, train_subsets: str = "balanced") -> Manifest:
     if missing:
         print(f"AudioSet: {sum(map(len, missing.values()))} of {listed} listed clips have no audio file and are "
               f"left out ({ {subset: len(ytids) for subset, ytids in missing.items()} })", flush=True)
+    rows = unique_clips(rows)
+    ignored += unlisted_files([join(root, "audio", subset) for subset in read_subsets], rows)
     source = {"format": "audioset", "root": root, "train_subsets": train_subsets, "ignored": ignored,
               "missing_audio": {subset: {"clips": len(ytids), "examples": ytids[:10]}
                                 for subset, ytids in missing.items()}}
-    return Manifest(rows=unique_clips(rows), vocabulary=tuple(mids.values()), source=source, mids=tuple(mids))
+    return Manifest(rows=rows, vocabulary=tuple(mids.values()), source=source, mids=tuple(mids))

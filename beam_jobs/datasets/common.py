@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.contracts.manifest import DatasetError
-from beam_jobs.contracts.storage import read_text
+from beam_jobs.contracts.storage import join, read_text
 
 
 def csv_rows(path: str, comment: str | None = None) -> list[tuple[int, list[str]]]:
@@ -58,3 +59,24 @@ def unique_clips(located: list) -> tuple:
             raise DatasetError(f"clip {row.clip_id} is listed twice: at {seen[row.clip_id]} and at {location}")
         seen[row.clip_id] = location
     return tuple(row for row, _ in located)
+
+
+def _files_in(folder: str) -> list[str]:
+    if FileSystems.get_scheme(folder) is None:
+        return [join(folder, name) for name in os.listdir(folder) if os.path.isfile(os.path.join(folder, name))]
+    return [match.path for match in FileSystems.match([join(folder, "*")])[0].metadata_list]
+
+
+def unlisted_files(folders: list[str], rows) -> list[dict]:
+    """source.json "ignored" entries for the audio folders' files that no manifest row reads (one entry per
+    folder: the count and the first examples), so that every file under the root is accounted for."""
+    listed = {row.audio_path for row in rows}
+    entries = []
+    for folder in folders:
+        if not FileSystems.exists(folder):
+            continue
+        extra = sorted(path for path in _files_in(folder) if path not in listed)
+        if extra:
+            entries.append({"path": folder, "reason": f"{len(extra)} files that the metadata does not list",
+                            "files": len(extra), "examples": extra[:10]})
+    return entries

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.datasets.common import csv_rows, fields_of, header_index, split_labels, unique_clips
+from beam_jobs.datasets.common import csv_rows, fields_of, header_index, split_labels, unique_clips, unlisted_files
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join
 
@@ -92,5 +92,7 @@ def read_fsdkaggle2019(root: str) -> Manifest:
                          f"{path}:{number}"))
     if not rows:
         raise DatasetError(f"{meta}: no clips listed")
-    return Manifest(rows=unique_clips(rows), vocabulary=vocabulary or tuple(sorted(seen_labels)),
-                    source=source, mids=mids)
+    rows = unique_clips(rows)
+    folders = [join(root, audio_dir) for _, audio_dir in subsets.values()]
+    source["ignored"] = source.get("ignored", []) + unlisted_files(folders, rows)
+    return Manifest(rows=rows, vocabulary=vocabulary or tuple(sorted(seen_labels)), source=source, mids=mids)

@@ -9,7 +9,7 @@ The vocabulary is the sorted set of labels; splits are `train` and `test`; `manu
 """
 from __future__ import annotations
 
-from beam_jobs.datasets.common import csv_rows, fields_of, header_index, unique_clips
+from beam_jobs.datasets.common import csv_rows, fields_of, header_index, unique_clips, unlisted_files
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join
 
@@ -45,10 +45,12 @@ def _read(path: str, header: list[str], audio_dir: str, split: str, label_ids: d
 
 def read_fsdnoisy18k(root: str) -> Manifest:
     label_ids: dict[str, str] = {}
-    rows = (_read(join(root, META, "train.csv"), TRAIN_HEADER, join(root, "FSDnoisy18k.audio_train"), "train", label_ids)
-            + _read(join(root, META, "test.csv"), TEST_HEADER, join(root, "FSDnoisy18k.audio_test"), "test", label_ids))
+    audio = {split: join(root, f"FSDnoisy18k.audio_{split}") for split in ("train", "test")}
+    rows = (_read(join(root, META, "train.csv"), TRAIN_HEADER, audio["train"], "train", label_ids)
+            + _read(join(root, META, "test.csv"), TEST_HEADER, audio["test"], "test", label_ids))
     if not rows:
         raise DatasetError(f"{join(root, META)}: train.csv and test.csv list no clips")
-    vocabulary = tuple(sorted(label_ids))
-    return Manifest(rows=unique_clips(rows), vocabulary=vocabulary, source={"format": "fsdnoisy18k", "root": root},
+    vocabulary, rows = tuple(sorted(label_ids)), unique_clips(rows)
+    source = {"format": "fsdnoisy18k", "root": root, "ignored": unlisted_files(list(audio.values()), rows)}
+    return Manifest(rows=rows, vocabulary=vocabulary, source=source,
                     mids=tuple(label_ids[label] for label in vocabulary))
