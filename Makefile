@@ -29,6 +29,8 @@ compile: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/feature_extraction.py
+	$(BIN)/python benchmarks/input_pipeline.py
+	$(BIN)/python benchmarks/tagging.py
 
 clean:
 	rm -rf runs compiled .pytest_cache
