@@ -31,6 +31,16 @@ def features_dir(manifest_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_classifier_dir(features_dir, tmp_path_factory):
+    """A tiny classifier trained one epoch on the shared feature set (shared; tests must not modify it)."""
+    from keras_models.train import TrainParams, train_classifier
+
+    directory = str(tmp_path_factory.mktemp("tiny_classifier"))
+    train_classifier(features_dir, directory, TrainParams(width=0.25, epochs=1, batch_size=16))
+    return directory
+
+
+@pytest.fixture(scope="session")
 def noisy_manifest_dir(tmp_path_factory):
     """A small synthetic FSDnoisy18k-format dataset, its train clips split into train/val by uploader."""
     from beam_jobs.contracts.manifest import write_manifest

@@ -15,7 +15,6 @@ from beam_jobs.contracts.manifest import read_manifest
 from beam_jobs.contracts.params import FeatureParams
 from keras_models import export, hear, tag
 from keras_models.evaluate import predict_split
-from keras_models.train import TrainParams, train_classifier
 
 
 def real_rate_clip(rate: int, seconds: float, seed: int = 0) -> np.ndarray:
@@ -53,10 +52,8 @@ def test_front_end_patches_short_and_long_clips_as_extraction_does():
 
 
 @pytest.fixture(scope="module")
-def model_dir(features_dir, tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp("export_model"))
-    train_classifier(features_dir, directory, TrainParams(width=0.25, epochs=1, batch_size=16))
-    return directory
+def model_dir(tiny_classifier_dir):
+    return tiny_classifier_dir
 
 
 @pytest.fixture(scope="module")

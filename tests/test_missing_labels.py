@@ -19,10 +19,8 @@ from keras_models.train import TrainParams, train_classifier
 
 
 @pytest.fixture(scope="module")
-def teacher_dir(features_dir, tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp("teacher"))
-    train_classifier(features_dir, directory, TrainParams(width=0.25, epochs=1, batch_size=16))
-    return directory
+def teacher_dir(tiny_classifier_dir):
+    return tiny_classifier_dir
 
 
 @pytest.fixture(scope="module")

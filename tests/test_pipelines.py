@@ -365,11 +365,8 @@ def test_tag_audio_imports_a_model_and_tags_with_beam(compiled):
 
 
 @pytest.mark.slow
-def test_tag_audio_runs_locally_on_a_model_folder(features_dir, synthetic_root, tmp_path):
-    from keras_models.train import TrainParams, train_classifier
-
-    model_dir = str(tmp_path / "model")
-    train_classifier(features_dir, model_dir, TrainParams(width=0.25, epochs=1, batch_size=16))
+def test_tag_audio_runs_locally_on_a_model_folder(tiny_classifier_dir, synthetic_root, tmp_path):
+    model_dir = tiny_classifier_dir
     command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "tag_audio",
                "--param", f"model_uri={model_dir}", "--param", f'audio=["{synthetic_root}"]',
                "--param", "timestamps=true",
