@@ -179,14 +179,10 @@ def find_audio_files(paths) -> list[str]:
     return found
 
 
-def decode_audio(source: bytes | str, name: str) -> tuple[np.ndarray, int]:
-    """Decodes any format libsndfile knows (WAV, FLAC, OGG, AIFF, MP3) from file contents or a local path;
-    returns the downmixed mono float32 waveform and its sample rate (checked as AudioFile says)."""
-    if isinstance(source, bytes):
-        audio = AudioFile(io.BytesIO(source), name, source[:HEADER_BYTES], len(source))
-    else:
-        with open(source, "rb") as handle:
-            audio = AudioFile(source, name, handle.read(HEADER_BYTES), os.path.getsize(source))
+def decode_audio(data: bytes, name: str) -> tuple[np.ndarray, int]:
+    """Decodes file contents in any format libsndfile knows (WAV, FLAC, OGG, AIFF, MP3); returns the
+    downmixed mono float32 waveform and its sample rate (checked as AudioFile says). Files: decode_clip."""
+    audio = AudioFile(io.BytesIO(data), name, data[:HEADER_BYTES], len(data))
     try:
         return audio.read(), audio.rate
     finally:
