@@ -19,7 +19,8 @@ from __future__ import annotations
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.contracts.features import AUDIO_EXTENSIONS
-from beam_jobs.datasets.common import csv_rows, fields_of, header_index, split_labels, unique_clips, unlisted_files
+from beam_jobs.datasets.common import (csv_rows, fields_of, header_index, split_labels, list_folders, unique_clips,
+                                       unlisted_files)
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join
 
@@ -85,11 +86,10 @@ def audio_names(ytid: str, start: str) -> list[str]:
     return names
 
 
-def audio_index(folder: str) -> dict[str, str]:
-    """File name without extension -> path, for the audio files of a folder."""
-    matches = FileSystems.match([join(folder, "*")])[0].metadata_list
-    return {match.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]: match.path for match in matches
-            if match.path.lower().endswith(AUDIO_EXTENSIONS)}
+def audio_index(paths: list[str]) -> dict[str, str]:
+    """File name without extension -> path, for the audio files among a folder's `paths`."""
+    return {path.rsplit("/", 1)[-1].rsplit(".", 1)[0]: path for path in paths
+            if path.lower().endswith(AUDIO_EXTENSIONS)}
 
 
 def read_audioset(root: str, train_subsets: str = "balanced") -> Manifest:
@@ -99,7 +99,7 @@ def read_audioset(root: str, train_subsets: str = "balanced") -> Manifest:
     segment_files = sorted(match.path for match in FileSystems.match([join(root, "*_segments.csv")])[0].metadata_list)
     if not segment_files:
         raise DatasetError(f"{root}: no <split>_segments.csv files")
-    rows, ignored, missing, read_subsets = [], [], {}, []
+    rows, ignored, missing, listing = [], [], {}, {}
     order = list(mids.values())
     for path in segment_files:
         subset = path.rsplit("/", 1)[-1][: -len("_segments.csv")]
@@ -107,7 +107,8 @@ def read_audioset(root: str, train_subsets: str = "balanced") -> Manifest:
             ignored += [{"path": item, "reason": f"train subsets are {train_subsets!r}"}
                         for item in (path, join(root, "audio", subset)) if FileSystems.exists(item)]
             continue
-        read_subsets.append(subset)
+        folder = join(root, "audio", subset)
+        listing.update(list_folders([folder]))
         split = "train" if subset in RELEASED_TRAIN else subset
         positives = read_segment_rows(path, mids)
         negatives_path = join(root, f"{subset}_negatives.csv")
@@ -118,7 +119,7 @@ def read_audioset(root: str, train_subsets: str = "balanced") -> Manifest:
             both = set(positives[ytid][1]) & set(negatives[ytid])
             if both:
                 raise DatasetError(f"{negatives_path}: clip {ytid} has {sorted(both)} as positive and negative")
-        audio = audio_index(join(root, "audio", subset))
+        audio = audio_index(listing.get(folder, []))
         for ytid, (start, labels) in positives.items():
             found = next((audio[name] for name in audio_names(ytid, start) if name in audio), None)
             if found is None:
@@ -135,7 +136,7 @@ def read_audioset(root: str, train_subsets: str = "balanced") -> Manifest:
         print(f"AudioSet: {sum(map(len, missing.values()))} of {listed} listed clips have no audio file and are "
               f"left out ({ {subset: len(ytids) for subset, ytids in missing.items()} })", flush=True)
     rows = unique_clips(rows)
-    ignored += unlisted_files([join(root, "audio", subset) for subset in read_subsets], rows)
+    ignored += unlisted_files(listing, rows)
     source = {"format": "audioset", "root": root, "train_subsets": train_subsets, "ignored": ignored,
               "missing_audio": {subset: {"clips": len(ytids), "examples": ytids[:10]}
                                 for subset, ytids in missing.items()}}

@@ -61,21 +61,29 @@ def unique_clips(located: list) -> tuple:
     return tuple(row for row, _ in located)
 
 
-def _files_in(folder: str) -> list[str]:
-    if FileSystems.get_scheme(folder) is None:
-        return [join(folder, name) for name in os.listdir(folder) if os.path.isfile(os.path.join(folder, name))]
-    return [match.path for match in FileSystems.match([join(folder, "*")])[0].metadata_list]
-
-
-def unlisted_files(folders: list[str], rows) -> list[dict]:
-    """source.json "ignored" entries for the audio folders' files that no manifest row reads (one entry per
-    folder: the count and the first examples), so that every file under the root is accounted for."""
-    listed = {row.audio_path for row in rows}
-    entries = []
+def list_folders(folders: list[str]) -> dict[str, list[str]]:
+    """folder -> the paths of its files (hidden ones too; a glob would skip them), for the folders that
+    exist; each folder is listed once, however many uses the adapter makes of it."""
+    listing = {}
     for folder in folders:
         if not FileSystems.exists(folder):
             continue
-        extra = sorted(path for path in _files_in(folder) if path not in listed)
+        if FileSystems.get_scheme(folder) is None:
+            listing[folder] = [join(folder, name) for name in os.listdir(folder)
+                               if os.path.isfile(os.path.join(folder, name))]
+        else:
+            listing[folder] = [match.path for match in FileSystems.match([join(folder, "*")])[0].metadata_list]
+    return listing
+
+
+def unlisted_files(listing: dict[str, list[str]], rows) -> list[dict]:
+    """source.json "ignored" entries for the audio folders' files (`list_folders`) that no manifest row
+    reads (one entry per folder: the count and the first examples), so that every file under the root is
+    accounted for."""
+    listed = {row.audio_path for row in rows}
+    entries = []
+    for folder, paths in listing.items():
+        extra = sorted(path for path in paths if path not in listed)
         if extra:
             entries.append({"path": folder, "reason": f"{len(extra)} files that the metadata does not list",
                             "files": len(extra), "examples": extra[:10]})

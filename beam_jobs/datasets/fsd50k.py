@@ -13,7 +13,8 @@ import json
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.datasets.common import csv_rows, fields_of, header_index, split_labels, unique_clips, unlisted_files
+from beam_jobs.datasets.common import (csv_rows, fields_of, header_index, split_labels, list_folders, unique_clips,
+                                       unlisted_files)
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join, read_text
 
@@ -98,6 +99,6 @@ def read_fsd50k(root: str) -> Manifest:
     if not dev + evaluation:
         raise DatasetError(f"{truth}: dev.csv and eval.csv list no clips")
     rows = unique_clips(dev + evaluation)
-    ignored = unlisted_files([join(root, DEV_AUDIO), join(root, EVAL_AUDIO)], rows)
+    ignored = unlisted_files(list_folders([join(root, DEV_AUDIO), join(root, EVAL_AUDIO)]), rows)
     return Manifest(rows=rows, vocabulary=vocabulary, source={"format": "fsd50k", "root": root, "ignored": ignored},
                     mids=tuple(mids[label] for label in vocabulary))

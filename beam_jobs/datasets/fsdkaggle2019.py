@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.datasets.common import csv_rows, fields_of, header_index, split_labels, unique_clips, unlisted_files
+from beam_jobs.datasets.common import (csv_rows, fields_of, header_index, split_labels, list_folders, unique_clips,
+                                       unlisted_files)
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join
 
@@ -94,5 +95,5 @@ def read_fsdkaggle2019(root: str) -> Manifest:
         raise DatasetError(f"{meta}: no clips listed")
     rows = unique_clips(rows)
     folders = [join(root, audio_dir) for _, audio_dir in subsets.values()]
-    source["ignored"] = source.get("ignored", []) + unlisted_files(folders, rows)
+    source["ignored"] = source.get("ignored", []) + unlisted_files(list_folders(folders), rows)
     return Manifest(rows=rows, vocabulary=vocabulary or tuple(sorted(seen_labels)), source=source, mids=mids)

@@ -9,7 +9,7 @@ The vocabulary is the sorted set of labels; splits are `train` and `test`; `manu
 """
 from __future__ import annotations
 
-from beam_jobs.datasets.common import csv_rows, fields_of, header_index, unique_clips, unlisted_files
+from beam_jobs.datasets.common import csv_rows, fields_of, header_index, list_folders, unique_clips, unlisted_files
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join
 
@@ -51,6 +51,7 @@ def read_fsdnoisy18k(root: str) -> Manifest:
     if not rows:
         raise DatasetError(f"{join(root, META)}: train.csv and test.csv list no clips")
     vocabulary, rows = tuple(sorted(label_ids)), unique_clips(rows)
-    source = {"format": "fsdnoisy18k", "root": root, "ignored": unlisted_files(list(audio.values()), rows)}
+    ignored = unlisted_files(list_folders(list(audio.values())), rows)
+    source = {"format": "fsdnoisy18k", "root": root, "ignored": ignored}
     return Manifest(rows=rows, vocabulary=vocabulary, source=source,
                     mids=tuple(label_ids[label] for label in vocabulary))
