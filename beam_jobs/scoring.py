@@ -22,10 +22,9 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 from beam_jobs.contracts import aggregation as clip_aggregation
 from beam_jobs.contracts import feature_set, schema, score_table
 from beam_jobs.contracts.publish import check_complete, publishing
-from beam_jobs.contracts.storage import join, list_files, parse_csv_line, read_text, write_json
+from beam_jobs.contracts.storage import join, list_files, parse_csv_line, write_json
 from beam_jobs.runner import pipeline_options
 
-SCORES_PREFIX = "scores"
 SCORING_FILE = "scoring.json"
 
 
@@ -128,7 +127,7 @@ def score_clips(model_dir: str, features_dir: str, output_dir: str, split: str =
                  | "Score" >> RunInference(KeyedModelHandler(KerasPatchModelHandler(model_dir)))
                  | "ScoreVector" >> beam.MapTuple(lambda clip_id, result: (clip_id, result.inference))
                  | "ClipScores" >> AggregateClipScores(aggregation)
-                 | "WriteTable" >> beam.io.WriteToText(join(staging, SCORES_PREFIX), file_name_suffix=".csv",
+                 | "WriteTable" >> beam.io.WriteToText(join(staging, score_table.SHARD_PREFIX), file_name_suffix=".csv",
                                                        header=header))
         patch_counts = [int(parse_csv_line(line)[1]) for line in _table_lines(staging)]
         clips, patches = len(patch_counts), sum(patch_counts)
@@ -142,16 +141,10 @@ def score_clips(model_dir: str, features_dir: str, output_dir: str, split: str =
     return summary
 
 
-def score_table_pattern(scores_dir: str) -> str:
-    return join(scores_dir, f"{SCORES_PREFIX}-*.csv")
-
-
 def _table_lines(scores_dir: str) -> typing.Iterator[str]:
-    paths = list_files(score_table_pattern(scores_dir))
-    if not paths:
-        raise FileNotFoundError(f"{scores_dir}: no score table ({SCORES_PREFIX}-*.csv)")
-    for path in paths:
-        yield from read_text(path).splitlines()[1:]
+    if not list_files(score_table.shard_pattern(scores_dir)):
+        raise FileNotFoundError(f"{scores_dir}: no score table ({score_table.SHARD_PREFIX}-*.csv)")
+    return score_table.rows_in(scores_dir)
 
 
 def check_score_table(scores_dir: str) -> None:
@@ -173,7 +166,7 @@ class ReadScoreTable(beam.PTransform):
 
     def expand(self, pipeline):
         return (pipeline
-                | "Read" >> beam.io.ReadFromText(score_table_pattern(self.scores_dir), skip_header_lines=1)
+                | "Read" >> beam.io.ReadFromText(score_table.shard_pattern(self.scores_dir), skip_header_lines=1)
                 | "Parse" >> beam.Map(score_table.parse_row))
 
 

@@ -28,10 +28,9 @@ from beam_jobs.contracts.aggregation import AGGREGATIONS, check_aggregation
 from beam_jobs.contracts.features import find_audio_files
 from beam_jobs.contracts.manifest import read_manifest
 from beam_jobs.contracts.publish import publishing
-from beam_jobs.contracts.storage import join, list_files, read_text, write_json
+from beam_jobs.contracts.storage import join, read_text, write_json
 from beam_jobs.runner import pipeline_options
 
-SCORES_PREFIX = "scores"
 PATCHES_PREFIX = "patches"
 REJECTED_FILE = "rejected.jsonl"
 TAGGING_FILE = "tagging.json"
@@ -97,10 +96,6 @@ def _inputs(paths: list[str], manifest_dir: str) -> list[tuple[str, str]]:
     return [(path, path) for path in files]
 
 
-def _lines(pattern: str) -> int:
-    return sum(len(read_text(path).splitlines()) - 1 for path in list_files(pattern))
-
-
 def tag_audio(model: str, output_dir: str, paths: list[str] = (), manifest_dir: str = "", timestamps: bool = False,
               aggregation: str = "mean", beam_args: list[str] | None = None) -> dict:
     """Runs the job; returns tagging.json's content."""
@@ -121,14 +116,14 @@ def tag_audio(model: str, output_dir: str, paths: list[str] = (), manifest_dir: 
                        | "Sort" >> beam.ParDo(SortResults(patch_seconds, timestamps)).with_outputs(
                            "rejected", "patches", main="scores"))
             _ = results.scores | "WriteScores" >> beam.io.WriteToText(
-                join(staging, SCORES_PREFIX), file_name_suffix=".csv", header=score_table.header(vocabulary))
+                join(staging, score_table.SHARD_PREFIX), file_name_suffix=".csv", header=score_table.header(vocabulary))
             _ = results.rejected | "WriteRejected" >> beam.io.WriteToText(
                 join(staging, REJECTED_FILE), shard_name_template="")
             if timestamps:
                 _ = results.patches | "WritePatches" >> beam.io.WriteToText(
                     join(staging, PATCHES_PREFIX), file_name_suffix=".csv",
                     header=score_table.patch_header(vocabulary))
-        tagged = _lines(join(staging, f"{SCORES_PREFIX}-*.csv"))
+        tagged = sum(1 for _ in score_table.rows_in(staging))
         rejected = len(read_text(join(staging, REJECTED_FILE)).splitlines())
         summary = {"model": model, "inputs": manifest_dir or list(paths), "files": len(inputs), "tagged": tagged,
                    "rejected": rejected, "aggregation": aggregation, "timestamps": timestamps}
@@ -147,8 +142,7 @@ def tagging_report(output_dir: str, top_k: int = 3, rows: int = 50) -> str:
     vocabulary = feature_set.read_vocabulary(output_dir)
     lines = [f"# Tagging: {summary['tagged']} of {summary['files']} files tagged, {summary['rejected']} rejected",
              "", f"Model `{summary['model']}`.", "", "| file | top labels |", "|---|---|"]
-    table = [score_table.parse_row(line) for path in list_files(join(output_dir, f"{SCORES_PREFIX}-*.csv"))
-             for line in read_text(path).splitlines()[1:]]
+    table = [score_table.parse_row(line) for line in score_table.rows_in(output_dir)]
     for clip_id, scores in sorted(table)[:rows]:
         best = sorted(range(len(scores)), key=lambda index: -scores[index])[:top_k]
         lines.append(f"| {clip_id} | " + ", ".join(f"{vocabulary[index]} {scores[index]:.3f}" for index in best) + " |")

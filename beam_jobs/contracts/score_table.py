@@ -1,5 +1,6 @@
 """The clip x class score table: written by the scoring job (beam_jobs.scoring) and the taggers
-(keras_models.tag, beam_jobs.tag), read by relabelling, pruning and analysis.
+(keras_models.tag, beam_jobs.tag), read by relabelling, pruning and analysis. The jobs write it in shards,
+`scores-SSSSS-of-NNNNN.csv`, each with the header.
 
   header `clip_id,patches,<class 1>,...,<class n>` (CSV-quoted where a name holds a comma or quote)
   one row per clip: its id, its patch count and its clip scores (`%.6g`)
@@ -8,9 +9,23 @@ The taggers' patch table: header `clip_id,start,end,<class 1>,...`, one row per 
 """
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 
-from beam_jobs.contracts.storage import csv_line, parse_csv_line
+from beam_jobs.contracts.storage import csv_line, join, list_files, parse_csv_line, read_text
+
+SHARD_PREFIX = "scores"
+
+
+def shard_pattern(folder: str) -> str:
+    return join(folder, f"{SHARD_PREFIX}-*.csv")
+
+
+def rows_in(folder: str) -> typing.Iterator[str]:
+    """The rows of a folder's score-table shards, headers skipped."""
+    for path in list_files(shard_pattern(folder)):
+        yield from read_text(path).splitlines()[1:]
 
 
 def header(vocabulary) -> str:
