@@ -17,6 +17,7 @@ from kfp.dsl import pipeline_context
 
 from beam_jobs.pipeline_parameters import check_parameters
 from components import BEAM, GPU, LIGHT, PROJECT_IMAGE_PLACEHOLDER, resource_class_of
+from pipelines import defaults
 
 # (CPU, memory) requests per resource class; a Beam job on a remote runner needs little of its own pod.
 DEFAULT_RESOURCES = {GPU: ("8", "32G"), BEAM: ("4", "16G"), LIGHT: ("2", "8G")}
@@ -65,8 +66,6 @@ class Deployment:
 def check_defaults(pipeline) -> None:
     """The pipeline's default parameters pass the checks its first task makes at run time (a required
     parameter has no default: it is checked when a run gives it)."""
-    from pipelines import defaults
-
     check_parameters(pipeline.name.replace("-", "_"), defaults(pipeline))
 
 
