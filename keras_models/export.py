@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from beam_jobs.contracts import storage
-from beam_jobs.contracts.aggregation import LOG_FLOOR, check_aggregation
+from beam_jobs.contracts.aggregation import AGGREGATIONS, LOG_FLOOR, check_aggregation
 from beam_jobs.contracts.feature_set import (MODEL_PARAMS_FILE, VOCABULARY_FILE, read_model_feature_params,
                                              read_normalisation, read_vocabulary)
 from beam_jobs.contracts.features import analysis_window, mel_filterbank
@@ -267,7 +267,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="a classifier or encoder folder")
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--aggregation", default="mean", choices=["mean", "geometric_mean"])
+    parser.add_argument("--aggregation", default="mean", choices=AGGREGATIONS)
     parser.add_argument("--tflite", action="store_true", help="also write a LiteRT/TFLite file")
     args = parser.parse_args(argv)
     description = export(args.model, args.output_dir, args.aggregation, args.tflite)

@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from beam_jobs.contracts import score_table, storage
+from beam_jobs.contracts.aggregation import AGGREGATIONS
 from beam_jobs.contracts.features import AUDIO_EXTENSIONS, decode_clip, find_audio_files, resample
 from keras_models.export import Tagger
 
@@ -109,7 +110,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default="", help="score table CSV to write")
     parser.add_argument("--top_k", type=int, default=3)
     parser.add_argument("--timestamps", action="store_true", help="per-patch scores with start and end times")
-    parser.add_argument("--aggregation", default="mean", choices=["mean", "geometric_mean"],
+    parser.add_argument("--aggregation", default="mean", choices=AGGREGATIONS,
                         help="for a classifier folder (an export has its own)")
     parser.add_argument("paths", nargs="+", metavar="PATH")
     args = parser.parse_args(argv)
