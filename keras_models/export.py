@@ -18,6 +18,8 @@ MODEL_DIR is a classifier folder (keras_models.train: model.keras) or a pretrain
   tagger.tflite     with --tflite: the same signature for LiteRT/TFLite
   export.json       sample rate, vocabulary, aggregation, feature parameters, embedding size, files
   vocabulary.json, feature_params.json   as in a model folder (what the Beam tagging job reads)
+  _COMPLETE.json    the folder is published whole (beam_jobs.contracts.publish): a killed or repeated export
+                    is refused by readers, and exporting again into the folder replaces it
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from beam_jobs.contracts.feature_set import (MODEL_PARAMS_FILE, VOCABULARY_FILE,
                                              read_normalisation, read_vocabulary)
 from beam_jobs.contracts.features import analysis_window, mel_filterbank
 from beam_jobs.contracts.params import FeatureParams
+from beam_jobs.contracts.publish import check_complete, publishing
 from beam_jobs.contracts.storage import join
 from keras_models import model_folder
 
@@ -198,20 +201,22 @@ def export(model_dir: str, output_dir: str, aggregation: str = "mean", tflite: b
     """Writes OUT's files (module docstring); returns export.json's content."""
     source = read_model_folder(model_dir)
     tagger = build_tagger(source, check_aggregation(aggregation))
-    tf.io.gfile.makedirs(output_dir)
-    tagger.save(join(output_dir, KERAS_FILE))
-    module = tf.Module()
-    module.tagger, module.serve, module.embed = tagger, serving_function(tagger), embedding_function(tagger)
-    tf.saved_model.save(module, join(output_dir, SAVED_MODEL_DIR),
-                        signatures={"serving_default": module.serve, "embed": module.embed})
-    files = [SAVED_MODEL_DIR, KERAS_FILE]
-    if tflite:
-        storage.write_bytes(join(output_dir, TFLITE_FILE), to_tflite(join(output_dir, SAVED_MODEL_DIR)))
-        files.append(TFLITE_FILE)
-    description = {**describe(source, aggregation, tagger), "files": files, "source": model_dir}
-    storage.write_text(join(output_dir, EXPORT_FILE), json.dumps(description, indent=1))
-    storage.write_text(join(output_dir, VOCABULARY_FILE), json.dumps(list(source.vocabulary)))
-    storage.write_text(join(output_dir, MODEL_PARAMS_FILE), source.params.to_json())
+    with publishing(output_dir, "export") as publication:  # a killed or repeated export is never half read
+        staging = publication.staging
+        tagger.save(join(staging, KERAS_FILE))
+        module = tf.Module()
+        module.tagger, module.serve, module.embed = tagger, serving_function(tagger), embedding_function(tagger)
+        tf.saved_model.save(module, join(staging, SAVED_MODEL_DIR),
+                            signatures={"serving_default": module.serve, "embed": module.embed})
+        files = [SAVED_MODEL_DIR, KERAS_FILE]
+        if tflite:
+            storage.write_bytes(join(staging, TFLITE_FILE), to_tflite(join(staging, SAVED_MODEL_DIR)))
+            files.append(TFLITE_FILE)
+        description = {**describe(source, aggregation, tagger), "files": files, "source": model_dir}
+        storage.write_text(join(staging, EXPORT_FILE), json.dumps(description, indent=1))
+        storage.write_text(join(staging, VOCABULARY_FILE), json.dumps(list(source.vocabulary)))
+        storage.write_text(join(staging, MODEL_PARAMS_FILE), source.params.to_json())
+        publication.summary.update(source=model_dir, aggregation=aggregation, files=files)
     return description
 
 
@@ -234,6 +239,7 @@ class Tagger:
 
     def __init__(self, folder: str, aggregation: str = "mean"):
         if is_export(folder):
+            check_complete(folder, "an export (keras_models.export)")
             self.description = json.loads(storage.read_text(join(folder, EXPORT_FILE)))
             signatures = tf.saved_model.load(join(folder, SAVED_MODEL_DIR)).signatures
             self.serve, self.embed_function = signatures["serving_default"], signatures["embed"]

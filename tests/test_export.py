@@ -194,3 +194,22 @@ def test_an_encoder_exports_to_embeddings_for_hear_and_cannot_tag(features_dir, 
     np.testing.assert_allclose(hear.get_scene_embeddings(audio, model).numpy()[0], expected, atol=1e-5)
     with pytest.raises(ValueError, match="is an encoder"):
         tag.tag(exported, [str(tmp_path)])
+
+
+def test_a_changed_or_half_written_export_is_refused_and_a_rerun_replaces_it(export_dir, model_dir, tmp_path):
+    import shutil
+
+    from beam_jobs.contracts.publish import IncompleteOutputError
+
+    copy = tmp_path / "copy"
+    shutil.copytree(export_dir, copy)
+    assert export.Tagger(str(copy)).vocabulary  # a whole copy reads
+    description = copy / export.EXPORT_FILE
+    description.write_text(description.read_text().replace('"aggregation": "mean"', '"aggregation": "geometric_mean"'))
+    with pytest.raises(IncompleteOutputError, match="another size"):
+        export.Tagger(str(copy))
+    (copy / export.KERAS_FILE).unlink()
+    with pytest.raises(IncompleteOutputError, match="missing files"):
+        tag.tag(str(copy), [str(tmp_path)])
+    export.export(model_dir, str(copy))  # exporting again into the folder replaces it whole
+    assert export.Tagger(str(copy)).description["aggregation"] == "mean"

@@ -111,6 +111,9 @@ def _publish(publication: Publication) -> None:
            if _top(name) not in (*publication.keep, STAGING_DIR, PUBLISHING_FILE)]
     _delete(old)
     names = sorted(staged)
+    for parent in sorted({join(folder, name.rsplit("/", 1)[0]) for name in names if "/" in name}):
+        if not FileSystems.exists(parent):  # nested outputs (a SavedModel); object stores need no folders
+            FileSystems.mkdirs(parent)
     FileSystems.rename([join(publication.staging, name) for name in names], [join(folder, name) for name in names])
     _delete_tree(publication.staging)
     marker = {"job": publication.job, "files": {name: staged[name] for name in names},
