@@ -13,13 +13,14 @@ from apache_beam.io.filesystems import FileSystems
 from beam_jobs.datasets.audioset import TRAIN_SUBSETS, read_audioset
 from beam_jobs.datasets.folder import read_folder
 from beam_jobs.datasets.fsd50k import read_fsd50k
+from beam_jobs.datasets.fsdkaggle2018 import read_fsdkaggle2018
 from beam_jobs.datasets.fsdkaggle2019 import read_fsdkaggle2019
 from beam_jobs.datasets.fsdnoisy18k import read_fsdnoisy18k
 from beam_jobs.contracts.manifest import DatasetError, Manifest, write_manifest
 from beam_jobs.ontology import load_ontology, propagate_labels
 
 ADAPTERS = {"fsd50k": read_fsd50k, "fsdnoisy18k": read_fsdnoisy18k, "fsdkaggle2019": read_fsdkaggle2019,
-            "audioset": read_audioset, "folder": read_folder}
+            "fsdkaggle2018": read_fsdkaggle2018, "audioset": read_audioset, "folder": read_folder}
 
 
 def propagate(manifest: Manifest, ontology_path: str) -> Manifest:

@@ -249,6 +249,7 @@ FORMATS = {
     "fsd50k": FormatSpec(VOCABULARY, LEAVES, False, "eval", 0.2),
     "fsdnoisy18k": FormatSpec(NOISY_VOCABULARY, NOISY_VOCABULARY, True, "test", 0.1),
     "fsdkaggle2019": FormatSpec(NOISY_VOCABULARY, NOISY_VOCABULARY, False, "test", 0.1),
+    "fsdkaggle2018": FormatSpec(NOISY_VOCABULARY, NOISY_VOCABULARY, True, "test", 0.15),
     "audioset": FormatSpec(VOCABULARY, LEAVES, False, "eval", 0.2),
     "folder": FormatSpec(LEAVES, LEAVES, True, "eval", 0.2),
 }
@@ -353,6 +354,9 @@ def _split_and_flags(index: int, uploader: str, config: SyntheticConfig) -> tupl
         return "train", {"manually_verified": verified, "noisy_small": not verified and position < 0.2}, not verified
     if config.format == "fsdkaggle2019":
         return ("train_curated", {}, False) if position < 0.3 else ("train_noisy", {}, True)
+    if config.format == "fsdkaggle2018":  # about 40% of the released train set was verified
+        verified = position < 0.4
+        return "train", {"manually_verified": verified}, not verified
     return "train", {}, False
 
 
@@ -497,16 +501,19 @@ def audio_path(output_dir: str, plan: ClipPlan, config: SyntheticConfig) -> str:
         return join(output_dir, "FSDnoisy18k.audio_test" if plan.split == "test" else "FSDnoisy18k.audio_train", name)
     if config.format == "fsdkaggle2019":
         return join(output_dir, f"FSDKaggle2019.audio_{plan.split}", name)
+    if config.format == "fsdkaggle2018":
+        return join(output_dir, f"FSDKaggle2018.audio_{plan.split}", name)
     if config.format == "audioset":
         return join(output_dir, "audio", plan.split, name)
     return join(output_dir, plan.split, plan.labels[0], name)
 
 
-def write_clip(index: int, config: SyntheticConfig, output_dir: str) -> ClipPlan:
+def write_clip(index: int, config: SyntheticConfig, output_dir: str, path_of=audio_path) -> ClipPlan:
+    """Renders clip `index` and writes it as 16-bit WAV at `path_of(output_dir, plan, config)`."""
     plan = plan_clip(index, config)
     buffer = io.BytesIO()
     soundfile.write(buffer, render_clip(plan, config), plan.sample_rate, subtype="PCM_16", format="WAV")
-    with FileSystems.create(audio_path(output_dir, plan, config)) as handle:
+    with FileSystems.create(path_of(output_dir, plan, config)) as handle:
         handle.write(buffer.getvalue())
     return plan
 
@@ -573,6 +580,18 @@ def _write_fsdkaggle2019(plans, output_dir, config):
         write_text(join(meta, f"{split}_post_competition.csv"), _csv_text(header, rows))
 
 
+def _write_fsdkaggle2018(plans, output_dir, config):
+    meta = join(output_dir, "FSDKaggle2018.meta")
+    train = [[p.fname + ".wav", p.labels[0], int(dict(p.flags)["manually_verified"]), str(p.index), "CC0"]
+             for p in plans if p.split == "train"]
+    test = [[p.fname + ".wav", p.labels[0], "Private" if p.index % 2 else "Public", str(p.index), "CC0"]
+            for p in plans if p.split == "test"]
+    write_text(join(meta, "train_post_competition.csv"),
+               _csv_text(["fname", "label", "manually_verified", "freesound_id", "license"], train))
+    write_text(join(meta, "test_post_competition_scoring_clips.csv"),
+               _csv_text(["fname", "label", "usage", "freesound_id", "license"], test))
+
+
 def _write_audioset(plans, output_dir, config):
     vocabulary = config.spec.vocabulary
     write_text(join(output_dir, "class_labels_indices.csv"),
@@ -588,6 +607,7 @@ def _write_audioset(plans, output_dir, config):
 
 
 WRITERS = {"fsd50k": _write_fsd50k, "fsdnoisy18k": _write_fsdnoisy18k, "fsdkaggle2019": _write_fsdkaggle2019,
+           "fsdkaggle2018": _write_fsdkaggle2018,
            "audioset": _write_audioset, "folder": lambda plans, output_dir, config: None}
 TRUTH_FILE = "synthetic_truth.jsonl"
 

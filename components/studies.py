@@ -81,6 +81,20 @@ def summarize_dcase2019(noisy_only: Input[Metrics], noisy_then_curated: Input[Me
 
 
 @component(LIGHT)
+def summarize_dcase2018(all_result: Input[Dataset], all_train_set: Input[Dataset], verified_result: Input[Dataset],
+                        verified_train_set: Input[Dataset], metrics: Output[Metrics], report: Output[Markdown]):
+    """Test MAP@3 and accuracy of the model trained on all train clips and of the one trained on the verified."""
+    from keras_models.study_reports import dcase2018_markdown, read_result_rows
+
+    rows = [{**row, "train_clips": int(train_set.metadata["train_clips"])} for row, train_set in zip(
+        read_result_rows([all_result.path, verified_result.path]), (all_train_set, verified_train_set))]
+    for row in rows:
+        metrics.log_metric(f"{row['train_set']}_map_at_3", row["map_at_3"])
+    with open(report.path, "w") as handle:
+        handle.write(dcase2018_markdown(rows))
+
+
+@component(LIGHT)
 def evaluate_student(model: Input[Model], relabelled: Input[Dataset], result: Output[Dataset]):
     """Eval metrics of one missing-labels student, with what its relabelling flagged."""
     import json

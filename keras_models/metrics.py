@@ -118,10 +118,24 @@ def clip_metrics(truth, scores) -> dict:
     }
 
 
+def map_at_k(truth, scores, k: int = 3) -> float:
+    """Mean average precision at k with one true class per clip (DCASE2018 Task 2's MAP@3): a clip scores
+    1/rank of its class among its k top-scored classes, 0 when the class is not among them. Ties keep the
+    lower class index first."""
+    truth, scores = _check(truth, scores)
+    if (truth.sum(axis=1) != 1).any():
+        raise ValueError("MAP@k needs exactly one label per clip")
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    ranked = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    hits = ranked == truth.argmax(axis=1)[:, None]
+    return float(np.mean((hits / np.arange(1, ranked.shape[1] + 1)).sum(axis=1)))
+
+
 def single_label_metrics(truth, scores) -> dict:
     """Accuracy of the top-scored class against each clip's one label: overall, balanced (the mean of the
     per-class accuracies), per class (NaN for a class without clips) and the confusion matrix
-    (rows: true class, columns: predicted class)."""
+    (rows: true class, columns: predicted class); and MAP@3 (`map_at_k`)."""
     truth, scores = _check(truth, scores)
     if (truth.sum(axis=1) != 1).any():
         raise ValueError("single-label metrics need exactly one label per clip")
@@ -132,7 +146,8 @@ def single_label_metrics(truth, scores) -> dict:
     clips = confusion.sum(axis=1)
     per_class = np.divide(np.diag(confusion), clips, out=np.full(n_classes, np.nan), where=clips > 0)
     return {"accuracy": float(np.mean(true_class == predicted)), "balanced_accuracy": float(np.nanmean(per_class)),
-            "per_class": {"accuracy": per_class, "clips": clips}, "confusion_matrix": confusion}
+            "map_at_3": map_at_k(truth, scores, 3), "per_class": {"accuracy": per_class, "clips": clips},
+            "confusion_matrix": confusion}
 
 
 def accuracy(truth, scores) -> float:

@@ -250,3 +250,15 @@ def dcase2019_markdown(rows: dict[str, dict]) -> str:
     lines = ["# DCASE2019 Task 2: test set", "", "| training | lwlrap | mAP |", "|---|---:|---:|"]
     lines += [f"| {name} | {metrics['lwlrap']:.4f} | {metrics['mAP']:.4f} |" for name, metrics in rows.items()]
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- DCASE2018 Task 2 ----
+
+def dcase2018_markdown(rows: list[dict]) -> str:
+    """The test MAP@3 (the challenge's metric) and accuracies of each train set's model."""
+    lines = ["# DCASE2018 Task 2: test set", "", "MAP@3 = mean over clips of 1/rank of the true class among the "
+             "three top-scored (0 when absent).", "", "| train set | train clips | MAP@3 | accuracy | "
+             "balanced accuracy | test clips |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {row['train_set']} | {row['train_clips']} | {row['map_at_3']:.4f} | {row['accuracy']:.4f} | "
+              f"{row['balanced_accuracy']:.4f} | {row['clips']} |" for row in rows]
+    return "\n".join(lines) + "\n"

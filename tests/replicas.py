@@ -155,6 +155,33 @@ def fsdkaggle2019(root: Path, clips=(25, 25, 15), seed=2) -> Path:
     return root
 
 
+FSDKAGGLE2018_CLASSES = ["Hi-hat", "Saxophone", "Burping_or_eructation", "Violin_or_fiddle", "Drawer_open_or_close"]
+
+
+def fsdkaggle2018(root: Path, clips=(30, 12), seed=5) -> Path:
+    """FSDKaggle2018 (Zenodo 2552860): `train_post_competition.csv` and
+    `test_post_competition_scoring_clips.csv` with their Freesound id and license columns, hexadecimal names,
+    about 40% of the train clips verified, and padding clips in `audio_test/` that no file lists."""
+    rng = np.random.default_rng(seed)
+    meta = root / "FSDKaggle2018.meta"
+    train = [("fname", "label", "manually_verified", "freesound_id", "license")]
+    test = [("fname", "label", "usage", "freesound_id", "license")]
+    for split, count, rows in (("train", clips[0], train), ("test", clips[1], test)):
+        for index in range(count):
+            label = FSDKAGGLE2018_CLASSES[index % len(FSDKAGGLE2018_CLASSES)]
+            fname = f"{int(rng.integers(16 ** 7, 16 ** 8)):08x}.wav"
+            middle = (str(int(index % 5 < 2)),) if split == "train" else (("Public", "Private")[index % 2],)
+            rows.append((fname, label) + middle + (str(int(rng.integers(1000, 400000))),
+                                                   "Attribution" if index % 3 else "Creative Commons 0"))
+            _audio(root / f"FSDKaggle2018.audio_{split}" / fname, [label], FSDKAGGLE2018_CLASSES, rng)
+    for index in range(3):  # padding clips: in the audio folder, scored by nobody
+        _audio(root / "FSDKaggle2018.audio_test" / f"{int(rng.integers(16 ** 7, 16 ** 8)):08x}.wav",
+               [FSDKAGGLE2018_CLASSES[index]], FSDKAGGLE2018_CLASSES, rng)
+    _write(meta / "train_post_competition.csv", _csv_text(train))
+    _write(meta / "test_post_competition_scoring_clips.csv", _csv_text(test))
+    return root
+
+
 AUDIOSET_CLASSES = [  # (index, mid, display_name) from AudioSet's class_labels_indices.csv
     (0, "/m/09x0r", "Speech"), (1, "/m/05zppz", "Male speech, man speaking"),
     (2, "/m/02zsn", "Female speech, woman speaking"), (72, "/m/0bt9lr", "Dog"), (74, "/m/05tny_", "Bark"),
@@ -211,5 +238,5 @@ def folder(root: Path, clips=(18, 9, 9), seed=4) -> Path:
     return root
 
 
-REPLICAS = {"fsd50k": fsd50k, "fsdnoisy18k": fsdnoisy18k, "fsdkaggle2019": fsdkaggle2019,
+REPLICAS = {"fsd50k": fsd50k, "fsdnoisy18k": fsdnoisy18k, "fsdkaggle2019": fsdkaggle2019, "fsdkaggle2018": fsdkaggle2018,
             "audioset": audioset, "folder": folder}

@@ -9,6 +9,7 @@ import soundfile
 from beam_jobs import ingest
 from beam_jobs.datasets.audioset import read_audioset
 from beam_jobs.datasets.folder import read_folder
+from beam_jobs.datasets.fsdkaggle2018 import read_fsdkaggle2018
 from beam_jobs.datasets.fsdkaggle2019 import read_fsdkaggle2019
 from beam_jobs.datasets.fsdnoisy18k import read_fsdnoisy18k
 from beam_jobs.extract import extract
@@ -245,6 +246,34 @@ def test_fsdkaggle2019_as_the_competition_distributed_it(tmp_path):
         read_fsdkaggle2019(str(tmp_path / "train_noisy"))
 
 
+def test_fsdkaggle2018_released_and_as_the_competition_distributed_it(tmp_path):
+    from replicas import fsdkaggle2018
+
+    root = fsdkaggle2018(tmp_path / "released")
+    manifest = read_fsdkaggle2018(str(root))
+    assert manifest.vocabulary == ("Burping_or_eructation", "Drawer_open_or_close", "Hi-hat", "Saxophone",
+                                   "Violin_or_fiddle")
+    train = [row for row in manifest.rows if row.split == "train"]
+    assert len(train) == 30 and sum(row.flags["manually_verified"] for row in train) == 12
+    assert sum(row.split == "test" for row in manifest.rows) == 12
+    assert all(os.path.exists(row.audio_path) for row in manifest.rows)
+    padding = manifest.source["ignored"][0]
+    assert padding["path"].endswith("FSDKaggle2018.audio_test") and padding["files"] == 3
+    competition = tmp_path / "competition"
+    write(competition / "train.csv", "fname,label,manually_verified\n00044347.wav,Hi-hat,0\n001ca53d.wav,Saxophone,1\n")
+    write(competition / "sample_submission.csv", "fname,label\n00063640.wav,Laughter Hi-hat Flute\n")
+    tone(competition / "audio_train" / "00044347.wav")
+    tone(competition / "audio_train" / "001ca53d.wav")
+    tone(competition / "audio_test" / "00063640.wav")
+    manifest = read_fsdkaggle2018(str(competition))
+    assert [(row.clip_id, row.flags["manually_verified"]) for row in manifest.rows] == [
+        ("train/00044347", False), ("train/001ca53d", True)]
+    assert "withheld the test labels" in manifest.source["ignored"][0]["reason"]
+    write(competition / "train.csv", "fname,label,manually_verified\n00044347.wav,Hi-hat,yes\n")
+    with pytest.raises(DatasetError, match=r"train.csv:2: manually_verified must be 0 or 1"):
+        read_fsdkaggle2018(str(competition))
+
+
 def test_folder_split_names_as_people_write_them(tmp_path):
     tone(tmp_path / "Training" / "dog" / "a.wav")
     tone(tmp_path / "validation" / "dog" / "b.wav")
@@ -272,7 +301,8 @@ def test_an_experiment_says_what_the_dataset_lacks(tmp_path):
 
 @pytest.mark.parametrize("dataset_format, audio_folder", [
     ("fsd50k", "FSD50K.dev_audio"), ("fsdnoisy18k", "FSDnoisy18k.audio_test"),
-    ("fsdkaggle2019", "FSDKaggle2019.audio_train_noisy"), ("audioset", "audio/eval")])
+    ("fsdkaggle2019", "FSDKaggle2019.audio_train_noisy"), ("fsdkaggle2018", "FSDKaggle2018.audio_train"),
+    ("audioset", "audio/eval")])
 def test_audio_files_the_metadata_does_not_list_are_accounted_for(dataset_format, audio_folder, tmp_path):
     from replicas import REPLICAS
 

@@ -87,3 +87,34 @@ def test_chance_map_is_mean_prevalence():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="same"):
         metrics.average_precision(np.zeros((3, 2)), np.zeros((3, 3)))
+
+
+def test_map_at_3_hand_computed_example():
+    # true classes 0, 1, 2, 3; the true class ranks 1st, 2nd, 3rd and 4th: (1 + 1/2 + 1/3 + 0) / 4
+    truth = np.eye(4)
+    scores = np.array([[0.9, 0.1, 0.0, 0.0], [0.8, 0.5, 0.1, 0.0], [0.5, 0.4, 0.3, 0.2], [0.4, 0.3, 0.2, 0.1]])
+    assert metrics.map_at_k(truth, scores, 3) == pytest.approx((1 + 1 / 2 + 1 / 3) / 4)
+    assert metrics.map_at_k(truth, scores, 1) == pytest.approx(1 / 4)
+    assert metrics.single_label_metrics(truth, scores)["map_at_3"] == pytest.approx((1 + 1 / 2 + 1 / 3) / 4)
+    with pytest.raises(ValueError, match="exactly one label"):
+        metrics.map_at_k(np.ones((4, 4)), scores)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_map_at_3_matches_the_competitions_average_precision_at_k(seed):
+    """Kaggle's apk (the DCASE2018 Task 2 evaluation): precision at each hit among the top k predictions,
+    over min(len(actual), k)."""
+    rng = np.random.default_rng(seed)
+    classes = rng.integers(0, 6, size=50)
+    scores = rng.normal(size=(50, 6)) + 1.5 * np.eye(6)[classes]
+
+    def apk(actual, predicted, k=3):
+        hits, total = 0, 0.0
+        for position, guess in enumerate(predicted[:k]):
+            if guess in actual and guess not in predicted[:position]:
+                hits += 1
+                total += hits / (position + 1)
+        return total / min(len(actual), k)
+
+    reference = np.mean([apk([label], list(np.argsort(-row))) for label, row in zip(classes, scores)])
+    assert metrics.map_at_k(np.eye(6)[classes], scores, 3) == pytest.approx(reference)

@@ -272,6 +272,23 @@ def test_dcase2019_task2_runs_locally_and_reports_lwlrap(tmp_path):
     assert "| class | positives | AP | AUC | d' | lwlrap |" in result.stdout
 
 
+@pytest.mark.slow
+def test_dcase2018_task2_runs_locally_and_reports_map_at_3(tmp_path):
+    command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "dcase2018_task2",
+               "--param", "synthetic_clips=80", "--param", "width=0.25", "--param", "epochs=1",
+               "--param", "batch_size=16", "--pipeline-root", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = next(tmp_path.glob("dcase2018-task2-*/summarize-dcase2018/report")).read_text()
+    rows = [line.split("|") for line in report.splitlines() if line.startswith("| all |")
+            or line.startswith("| verified |")]
+    assert len(rows) == 2
+    train_clips = {row[1].strip(): int(row[2]) for row in rows}
+    assert train_clips["verified"] < train_clips["all"]  # the verified clips are a part of the train set
+    assert all(0 < float(row[3]) <= 1 for row in rows)  # MAP@3
+    assert next(tmp_path.glob("dcase2018-task2-*/export-model/exported/saved_model"))
+
+
 def test_contrastive_ssl_pretrains_once_and_compares_four_uses_per_downstream_set(compiled):
     spec = load_spec(compiled / "contrastive_ssl.yaml")
     tasks = spec.root.dag.tasks

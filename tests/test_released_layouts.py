@@ -26,6 +26,7 @@ RUNS = {
                      "summarize-noisy-labels", "| clean | lq |"),
     "dcase2019_task2": ("fsdkaggle2019", {"noisy_epochs": "1", "curated_epochs": "1"}, "summarize-dcase2019",
                         "| noisy then curated (warm start) |"),
+    "dcase2018_task2": ("fsdkaggle2018", {"epochs": "1", "val_fraction": "0.3"}, "summarize-dcase2018", "| verified |"),
     "contrastive_ssl": ("fsdnoisy18k", {"architecture": "vgg_like", "pretrain_epochs": "1",
                                         "pretrain_batch_size": "8", "downstream_epochs": "1", "knn_k": "3",
                                         "tps": "false", "val_fraction": "0.3",
