@@ -8,7 +8,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 # The CPU demo: 1,000 synthetic clips, the tiny VGG-like (width 0.5), 15 epochs (about 5 minutes on 2 cores).
 DEMO_PARAMS ?= --param synthetic_clips=1000 --param width=0.5 --param epochs=15
 
-.PHONY: install demo test compile bench clean split-study shift-invariance missing-labels noisy-labels dcase2019 contrastive-ssl separation-ssl
+.PHONY: install demo test compile bench clean split-study shift-invariance missing-labels noisy-labels dcase2019 dcase2018 dataset-creation contrastive-ssl separation-ssl
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,17 @@ noisy-labels: $(STAMP)
 # DCASE2019 Task 2 on synthetic FSDKaggle2019-format data (1,500 clips, width 0.5, 10 + 10 epochs).
 dcase2019: $(STAMP)
 	$(BIN)/python pipelines/run_local.py dcase2019_task2 --param synthetic_clips=1500 --param width=0.5 --param noisy_epochs=10 --param curated_epochs=10
+
+# DCASE2018 Task 2 on synthetic FSDKaggle2018-format data (1,500 clips, width 0.5, 10 epochs).
+dcase2018: $(STAMP)
+	$(BIN)/python pipelines/run_local.py dcase2018_task2 --param synthetic_clips=1500 --param width=0.5 --param epochs=10
+
+# Dataset creation on synthetic raw material (800 clips), then the baseline trained on the FSD50K-layout result.
+CREATION_ROOT ?= runs/dataset-creation
+dataset-creation: $(STAMP)
+	rm -rf $(CREATION_ROOT)
+	$(BIN)/python pipelines/run_local.py dataset_creation --pipeline-root $(CREATION_ROOT)
+	$(BIN)/python pipelines/run_local.py fsd50k_baseline --param width=0.5 --param epochs=15 --param dataset_root=$$(dirname $$(ls -d $(CREATION_ROOT)/dataset-creation-*/assemble-dataset*/dataset/FSD50K.ground_truth))
 
 # The contrastive SSL study of the README (1,500 synthetic FSDnoisy18k-format clips, VGG-like width 0.5
 # encoder, 30 pretraining epochs, 10 downstream epochs; about 30 minutes on 2 cores).

@@ -1,4 +1,6 @@
-"""AudioSet-schema ontology (`ontology.json`: a list of {id, name, child_ids, ...}) and label propagation."""
+"""AudioSet-schema ontology (`ontology.json`: a list of {id, name, child_ids, restrictions, ...}) and label
+propagation. AudioSet marks some classes `abstract` (groupings never used as labels) or `blacklist`
+(too ambiguous to label): `labelable` is false for them."""
 from __future__ import annotations
 
 import json
@@ -12,11 +14,13 @@ class Ontology:
         self.source = source
         self.names = {}
         self.children = {}
+        self.restrictions = {}
         for position, entry in enumerate(entries):
             if not isinstance(entry, dict) or "id" not in entry or "child_ids" not in entry:
                 raise DatasetError(f"{source}: entry {position} lacks 'id' or 'child_ids': {str(entry)[:80]}")
             self.names[entry["id"]] = entry.get("name", entry["id"])
             self.children[entry["id"]] = list(entry["child_ids"])
+            self.restrictions[entry["id"]] = frozenset(entry.get("restrictions") or ())
         for node, children in self.children.items():
             unknown = [child for child in children if child not in self.children]
             if unknown:
@@ -43,6 +47,9 @@ class Ontology:
         for node in self.children:
             if node not in state:
                 visit(node, [node])
+
+    def labelable(self, node: str) -> bool:
+        return not self.restrictions[node] & {"abstract", "blacklist"}
 
     def ancestors(self, node: str) -> set[str]:
         found, stack = set(), list(self.parents.get(node, ()))

@@ -14,6 +14,8 @@ from apache_beam.io.filesystems import FileSystems
 from beam_jobs import ingest, splits, synthetic
 from beam_jobs.contracts.aggregation import check_aggregation
 from beam_jobs.contracts.params import FeatureParams
+from beam_jobs.creation.assemble import CreationParams
+from beam_jobs.creation.nominate import check_fields
 from beam_jobs.datasets.audioset import TRAIN_SUBSETS
 from beam_jobs.runner import BeamSettings
 
@@ -177,6 +179,12 @@ RULES = {
     "cp_weight": _non_negative,
     "tps": lambda value: None, "mix_back": lambda value: None, "specaugment": lambda value: None,
     "temperature": _positive,
+    "raw_dir": _dataset_root,
+    "nomination_fields": check_fields,
+    "min_agreement": _positive,
+    "min_clips": lambda value: CreationParams(min_clips=value),
+    "eval_share": lambda value: CreationParams(eval_share=value),
+    "audio_mode": lambda value: CreationParams(audio=value),
 }
 SUFFIX_RULES = {
     "epochs": lambda value: _train(epochs=value),

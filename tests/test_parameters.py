@@ -22,7 +22,8 @@ def test_every_parameter_has_a_rule_and_the_defaults_pass(name):
 @pytest.mark.parametrize("name", PIPELINES)
 def test_a_bad_parameter_stops_run_local_before_submission(name, tmp_path, capsys):
     pipeline = discover()[name]
-    bad = "batch_size=-1" if "batch_size" in defaults(pipeline) else "aggregation=median"
+    bad = next(value for name, value in (("batch_size", "batch_size=-1"), ("aggregation", "aggregation=median"),
+                                         ("min_clips", "min_clips=0")) if name in defaults(pipeline))
     command = [name, "--param", bad, "--param", "beam_options=[\"--runner=FlinkRunner\"]",
                "--pipeline-root", str(tmp_path / "runs")]
     if required(pipeline):

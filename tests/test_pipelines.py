@@ -272,6 +272,40 @@ def test_dcase2019_task2_runs_locally_and_reports_lwlrap(tmp_path):
     assert "| class | positives | AP | AUC | d' | lwlrap |" in result.stdout
 
 
+def test_dataset_creation_nominates_validates_and_assembles_both_layouts(compiled):
+    tasks = load_spec(compiled / "dataset_creation.yaml").root.dag.tasks
+    assert {"nominate-candidates", "validate-candidates", "assemble-dataset", "assemble-dataset-2"} <= set(tasks)
+    formats = {tasks[name].inputs.parameters["release_format"].runtime_value.constant.string_value
+               for name in ("assemble-dataset", "assemble-dataset-2")}
+    assert formats == {"fsd50k", "fsdnoisy18k"}
+
+
+@pytest.mark.slow
+def test_a_created_dataset_trains_through_the_baseline(tmp_path):
+    def run_local(*arguments):
+        command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), *arguments]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    run_local("dataset_creation", "--param", "synthetic_clips=400", "--param", "min_clips=12",
+              "--pipeline-root", str(tmp_path / "creation"))
+    created = next((tmp_path / "creation").glob("dataset-creation-*/assemble-dataset*/dataset/FSD50K.ground_truth")).parent
+    report = next((tmp_path / "creation").glob("dataset-creation-*/assemble-dataset*/report")).read_text()
+    assert "uploaders on both sides: 0" in report and "| Trill |" in report  # merged into its parent
+    assert next((tmp_path / "creation").glob("dataset-creation-*/assemble-dataset*/dataset/FSDnoisy18k.meta/train.csv"))
+    run_local("fsd50k_baseline", "--param", f"dataset_root={created}", "--param", "epochs=1", "--param", "width=0.125",
+              "--param", "batch_size=16", "--pipeline-root", str(tmp_path / "baseline"))
+    evaluation = next((tmp_path / "baseline").glob("fsd50k-baseline-*/evaluate-classifier/report")).read_text()
+    assert "| Sweep |" in evaluation and "| Trill |" not in evaluation
+    noisy = next((tmp_path / "creation").glob("dataset-creation-*/assemble-dataset*/dataset/FSDnoisy18k.meta")).parent
+    run_local("noisy_labels", "--param", f"dataset_root={noisy}", "--param", "epochs=1", "--param", "stage1_epochs=1",
+              "--param", "stage2_epochs=1", "--param", "width=0.125", "--param", "batch_size=16", "--param",
+              'variants=[{"train_set": "noisy_and_clean", "flag": "", "loss": "lq"}]',
+              "--pipeline-root", str(tmp_path / "noisy"))
+    assert "| noisy_and_clean | lq |" in next((tmp_path / "noisy").glob("noisy-labels-*/summarize-noisy-labels/report")
+                                               ).read_text()
+
+
 @pytest.mark.slow
 def test_dcase2018_task2_runs_locally_and_reports_map_at_3(tmp_path):
     command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "dcase2018_task2",

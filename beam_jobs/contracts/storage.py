@@ -66,3 +66,8 @@ def parse_csv_line(line: str) -> list[str]:
 def list_files(pattern: str) -> list[str]:
     """Sorted paths matching a glob."""
     return sorted(match.path for match in FileSystems.match([pattern])[0].metadata_list)
+
+
+def read_json_lines(pattern: str) -> list:
+    """The JSON values, one per line, of the files matching a glob (a Beam job's text shards)."""
+    return [json.loads(line) for path in list_files(pattern) for line in read_text(path).splitlines() if line]
