@@ -95,7 +95,8 @@ class SingleLabelEvaluation:
         lines = [f"# {title}", "", f"{self.clips} clips of the `{self.split}` split; clip score = {self.aggregation} "
                  "of patch scores; predicted class = top score. Balanced accuracy = mean of the per-class "
                  "accuracies (classes without clips left out); MAP@3 = mean of 1/rank of the true class among "
-                 "the three top-scored (0 when absent), DCASE2018 Task 2's metric.", "", "| metric | value |", "|---|---|",
+                 "the three top-scored (0 when absent), DCASE2018 Task 2's metric.", "", "| metric | value |",
+                 "|---|---|",
                  *(f"| {name} | {value:.4f} |" for name, value in self.scalars.items()), "", "## Per class", "",
                  "| class | clips | accuracy |", "|---|---:|---:|"]
         for i, label in enumerate(self.vocabulary):

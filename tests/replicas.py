@@ -238,5 +238,6 @@ def folder(root: Path, clips=(18, 9, 9), seed=4) -> Path:
     return root
 
 
-REPLICAS = {"fsd50k": fsd50k, "fsdnoisy18k": fsdnoisy18k, "fsdkaggle2019": fsdkaggle2019, "fsdkaggle2018": fsdkaggle2018,
+REPLICAS = {"fsd50k": fsd50k, "fsdnoisy18k": fsdnoisy18k, "fsdkaggle2019": fsdkaggle2019,
+            "fsdkaggle2018": fsdkaggle2018,
             "audioset": audioset, "folder": folder}

@@ -191,6 +191,8 @@ def test_validation_recovers_the_true_labels(created):
     predominant = [r for r in ratings if r["decision"] == "accepted" and r["predominance"] == "PP"]
     assert np.mean([r["class"] in truth[r["clip"]]["predominant"] for r in predominant]) > 0.85
     assert 0.5 < report["alpha"] < 1
+    markdown = validate.validation_markdown(report)
+    assert f"Krippendorff's alpha (nominal, PP/PNP/NP): {report['alpha']:.3f}" in markdown and "| Chime |" in markdown
     pp_pnp = json.loads((root / "validation" / validate.PP_PNP_FILE).read_text())
     first = ratings[0]
     assert pp_pnp[first["clip"]][first["class"]] == [{"PP": 1.0, "PNP": 0.5, "U": 0.0, "NP": -1.0}[vote]
@@ -209,6 +211,8 @@ def test_the_created_fsd50k_dataset_is_read_by_its_adapter(created, tmp_path):
     assert all(len(value) == 1 for value in sides.values())  # no uploader on both sides
     assert "Trill" not in manifest.vocabulary and "Pulse" not in manifest.vocabulary
     assert [(merge["class"], merge["into"]) for merge in report["merges"]] == [("Trill", "Sweep")]
+    markdown = (root / "fsd50k" / "FSD50K.doc" / assemble.REPORT_MARKDOWN).read_text()
+    assert "| Trill |" in markdown and "uploaders on both sides: 0" in markdown and "Krippendorff's alpha" in markdown
     assert all(set(row.labels) >= {"Tonal"} for row in manifest.rows if {"Hum", "Whistle", "Chime"} & set(row.labels))
     with open(root / "fsd50k" / "FSD50K.doc" / assemble.FATES_FILE) as handle:
         fates = list(csv.DictReader(handle))

@@ -289,15 +289,16 @@ def test_a_created_dataset_trains_through_the_baseline(tmp_path):
 
     run_local("dataset_creation", "--param", "synthetic_clips=400", "--param", "min_clips=12",
               "--pipeline-root", str(tmp_path / "creation"))
-    created = next((tmp_path / "creation").glob("dataset-creation-*/assemble-dataset*/dataset/FSD50K.ground_truth")).parent
-    report = next((tmp_path / "creation").glob("dataset-creation-*/assemble-dataset*/report")).read_text()
+    assembled = "dataset-creation-*/assemble-dataset*"
+    created = next((tmp_path / "creation").glob(f"{assembled}/dataset/FSD50K.ground_truth")).parent
+    report = next((tmp_path / "creation").glob(f"{assembled}/report")).read_text()
     assert "uploaders on both sides: 0" in report and "| Trill |" in report  # merged into its parent
-    assert next((tmp_path / "creation").glob("dataset-creation-*/assemble-dataset*/dataset/FSDnoisy18k.meta/train.csv"))
+    assert next((tmp_path / "creation").glob(f"{assembled}/dataset/FSDnoisy18k.meta/train.csv"))
     run_local("fsd50k_baseline", "--param", f"dataset_root={created}", "--param", "epochs=1", "--param", "width=0.125",
               "--param", "batch_size=16", "--pipeline-root", str(tmp_path / "baseline"))
     evaluation = next((tmp_path / "baseline").glob("fsd50k-baseline-*/evaluate-classifier/report")).read_text()
     assert "| Sweep |" in evaluation and "| Trill |" not in evaluation
-    noisy = next((tmp_path / "creation").glob("dataset-creation-*/assemble-dataset*/dataset/FSDnoisy18k.meta")).parent
+    noisy = next((tmp_path / "creation").glob(f"{assembled}/dataset/FSDnoisy18k.meta")).parent
     run_local("noisy_labels", "--param", f"dataset_root={noisy}", "--param", "epochs=1", "--param", "stage1_epochs=1",
               "--param", "stage2_epochs=1", "--param", "width=0.125", "--param", "batch_size=16", "--param",
               'variants=[{"train_set": "noisy_and_clean", "flag": "", "loss": "lq"}]',

@@ -43,7 +43,8 @@ from beam_jobs.contracts.publish import publishing
 from beam_jobs.contracts.storage import csv_line, join, read_json, write_bytes, write_text
 from beam_jobs.creation.nominate import REPORT_FILE as NOMINATION_REPORT, RAW_COPY, read_candidates, read_clips
 from beam_jobs.creation.raw import ONTOLOGY_FILE
-from beam_jobs.creation.validate import ACCEPTED, PP_PNP_FILE, REJECTED, REPORT_FILE as VALIDATION_REPORT, read_ratings
+from beam_jobs.creation.validate import (ACCEPTED, PP_PNP_FILE, REJECTED, REPORT_FILE as VALIDATION_REPORT,
+                                         format_share, read_ratings)
 from beam_jobs.datasets import fsd50k as fsd50k_layout
 from beam_jobs.ontology import Ontology, load_ontology
 from beam_jobs.runner import pipeline_options
@@ -154,9 +155,11 @@ def split_dev_eval(rows: list[ManifestRow], eval_share: float, seed: int) -> tup
             in_eval.add(uploader)
             eval_counts.update(counts)
             eval_clips += clips_of[uploader]
-    sizes = {side: sorted(clips_of[u] for u in clips_of if (u in in_eval) == (side == "eval")) for side in ("dev", "eval")}
+    sizes = {side: sorted(clips_of[u] for u in clips_of if (u in in_eval) == (side == "eval"))
+             for side in ("dev", "eval")}
     report = {"eval_share": eval_share, "uploaders": {side: len(sizes[side]) for side in sizes},
-              "median_uploader_clips": {side: sizes[side][len(sizes[side]) // 2] if sizes[side] else 0 for side in sizes},
+              "median_uploader_clips": {side: sizes[side][len(sizes[side]) // 2] if sizes[side] else 0
+                                        for side in sizes},
               "eval_clips": eval_clips, "dev_clips": len(rows) - eval_clips}
     return in_eval, report
 
@@ -191,7 +194,7 @@ def decide_clips(records, candidates: dict[str, set[str]], ratings: dict, ontolo
     labelled = {clip: nodes for clip, nodes in labelled.items() if clip in gathered}
     vocabulary = Vocabulary(labelled, ontology, params.min_clips)
     uploader = {record.clip_id: record.uploader for record in records}
-    excluded, labels = {}, {}
+    excluded, labels = {}, {}  # labels: clip -> its classes in the dataset
     if params.release_format == "fsd50k":
         for record in records:
             clip = record.clip_id
@@ -200,8 +203,8 @@ def decide_clips(records, candidates: dict[str, set[str]], ratings: dict, ontolo
             elif not (found := vocabulary.labels(labelled[clip])):
                 excluded[clip] = f"its classes were dropped (no kept class above them, min_clips {params.min_clips})"
             else:
-                labels[clip] = (found, {})
-        rows = [ManifestRow(clip, "", "", found, uploader[clip]) for clip, (found, _) in labels.items()]
+                labels[clip] = found
+        rows = [ManifestRow(clip, "", "", found, uploader[clip]) for clip, found in labels.items()]
         eval_uploaders, split_report = split_dev_eval(rows, params.eval_share, params.seed)
         dev = [row for row in rows if row.uploader not in eval_uploaders]
         assignment = splits.uploader_split(dev, sorted(vocabulary.kept), params.val_fraction, params.seed)
@@ -222,18 +225,18 @@ def decide_clips(records, candidates: dict[str, set[str]], ratings: dict, ontolo
                 elif len(resolved - {None}) > 1:
                     excluded[clip] = "validated with several classes (the format is single-label)"
                 else:
-                    labels[clip], kinds[clip] = (tuple(resolved - {None}), {}), "verified"
+                    labels[clip], kinds[clip] = tuple(resolved - {None}), "verified"
             elif len(open_candidates - {None}) == 1:
-                labels[clip], kinds[clip] = (tuple(open_candidates - {None}), {}), "noisy"
+                labels[clip], kinds[clip] = tuple(open_candidates - {None}), "noisy"
             elif len(open_candidates - {None}) > 1:
                 excluded[clip] = "several candidate classes and none validated (the format is single-label)"
             else:
                 excluded[clip] = _no_label_reason(clip, candidates, ratings)
-        verified = [ManifestRow(clip, "", "", labels[clip][0], uploader[clip]) for clip in labels
+        verified = [ManifestRow(clip, "", "", labels[clip], uploader[clip]) for clip in labels
                     if kinds[clip] == "verified"]
         eval_uploaders, split_report = split_dev_eval(verified, params.eval_share, params.seed)
         written = {}
-        for clip, (found, _) in labels.items():
+        for clip, found in labels.items():
             if uploader[clip] not in eval_uploaders:
                 written[clip] = ("train", found, {"manually_verified": kinds[clip] == "verified"})
             elif kinds[clip] == "verified":
@@ -293,7 +296,8 @@ def _fsd50k_files(decisions, records, names, pp_pnp) -> tuple[dict[str, str], di
     by_split = defaultdict(list)
     for clip in sorted(decisions.written, key=lambda clip: (len(clip), clip)):
         by_split["eval" if decisions.written[clip][0] == "eval" else "dev"].append(clip)
-    files[f"{truth}/dev.csv"] = _csv(fsd50k_layout.DEV_HEADER, [row(c) + [decisions.written[c][0]] for c in by_split["dev"]])
+    files[f"{truth}/dev.csv"] = _csv(fsd50k_layout.DEV_HEADER,
+                                     [row(clip) + [decisions.written[clip][0]] for clip in by_split["dev"]])
     files[f"{truth}/eval.csv"] = _csv(fsd50k_layout.EVAL_HEADER, [row(c) for c in by_split["eval"]])
     for side in ("dev", "eval"):
         info = {clip: {"title": records[clip].title, "description": records[clip].description,
@@ -316,7 +320,8 @@ def _fsdnoisy18k_files(decisions, names) -> tuple[dict[str, str], dict[str, str]
         else:
             test.append([f"{clip}.wav", names[node], node])
         audio[clip] = f"FSDnoisy18k.audio_{split}/{clip}.wav"
-    files = {"FSDnoisy18k.meta/train.csv": _csv(["fname", "label", "aso_id", "manually_verified", "noisy_small"], train),
+    files = {"FSDnoisy18k.meta/train.csv": _csv(["fname", "label", "aso_id", "manually_verified", "noisy_small"],
+                                                train),
              "FSDnoisy18k.meta/test.csv": _csv(["fname", "label", "aso_id"], test)}
     return files, audio
 
@@ -345,7 +350,7 @@ def creation_markdown(report: dict) -> str:
              "## Validation", "", f"Rule: accepted with >= {report['validation']['min_agreement']} present votes "
              "outnumbering absent ones; rejected likewise for absent votes; otherwise unresolved.",
              f"Decisions: {report['validation']['decisions']}; Krippendorff's alpha (all classes): "
-             f"{report['validation']['alpha']:.3f}" if report["validation"]["alpha"] is not None else "-", "", "## Vocabulary", "",
+             f"{format_share(report['validation']['alpha'])}", "", "## Vocabulary", "",
              f"{len(report['vocabulary'])} classes kept (min_clips {report['params']['min_clips']}).", ""]
     if report["merges"]:
         lines += ["| class | clips | why | merged into |", "|---|---:|---|---|"]
@@ -400,13 +405,12 @@ def assemble(nomination_dir: str, validation_dir: str, output_dir: str, params: 
     uploaders = defaultdict(set)
     for clip, (split, _, _) in decisions.written.items():
         uploaders[records[clip].uploader].add(split in eval_side)
+    nomination = read_json(join(nomination_dir, NOMINATION_REPORT))
     report = {
         "params": dataclasses.asdict(params), "output_dir": output_dir, "nomination_dir": nomination_dir,
-        "validation_dir": validation_dir,
-        "clips_gathered": len(records), "raw_rejected": len(read_json(join(nomination_dir, NOMINATION_REPORT))["rejected"]),
+        "validation_dir": validation_dir, "clips_gathered": len(records), "raw_rejected": len(nomination["rejected"]),
         "clips_written": len(decisions.written), "clips_excluded": len(decisions.excluded),
-        "nomination": {key: read_json(join(nomination_dir, NOMINATION_REPORT))[key]
-                       for key in ("candidates", "clips_without_candidates")},
+        "nomination": {key: nomination[key] for key in ("candidates", "clips_without_candidates")},
         "validation": {key: read_json(join(validation_dir, VALIDATION_REPORT))[key]
                        for key in ("min_agreement", "decisions", "alpha")},
         "vocabulary": sorted(names[node] for node in used), "merges": decisions.report["merges"],

@@ -173,7 +173,8 @@ def nominate(raw_dir: str, output_dir: str, fields=DEFAULT_FIELDS, beam_args: li
             _ = (pipeline | "Records" >> beam.Create(raw.records)
                  | "NominateCandidates" >> NominateCandidates(raw.keywords, fields)
                  | "ToJson" >> beam.Map(json.dumps, sort_keys=True)
-                 | "Write" >> beam.io.WriteToText(join(publication.staging, CANDIDATES_PREFIX), file_name_suffix=".jsonl",
+                 | "Write" >> beam.io.WriteToText(join(publication.staging, CANDIDATES_PREFIX),
+                                                  file_name_suffix=".jsonl",
                                                   shard_name_template="-SSSSS-of-NNNNN"))
         lines = read_candidates(publication.staging)
         write_text(join(publication.staging, CLIPS_FILE), "".join(record.to_json() + "\n" for record in raw.records))

@@ -118,7 +118,8 @@ def validation_report(ratings: list[dict], candidates: list[dict], names: dict[s
             "decisions": dict(Counter(rating["decision"] for rating in ratings)), "per_class": per_class}
 
 
-def _number(value) -> str:
+def format_share(value) -> str:
+    """A share or an agreement coefficient with three decimals; "-" where it is undefined."""
     return "-" if value is None else f"{value:.3f}"
 
 
@@ -127,13 +128,14 @@ def validation_markdown(report: dict) -> str:
              f"{report['votes']} votes on {report['pairs_voted']} (clip, class) pairs; rule: accepted with >= "
              f"{report['min_agreement']} present votes (PP or PNP) outnumbering the NP votes, rejected likewise for "
              f"NP, otherwise unresolved. Decisions: {report['decisions']}. Krippendorff's alpha (nominal, "
-             f"PP/PNP/NP): {_number(report['alpha'])}. {report['candidates_without_votes']} candidates have no "
+             f"PP/PNP/NP): {format_share(report['alpha'])}. {report['candidates_without_votes']} candidates have no "
              f"vote; {report['votes_on_pairs_not_nominated']} voted pairs were not nominated.", "",
              "| class | candidates | voted | accepted | rejected | unresolved | accepted share | unanimous | alpha |"
              " predominant (PP) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {entry['name']} | {entry['candidates']} | {entry['voted']} | {entry[ACCEPTED]} | {entry[REJECTED]} | "
-              f"{entry[UNRESOLVED]} | {_number(entry['accepted_share'])} | {_number(entry['unanimous_share'])} | "
-              f"{_number(entry['alpha'])} | {entry['predominant']} |" for entry in report["per_class"].values()]
+              f"{entry[UNRESOLVED]} | {format_share(entry['accepted_share'])} | "
+              f"{format_share(entry['unanimous_share'])} | "
+              f"{format_share(entry['alpha'])} | {entry['predominant']} |" for entry in report["per_class"].values()]
     return "\n".join(lines) + "\n"
 
 
