@@ -1,8 +1,9 @@
-# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv and install the pins.
+# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv and install the pins
+# (requirements-dev.txt: the runtime's requirements.txt plus the test and benchmark tools).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
 # The CPU demo: 1,000 synthetic clips, the tiny VGG-like (width 0.5), 15 epochs (about 5 minutes on 2 cores).
@@ -10,9 +11,9 @@ DEMO_PARAMS ?= --param synthetic_clips=1000 --param width=0.5 --param epochs=15
 
 .PHONY: install demo test compile bench clean split-study shift-invariance missing-labels noisy-labels dcase2019 dcase2018 dataset-creation contrastive-ssl separation-ssl
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 

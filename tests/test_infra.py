@@ -16,9 +16,16 @@ def read(*parts):
         return handle.read()
 
 
-def pins():
-    lines = [line.split("#")[0].strip() for line in read("requirements.txt").splitlines()]
-    return dict(re.match(r"([A-Za-z0-9_.\-\[\]]+)==([\w.]+)$", line).groups() for line in lines if line)
+DEVELOPMENT_ONLY = {"pytest", "scikit-learn", "librosa"}  # tests and benchmarks; no runtime code imports them
+
+
+def requirement_lines(name="requirements.txt"):
+    lines = [line.split("#")[0].strip() for line in read(name).splitlines()]
+    return [line for line in lines if line and not line.startswith("-r ")]
+
+
+def pins(name="requirements.txt"):
+    return dict(re.match(r"([A-Za-z0-9_.\-\[\]]+)==([\w.]+)$", line).groups() for line in requirement_lines(name))
 
 
 def dockerfile_stages():
@@ -37,10 +44,14 @@ def dockerfile_stages():
     return stages
 
 
-def test_every_requirement_is_pinned():
-    lines = [line.split("#")[0].strip() for line in read("requirements.txt").splitlines()]
-    assert all("==" in line for line in lines if line)
+def test_every_requirement_is_pinned_and_the_runtime_holds_no_test_tools():
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        assert all("==" in line for line in requirement_lines(name)), name
     assert {"tensorflow", "keras", "kfp", "kfp-kubernetes", "apache-beam[gcp]"} <= set(pins())
+    assert not DEVELOPMENT_ONLY & set(pins())  # the images install requirements.txt alone
+    assert set(pins("requirements-dev.txt")) == DEVELOPMENT_ONLY
+    assert "-r requirements.txt" in read("requirements-dev.txt").splitlines()
+    assert "pip install --quiet -r requirements-dev.txt" in read("Makefile")  # make demo and make test: both
 
 
 def test_images_have_pinned_bases_installed_requirements_and_a_non_root_user():

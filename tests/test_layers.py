@@ -109,3 +109,15 @@ def test_beam_jobs_that_run_no_model_import_no_tensorflow_or_keras():
               "        sys.exit(f'{name} imports {heavy}')\n")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_no_runtime_module_imports_a_test_or_benchmark_tool():
+    """The images install requirements.txt only (requirements-dev.txt adds pytest, scikit-learn, librosa)."""
+    development_only = {"pytest", "sklearn", "librosa"}
+    offenders = []
+    for name, path in project_modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            offenders += [(name, target) for target in targets if target.split(".")[0] in development_only]
+    assert offenders == []
