@@ -47,6 +47,13 @@ def fields_of(path: str, number: int, row: list[str], columns: dict[str, int]) -
     return {name: row[index] for name, index in columns.items()}
 
 
+def flag_of(path: str, number: int, name: str, value: str) -> bool:
+    """A 0/1 flag column (FSDnoisy18k's and FSDKaggle2018's `manually_verified`); anything else fails."""
+    if value not in ("0", "1"):
+        raise DatasetError(f"{path}:{number}: {name} must be 0 or 1, got {value!r}")
+    return value == "1"
+
+
 def split_labels(text: str) -> tuple[str, ...]:
     return tuple(label.strip() for label in text.split(",") if label.strip())
 

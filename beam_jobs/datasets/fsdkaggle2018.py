@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.datasets.common import csv_rows, fields_of, header_index, list_folders, unique_clips, unlisted_files
+from beam_jobs.datasets.common import (csv_rows, fields_of, flag_of, header_index, list_folders, unique_clips,
+                                       unlisted_files)
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join
 
@@ -37,12 +38,8 @@ def _rows(path: str, required: list[str], audio_dir: str, split: str) -> list[tu
         fields = fields_of(path, number, row, columns)
         if not fields["fname"] or not fields["label"]:
             raise DatasetError(f"{path}:{number}: empty fname or label")
-        flags = {}
-        if "manually_verified" in required:
-            if fields["manually_verified"] not in ("0", "1"):
-                raise DatasetError(f"{path}:{number}: manually_verified must be 0 or 1, "
-                                   f"got {fields['manually_verified']!r}")
-            flags["manually_verified"] = fields["manually_verified"] == "1"
+        flags = ({"manually_verified": flag_of(path, number, "manually_verified", fields["manually_verified"])}
+                 if "manually_verified" in required else {})  # the test file has no flag
         result.append((ManifestRow(clip_id=f"{split}/{fields['fname'].rsplit('.', 1)[0]}",
                                    audio_path=join(audio_dir, fields["fname"]), split=split,
                                    labels=(fields["label"],), flags=flags), f"{path}:{number}"))

@@ -9,19 +9,14 @@ The vocabulary is the sorted set of labels; splits are `train` and `test`; `manu
 """
 from __future__ import annotations
 
-from beam_jobs.datasets.common import csv_rows, fields_of, header_index, list_folders, unique_clips, unlisted_files
+from beam_jobs.datasets.common import (csv_rows, fields_of, flag_of, header_index, list_folders, unique_clips,
+                                       unlisted_files)
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join
 
 META = "FSDnoisy18k.meta"
 TRAIN_HEADER = ["fname", "label", "aso_id", "manually_verified", "noisy_small"]
 TEST_HEADER = ["fname", "label", "aso_id"]
-
-
-def _flag(path, number, name, value) -> bool:
-    if value not in ("0", "1"):
-        raise DatasetError(f"{path}:{number}: {name} must be 0 or 1, got {value!r}")
-    return value == "1"
 
 
 def _read(path: str, header: list[str], audio_dir: str, split: str, label_ids: dict) -> list[tuple[ManifestRow, str]]:
@@ -36,7 +31,7 @@ def _read(path: str, header: list[str], audio_dir: str, split: str, label_ids: d
         if known_id != fields["aso_id"]:
             raise DatasetError(f"{path}:{number}: label {fields['label']} has aso_id {fields['aso_id']}, "
                                f"elsewhere {known_id}")
-        flags = {name: _flag(path, number, name, fields[name]) for name in header[3:]}
+        flags = {name: flag_of(path, number, name, fields[name]) for name in header[3:]}
         result.append((ManifestRow(clip_id=fields["fname"].rsplit(".", 1)[0],
                                    audio_path=join(audio_dir, fields["fname"]), split=split, labels=(fields["label"],),
                                    flags=flags), f"{path}:{number}"))
