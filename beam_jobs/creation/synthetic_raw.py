@@ -150,8 +150,9 @@ def write_raw_files(plans: list, output_dir: str, config: RawConfig) -> None:
     for entry in ontology:
         entry["restrictions"] = RESTRICTED.get(entry["name"].replace(" ", "_"), [])
     keywords = {synthetic.mid(label): words for label, words in KEYWORDS.items()}
-    index = KeywordIndex({node: tuple(words) for node, words in keywords.items()
-                          if node != synthetic.mid("Pulse")})  # what the nomination will find (Pulse is abstract)
+    # what the nomination will find: restricted classes nominate nothing
+    index = KeywordIndex({synthetic.mid(label): tuple(words) for label, words in KEYWORDS.items()
+                          if label not in RESTRICTED})
     records, votes, truths = [], [], []
     for plan in plans:
         record = metadata_record(plan, config)
