@@ -3,6 +3,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -54,38 +55,94 @@ def test_every_requirement_is_pinned_and_the_runtime_holds_no_test_tools():
     assert "pip install --quiet -r requirements-dev.txt" in read("Makefile")  # make demo and make test: both
 
 
-def test_images_have_pinned_bases_installed_requirements_and_a_non_root_user():
+def test_images_have_pinned_bases_runtime_requirements_only_and_a_non_root_user():
     stages = dockerfile_stages()
-    assert {"cpu", "gpu", "beam_sdk"} <= set(stages)
+    assert {"cpu", "gpu", "base", "project", "beam_sdk"} <= set(stages)
     for name, instructions in stages.items():
         base = instructions[0][1].split(" AS ")[0]
-        if base in stages:
-            continue  # built on another stage of this file
+        if base in stages or base == "scratch":
+            continue  # built on another stage of this file, or on nothing
         image, _, tag = base.partition(":")
         assert tag and tag != "latest" and re.search(r"\d+\.\d+", tag), f"stage {name}: unpinned base {base}"
-    cpu = stages["cpu"]
-    install = cpu.index(("RUN", "pip install -r requirements.txt"))
-    first_code_copy = next(i for i, (op, args) in enumerate(cpu) if op == "COPY" and args.startswith("beam_jobs"))
-    assert cpu.index(("COPY", "requirements.txt .")) < install < first_code_copy  # dependencies cached apart
-    assert ("RUN", "pip install --no-deps .") in cpu
-    for name in ("cpu", "gpu"):
-        users = [args for op, args in stages[name] if op == "USER"]
+    python = re.match(r"python:(3\.\d+)\.", stages["base"][0][1]).group(1)
+    site_packages = f"/usr/local/lib/python{python}/site-packages/"
+    assert any(op == "COPY" and args.endswith(site_packages) for op, args in stages["project"])
+    for name, tensorflow in (("cpu", "tensorflow-cpu=="), ("gpu", "tensorflow[and-cuda]==")):
+        instructions = stages[name]
+        assert instructions[0][1] == "base AS " + name
+        install = next(i for i, (op, args) in enumerate(instructions) if op == "RUN" and "pip install" in args)
+        # the pinned runtime file alone, TensorFlow's variant swapped in at the pinned version, no test tools
+        assert f"s/^tensorflow==/{tensorflow}/" in instructions[install][1]
+        assert "requirements-dev" not in instructions[install][1]
+        # dependencies cached apart from the sources, which are copied, never pip-installed (no second copy)
+        assert instructions.index(("COPY", "requirements.txt /tmp/")) < install
+        assert instructions.index(("COPY", "--from=project / /")) > install
+        assert not any("pip install" in args and " ." in args for op, args in instructions)
+        users = [args for op, args in instructions if op == "USER"]
         assert users and users[-1] not in ("root", "0"), f"stage {name} runs as root"
     # the Beam SDK harness matches the pinned Beam, and its Python matches the image's
-    beam_sdk = stages["beam_sdk"][0][1]
-    assert beam_sdk.startswith(f"apache/beam_python3.11_sdk:{pins()['apache-beam[gcp]']} ")
-    assert stages["cpu"][0][1].startswith("python:3.11.")
-    assert ("COPY", "--from=beam_sdk /opt/apache/beam /opt/apache/beam") in cpu
-    assert ("ENTRYPOINT", '["/opt/apache/beam/boot"]') in cpu
-    gpu_installs = " ".join(args for op, args in stages["gpu"] if op == "RUN")
-    assert "tensorflow[and-cuda]==" in gpu_installs and "requirements.txt" in gpu_installs
+    assert stages["beam_sdk"][0][1].startswith(f"apache/beam_python{python}_sdk:{pins()['apache-beam[gcp]']} ")
+    base = stages["base"]
+    assert ("COPY", "--from=beam_sdk /opt/apache/beam /opt/apache/beam") in base
+    assert ("ENTRYPOINT", '["/usr/local/bin/entrypoint"]') in base
     ignored = read(".dockerignore").split()
-    assert {".git", ".venv"} <= set(ignored)
+    assert {".git", ".venv", "infra", "!infra/docker"} <= set(ignored)  # the images copy infra/docker's files
+    for op, args in base + stages["project"]:
+        for source in re.findall(r"infra/docker/\S+", args) if op == "COPY" else ():
+            assert os.path.exists(os.path.join(REPOSITORY, source)), source
+
+
+def run_entrypoint(tmp_path, *arguments):
+    boot = tmp_path / "boot"
+    boot.write_text('#!/bin/sh\necho "boot $*"\n')
+    boot.chmod(0o755)
+    return subprocess.run(["sh", os.path.join(INFRA, "docker", "entrypoint.sh"), *arguments], capture_output=True,
+                          text=True, check=True, env={**os.environ, "BEAM_BOOT": str(boot)}).stdout.strip()
+
+
+def test_entrypoint_starts_beam_workers_on_flags_and_runs_any_other_command(tmp_path):
+    # Dataflow/Flink/Spark start SDK workers with flags only, or nothing
+    assert run_entrypoint(tmp_path) == "boot"
+    assert run_entrypoint(tmp_path, "--id=1", "--provision_endpoint=localhost:5") == (
+        "boot --id=1 --provision_endpoint=localhost:5")
+    # `docker run IMAGE python ...`
+    assert run_entrypoint(tmp_path, "sh", "-c", 'echo "command $0"', "--id=1") == "command --id=1"
+
+
+def run_python_with_quiet_import(code):
+    environment = {**os.environ, "PYTHONPATH": os.path.join(INFRA, "docker"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, "-c", "import quiet_tensorflow_import\n" + code], capture_output=True,
+                          text=True, env=environment, check=True)
+
+
+NOTICE = ("I0000 00:00:1796372954.195151   23832 port.cc:153] oneDNN custom operations are on. You may see "
+          "slightly different numerical results due to floating-point round-off errors.")
+
+
+def test_quiet_import_drops_only_tensorflows_notices():
+    absl_warning = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+    code = ("import os\nfrom quiet_tensorflow_import import FilteredStderr\nwith FilteredStderr():\n"
+            f"    os.write(2, {absl_warning!r}.encode() + b'\\n')\n"
+            f"    os.write(2, {NOTICE!r}.encode() + b'\\n')\n"
+            "    os.write(2, b'E0000 00:00:1.2   7 cuda_platform.cc:52] failed call to cuInit\\n')\n"
+            "    os.write(2, b'partial line without newline')\n"
+            "os.write(2, b' / after the block\\n')\n")
+    stderr = run_python_with_quiet_import(code).stderr
+    assert stderr == ("E0000 00:00:1.2   7 cuda_platform.cc:52] failed call to cuInit\n"
+                      "partial line without newline / after the block\n")
+
+
+def test_tensorflow_imports_without_its_notices_through_the_quiet_import():
+    result = run_python_with_quiet_import(
+        "import tensorflow as tf\nprint(float(tf.reduce_sum(tf.ones(3))), type(tf.__spec__.loader).__name__)")
+    assert result.stdout.split() == ["3.0", "SourceFileLoader"]
+    assert "oneDNN custom operations" not in result.stderr and "absl::InitializeLog" not in result.stderr
 
 
 def test_shell_scripts_parse():
-    for script in ("build_images.sh", "kfp/deploy.sh", "kfp/create_gke_cluster.sh"):
+    for script in ("build_images.sh", "smoke_test_image.sh", "kfp/deploy.sh", "kfp/create_gke_cluster.sh"):
         subprocess.run(["bash", "-n", os.path.join(INFRA, script)], check=True)
+    subprocess.run(["sh", "-n", os.path.join(INFRA, "docker", "entrypoint.sh")], check=True)
 
 
 def test_kfp_release_is_pinned_and_manifests_hold_no_secrets():
