@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 # The CPU demo: 1,000 synthetic clips, the tiny VGG-like (width 0.5), 15 epochs (about 5 minutes on 2 cores).
 DEMO_PARAMS ?= --param synthetic_clips=1000 --param width=0.5 --param epochs=15
 
-.PHONY: install demo test compile bench image-test clean split-study shift-invariance missing-labels noisy-labels dcase2019 dcase2018 dataset-creation contrastive-ssl separation-ssl
+.PHONY: install demo test compile bench bench-scale image-test clean split-study shift-invariance missing-labels noisy-labels dcase2019 dcase2018 dataset-creation contrastive-ssl separation-ssl
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/feature_extraction.py
 	$(BIN)/python benchmarks/input_pipeline.py
 	$(BIN)/python benchmarks/tagging.py
+
+# Ingest and extraction at 10,000 and 50,000 synthetic clips, and the extrapolation to FSD50K (about 40 minutes
+# on 2 cores and 25 GB of disk at its peak).
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/scale.py
 
 # Builds the cpu image and runs it as KFP, Dataflow and `docker run` do (docker, podman or buildah; stand-in
 # bases from Debian packages where no registry answers). Not part of `make test`: it needs root and minutes.

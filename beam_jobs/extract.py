@@ -9,6 +9,7 @@ dead_letters.jsonl, params.json, vocabulary.json (and separation.json with separ
 from __future__ import annotations
 
 import argparse
+import fractions
 import json
 import typing
 
@@ -21,7 +22,7 @@ from beam_jobs.contracts.manifest import Manifest, ManifestRow, ReadManifestRows
 from beam_jobs.contracts.params import FeatureParams
 from beam_jobs.contracts.publish import publishing
 from beam_jobs.contracts.storage import join, read_json, read_text, write_text
-from beam_jobs.runner import pipeline_options
+from beam_jobs.runner import pipeline_options, runs_in_parallel
 
 
 class ClipFeatures(typing.NamedTuple):
@@ -82,35 +83,54 @@ def dead_letter(failure) -> str:
 
 
 SUMMARY_BLOCK_FRAMES = 1 << 16
+EXACT_SCALE = 1074  # every float64 is an integer multiple of 2**-1074
+
+
+def exact_integers(values: np.ndarray) -> tuple[int, ...]:
+    """float64 values as exact integers in units of 2**-1074: their sums are exact, in any order."""
+    return tuple(numerator << (EXACT_SCALE - denominator.bit_length() + 1)
+                 for numerator, denominator in map(float.as_integer_ratio, values.tolist()))
+
+
+def exact_mean(sums: tuple[int, ...], count: int) -> np.ndarray:
+    """Correctly rounded float64 means of exact_integers sums."""
+    return np.array([float(fractions.Fraction(total, count << EXACT_SCALE)) for total in sums])
 
 
 class SplitSummary(beam.CombineFn):
     """Per split: clips written (and how many are digital silence), patches, and per-band frame count, sum
-    and sum of squares -> mean/std."""
+    and sum of squares -> mean/std. Each clip's sums are added exactly, so the statistics do not depend on
+    how the clips were spread over workers and bundles."""
 
     def __init__(self, params: FeatureParams):
         self.params = params
 
     def create_accumulator(self):
-        return 0, 0, 0, 0, 0.0, 0.0
+        return 0, 0, 0, 0, (), ()
 
     def add_input(self, accumulator, clip: ClipFeatures):
-        clips, silent, patches, frames, total, squares = accumulator
+        total = squares = 0.0
         for start in range(0, len(clip.logmel), SUMMARY_BLOCK_FRAMES):  # float64 a block at a time: long clips
             block = clip.logmel[start:start + SUMMARY_BLOCK_FRAMES].astype(np.float64)
             total, squares = total + block.sum(axis=0), squares + np.einsum("ij,ij->j", block, block)
-        return (clips + 1, silent + int(clip.silent), patches + features.example_count(len(clip.logmel), self.params),
-                frames + len(clip.logmel), total, squares)
+        clip_summary = (1, int(clip.silent), features.example_count(len(clip.logmel), self.params),
+                        len(clip.logmel), exact_integers(total), exact_integers(squares))
+        return self.merge_accumulators([accumulator, clip_summary])
 
     def merge_accumulators(self, accumulators):
-        return tuple(map(sum, zip(*accumulators)))
+        clips, silent, patches, frames, totals, squares = zip(*accumulators)
+        return (sum(clips), sum(silent), sum(patches), sum(frames), self._add_bands(totals), self._add_bands(squares))
+
+    @staticmethod
+    def _add_bands(summands):
+        return tuple(map(sum, zip(*(summand for summand in summands if summand))))
 
     def extract_output(self, accumulator):
         clips, silent, patches, frames, total, squares = accumulator
         if not frames:
             return {"written": 0, "silent": 0, "patches": 0}, {"frames": 0, "mean": [], "std": []}
-        mean = total / frames
-        std = np.sqrt(np.maximum(squares / frames - mean**2, 0.0))
+        mean = exact_mean(total, frames)
+        std = np.sqrt(np.maximum(exact_mean(squares, frames) - mean**2, 0.0))
         return ({"written": clips, "silent": silent, "patches": patches},
                 {"frames": frames, "mean": mean.tolist(), "std": std.tolist()})
 
@@ -187,10 +207,11 @@ class WriteDeadLetters(beam.PTransform):
 
 
 def build_pipeline(p: beam.Pipeline, manifest_dir: str, manifest: Manifest, params: FeatureParams,
-                   output_dir: str, num_shards: int, separation=None, splits: tuple[str, ...] = ()) -> None:
+                   output_dir: str, num_shards: int, separation=None, splits: tuple[str, ...] = (),
+                   spread: bool = False) -> None:
     splits = list(splits or manifest.splits)
     class_index = {label: i for i, label in enumerate(manifest.vocabulary)}
-    rows = p | "ReadRows" >> ReadManifestRows(manifest_dir, splits)
+    rows = p | "ReadRows" >> ReadManifestRows(manifest_dir, splits, spread)
     clips, failed = rows | "Features" >> ComputeClipFeatures(params, class_index, separation)
     _ = clips | "WriteShards" >> WriteSplitShards(output_dir, splits, params, num_shards)
     _ = ({"read": rows, "written": clips, "rejected": failed}
@@ -207,7 +228,8 @@ def extract(manifest_dir: str, output_dir: str, params: FeatureParams = FeatureP
     unknown = sorted(set(splits) - set(manifest.splits))
     if unknown:
         raise ValueError(f"{manifest_dir}: no split {unknown} in the manifest (splits: {manifest.splits})")
-    options = pipeline_options(beam_args or [])
+    splits = tuple(splits or manifest.splits)
+    options = pipeline_options(beam_args or [], items=sum(row.split in splits for row in manifest.rows))
     separation_text = separation.validate(params) if separation is not None else None
     with publishing(output_dir, "extract") as publication:
         staging = publication.staging
@@ -215,7 +237,8 @@ def extract(manifest_dir: str, output_dir: str, params: FeatureParams = FeatureP
             write_text(join(staging, feature_set.SEPARATION_FILE), separation_text)
         feature_set.write_description(staging, params, manifest.vocabulary)
         with beam.Pipeline(options=options) as p:
-            build_pipeline(p, manifest_dir, manifest, params, staging, num_shards, separation, tuple(splits))
+            build_pipeline(p, manifest_dir, manifest, params, staging, num_shards, separation, splits,
+                           spread=runs_in_parallel(options))
         counts = feature_set.check_counts(read_json(join(staging, feature_set.COUNTS_FILE)), output_dir)
         check_no_empty_split(counts, staging, output_dir)
         publication.summary.update(counts=counts, params=json.loads(params.to_json()), manifest=manifest_dir)

@@ -1,6 +1,7 @@
 """Feature-extraction throughput and memory: the Beam job against a librosa reference, in one run.
 
-    python benchmarks/feature_extraction.py [--clips 200] [--large-clips 2000] [--long-minutes 60] [--workdir DIR]
+    python benchmarks/feature_extraction.py [--clips 200] [--large-clips 2000] [--long-minutes 60]
+        [--workers-clips 8000] [--workdir DIR]
 
 Prints audio-seconds per CPU-second (x real time per core) for
   - the Beam job (DirectRunner, one worker), measured around the pipeline run inside its own process
@@ -11,7 +12,9 @@ Prints audio-seconds per CPU-second (x real time per core) for
     (for context),
 on the same clips (synthetic, mixed sample rates and channel counts), their ratio, and the job's peak
 resident memory at two dataset sizes (it must not grow with the number of clips) and with one
-`--long-minutes` clip added to the small set (it must stay bounded in clip length: target < 200 MiB more).
+`--long-minutes` clip added to the small set (it must stay bounded in clip length: target < 200 MiB more),
+and the wall-clock speed-up of 2 local worker processes over 1 on `--workers-clips` clips (target >= 1.7x;
+the job picks one worker per beam_jobs.runner.ITEMS_PER_LOCAL_WORKER clips, up to the task's CPUs).
 """
 from __future__ import annotations
 
@@ -66,21 +69,26 @@ def audio_seconds(manifest_dir: str) -> float:
     return sum(soundfile.info(row.audio_path).duration for row in read_manifest(manifest_dir).rows)
 
 
-def beam_worker(manifest_dir: str, output_dir: str) -> dict:
-    """Runs inside a fresh process: the extraction job alone, CPU time over all its threads."""
+ONE_WORKER = ["--direct_num_workers=1"]
+TWO_WORKERS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+
+
+def beam_worker(manifest_dir: str, output_dir: str, beam_args: list[str]) -> dict:
+    """Runs inside a fresh process: the extraction job alone, CPU time over all its threads (worker processes'
+    CPU is not counted: compare several workers by wall time)."""
     started_cpu = time.process_time()
     from beam_jobs.extract import extract  # noqa: F401  (imports Beam, SciPy, soundfile)
 
     import_cpu = time.process_time() - started_cpu
     cpu, wall = time.process_time(), time.perf_counter()
-    counts = extract(manifest_dir, output_dir, beam_args=["--direct_num_workers=1"])
+    counts = extract(manifest_dir, output_dir, beam_args=beam_args)
     return {"cpu_seconds": time.process_time() - cpu, "wall_seconds": time.perf_counter() - wall,
             "import_cpu_seconds": import_cpu, "patches": sum(split["patches"] for split in counts.values()),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def run_beam(manifest_dir: str, output_dir: str) -> dict:
-    command = [sys.executable, __file__, "--worker", manifest_dir, output_dir]
+def run_beam(manifest_dir: str, output_dir: str, beam_args: list[str] = ONE_WORKER) -> dict:
+    command = [sys.executable, __file__, "--worker", manifest_dir, output_dir, *beam_args]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPOSITORY,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if result.returncode != 0:
@@ -134,6 +142,7 @@ def main(argv=None) -> None:
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument("--large-clips", type=int, default=2000)
     parser.add_argument("--long-minutes", type=float, default=60)
+    parser.add_argument("--workers-clips", type=int, default=8000)
     parser.add_argument("--workdir", default="")
     args = parser.parse_args(argv)
     workdir = args.workdir or tempfile.mkdtemp(prefix="feature_benchmark_")
@@ -177,10 +186,18 @@ def main(argv=None) -> None:
     print(f"with one {args.long_minutes:g}-minute clip added to the {args.clips} clips: {beam_long['peak_rss_mib']:.0f} MiB, "
           f"{added:+.0f} MiB (target < 200 MiB: {'met' if added < 200 else 'NOT met'})")
 
+    many = prepare(workdir, args.workers_clips)
+    one = run_beam(many, os.path.join(workdir, "features_one_worker"), ONE_WORKER)
+    two = run_beam(many, os.path.join(workdir, "features_two_workers"), TWO_WORKERS)
+    speedup = one["wall_seconds"] / two["wall_seconds"]
+    print(f"\n{args.workers_clips} clips on {len(os.sched_getaffinity(0))} cores: 1 worker "
+          f"{one['wall_seconds']:.1f} s, 2 worker processes {two['wall_seconds']:.1f} s (wall)")
+    print(f"target: 2 workers >= 1.7x 1 worker: {speedup:.2f}x, {'met' if speedup >= 1.7 else 'NOT met'}")
+
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
+    if len(sys.argv) >= 4 and sys.argv[1] == "--worker":
         sys.path.insert(0, REPOSITORY)
-        print(json.dumps(beam_worker(sys.argv[2], sys.argv[3])))
+        print(json.dumps(beam_worker(sys.argv[2], sys.argv[3], sys.argv[4:])))
     else:
         main()

@@ -16,6 +16,7 @@ from kfp import dsl, kubernetes
 from kfp.dsl import pipeline_context
 
 from beam_jobs.pipeline_parameters import check_parameters
+from beam_jobs.runner import TASK_CPUS_ENV
 from components import BEAM, GPU, LIGHT, PROJECT_IMAGE_PLACEHOLDER, resource_class_of
 from pipelines import defaults
 
@@ -56,6 +57,7 @@ class Deployment:
         role = resource_class_of(function_of(container.args))
         cpu, memory = self.resources[role]
         task.set_cpu_request(cpu).set_memory_request(memory).set_memory_limit(memory)
+        task.set_env_variable(TASK_CPUS_ENV, cpu)  # a pod sees its node's cores: local Beam workers size by this
         task.set_caching_options(self.enable_caching)
         if role == GPU and self.gpu_count:
             task.set_accelerator_type(self.accelerator_type).set_accelerator_limit(self.gpu_count)

@@ -47,6 +47,8 @@ def test_every_task_uses_the_configured_image_and_gpu_tasks_request_gpus(compile
             function = function_of(container["args"])
             resources = container["resources"]
             assert resources["resourceCpuRequest"] and resources["resourceMemoryRequest"], (name, label)
+            # the task's CPU request reaches its process: local Beam jobs size their worker count by it
+            assert {"name": "TASK_CPUS", "value": resources["resourceCpuRequest"]} in container["env"], (name, label)
             if resource_class_of(function) == "gpu":
                 gpu_tasks[name] += 1
                 assert container["image"] == GPU_IMAGE, (name, label)

@@ -121,3 +121,49 @@ def test_direct_runner_runs_in_process_without_prism_and_remote_runners_pass_thr
     assert pipeline_options(["--runner=DirectRunner"]).view_as(StandardOptions).runner == "FnApiRunner"
     dataflow = pipeline_options(["--runner=DataflowRunner", "--project=p", "--region=europe-west4"])
     assert dataflow.view_as(StandardOptions).runner == "DataflowRunner"
+
+
+def test_local_worker_count_follows_the_task_cpus_and_the_job_size(monkeypatch):
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    from beam_jobs.runner import ITEMS_PER_LOCAL_WORKER, TASK_CPUS_ENV, pipeline_options, runs_in_parallel
+
+    monkeypatch.setenv(TASK_CPUS_ENV, "4")
+    workers = {items: pipeline_options([], items=items).view_as(DirectOptions)
+               for items in (0, ITEMS_PER_LOCAL_WORKER - 1, 2 * ITEMS_PER_LOCAL_WORKER, 100 * ITEMS_PER_LOCAL_WORKER)}
+    assert [options.direct_num_workers for options in workers.values()] == [1, 1, 2, 4]  # capped at the task's CPUs
+    assert workers[100 * ITEMS_PER_LOCAL_WORKER].direct_running_mode == "multi_processing"
+    explicit = pipeline_options(["--direct_num_workers=1"], items=100 * ITEMS_PER_LOCAL_WORKER)
+    assert explicit.view_as(DirectOptions).direct_num_workers == 1 and not runs_in_parallel(explicit)
+    assert runs_in_parallel(pipeline_options([], items=100 * ITEMS_PER_LOCAL_WORKER))
+    assert runs_in_parallel(pipeline_options(["--runner=DataflowRunner", "--project=p", "--region=r"]))
+    monkeypatch.setenv(TASK_CPUS_ENV, "four")
+    with pytest.raises(ValueError, match="TASK_CPUS"):
+        pipeline_options([], items=10)
+
+
+def test_band_sums_are_exact_in_any_order():
+    from fractions import Fraction
+
+    from beam_jobs.extract import exact_integers, exact_mean
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(500, 4)) * 10.0 ** rng.integers(-8, 8, size=(500, 1))  # sums that float64 rounds
+    expected = [float(sum(map(Fraction, values[:, band].tolist())) / 500) for band in range(4)]
+    for order in (np.arange(500), rng.permutation(500), np.arange(500)[::-1]):
+        sums = tuple(map(sum, zip(*(exact_integers(row) for row in values[order]))))
+        assert exact_mean(sums, 500).tolist() == expected
+
+
+def test_two_worker_processes_write_exactly_what_one_writes(manifest_dir, tmp_path):
+    outputs = []
+    for flags in (["--direct_num_workers=1"], ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]):
+        features_dir = str(tmp_path / flags[0].split("=")[1])
+        counts = extract(manifest_dir, features_dir, beam_args=flags)
+        with open(os.path.join(features_dir, "stats.json")) as handle:
+            stats = handle.read()
+        records = {split: sorted(record.numpy() for record in
+                                 tf.data.TFRecordDataset(sorted(glob.glob(shard_pattern(features_dir, split)))))
+                   for split in counts}
+        outputs.append((counts, stats, records))
+    assert outputs[0] == outputs[1]  # the records byte for byte (in any shard order), the statistics to the bit

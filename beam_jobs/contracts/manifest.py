@@ -118,15 +118,17 @@ def read_manifest(manifest_dir: str) -> Manifest:
 
 
 class ReadManifestRows(beam.PTransform):
-    """The manifest's rows of the given splits."""
+    """The manifest's rows of the given splits; `spread`: redistributed, so that the steps after run on every
+    worker (read from one small file and fused with them, they would all run on the worker that read it)."""
 
-    def __init__(self, manifest_dir: str, splits: list[str]):
+    def __init__(self, manifest_dir: str, splits: list[str], spread: bool = False):
         super().__init__()
-        self.manifest_dir, self.splits = manifest_dir, list(splits)
+        self.manifest_dir, self.splits, self.spread = manifest_dir, list(splits), spread
 
     def expand(self, pipeline):
         splits = self.splits
-        return (pipeline
+        rows = (pipeline
                 | "ReadManifest" >> beam.io.ReadFromText(join(self.manifest_dir, MANIFEST_FILE))
                 | "ParseRows" >> beam.Map(ManifestRow.from_json)
                 | "OfSplits" >> beam.Filter(lambda row: row.split in splits))
+        return rows | "Spread" >> beam.Reshuffle() if self.spread else rows
