@@ -86,10 +86,39 @@ SUMMARY_BLOCK_FRAMES = 1 << 16
 EXACT_SCALE = 1074  # every float64 is an integer multiple of 2**-1074
 
 
-def exact_integers(values: np.ndarray) -> tuple[int, ...]:
+class ClipSummary(typing.NamedTuple):
+    """What a split's counts and band statistics need of one written clip (feature_set.CLIP_SUMS_FILE)."""
+
+    clip_id: str
+    split: str
+    frames: int
+    patches: int
+    silent: bool
+    total: tuple[float, ...]  # per band: the float64 sum over the clip's frames
+    squares: tuple[float, ...]  # per band: the float64 sum of squares
+
+    def to_json(self) -> str:
+        return json.dumps(self._asdict())  # floats written as repr: they read back exactly
+
+    @classmethod
+    def from_json(cls, line: str) -> "ClipSummary":
+        fields = json.loads(line)
+        return cls(**{**fields, "total": tuple(fields["total"]), "squares": tuple(fields["squares"])})
+
+
+def clip_summary(clip: ClipFeatures, params: FeatureParams) -> ClipSummary:
+    total = squares = np.zeros(clip.logmel.shape[1])
+    for start in range(0, len(clip.logmel), SUMMARY_BLOCK_FRAMES):  # float64 a block at a time: long clips
+        block = clip.logmel[start:start + SUMMARY_BLOCK_FRAMES].astype(np.float64)
+        total, squares = total + block.sum(axis=0), squares + np.einsum("ij,ij->j", block, block)
+    return ClipSummary(clip.clip_id, clip.split, len(clip.logmel), features.example_count(len(clip.logmel), params),
+                       bool(clip.silent), tuple(total.tolist()), tuple(squares.tolist()))
+
+
+def exact_integers(values) -> tuple[int, ...]:
     """float64 values as exact integers in units of 2**-1074: their sums are exact, in any order."""
     return tuple(numerator << (EXACT_SCALE - denominator.bit_length() + 1)
-                 for numerator, denominator in map(float.as_integer_ratio, values.tolist()))
+                 for numerator, denominator in map(float.as_integer_ratio, values))
 
 
 def exact_mean(sums: tuple[int, ...], count: int) -> np.ndarray:
@@ -98,24 +127,17 @@ def exact_mean(sums: tuple[int, ...], count: int) -> np.ndarray:
 
 
 class SplitSummary(beam.CombineFn):
-    """Per split: clips written (and how many are digital silence), patches, and per-band frame count, sum
-    and sum of squares -> mean/std. Each clip's sums are added exactly, so the statistics do not depend on
-    how the clips were spread over workers and bundles."""
-
-    def __init__(self, params: FeatureParams):
-        self.params = params
+    """ClipSummary -> per split: clips written (and how many are digital silence), patches, and per-band
+    frame count, sum and sum of squares -> mean/std. The clips' sums are added exactly, so the statistics do
+    not depend on how clips were spread over workers and bundles, nor on which job sums them (a view's are
+    those of extracting its clips afresh)."""
 
     def create_accumulator(self):
         return 0, 0, 0, 0, (), ()
 
-    def add_input(self, accumulator, clip: ClipFeatures):
-        total = squares = 0.0
-        for start in range(0, len(clip.logmel), SUMMARY_BLOCK_FRAMES):  # float64 a block at a time: long clips
-            block = clip.logmel[start:start + SUMMARY_BLOCK_FRAMES].astype(np.float64)
-            total, squares = total + block.sum(axis=0), squares + np.einsum("ij,ij->j", block, block)
-        clip_summary = (1, int(clip.silent), features.example_count(len(clip.logmel), self.params),
-                        len(clip.logmel), exact_integers(total), exact_integers(squares))
-        return self.merge_accumulators([accumulator, clip_summary])
+    def add_input(self, accumulator, clip: ClipSummary):
+        return self.merge_accumulators([accumulator, (1, int(clip.silent), clip.patches, clip.frames,
+                                                      exact_integers(clip.total), exact_integers(clip.squares))])
 
     def merge_accumulators(self, accumulators):
         clips, silent, patches, frames, totals, squares = zip(*accumulators)
@@ -175,35 +197,48 @@ class WriteSplitShards(beam.PTransform):
 
 
 class SummariseSplits(beam.PTransform):
-    """{read: rows, written: ClipFeatures, rejected: failures} -> one (counts, stats) element."""
-
-    def __init__(self, params: FeatureParams):
-        super().__init__()
-        self.params = params
+    """{read: rows, written: ClipSummary, rejected: rows} -> one (counts, stats) element."""
 
     def expand(self, inputs):
         read = (inputs["read"] | "SplitOfRead" >> beam.Map(lambda row: (row.split, 1))
                 | "CountRead" >> beam.CombinePerKey(sum))
-        rejected = (inputs["rejected"] | "SplitOfRejected" >> beam.Map(lambda failure: (failure[0].split, 1))
+        rejected = (inputs["rejected"] | "SplitOfRejected" >> beam.Map(lambda row: (row.split, 1))
                     | "CountRejected" >> beam.CombinePerKey(sum))
         summary = (inputs["written"] | "SplitOfWritten" >> beam.Map(lambda clip: (clip.split, clip))
-                   | "Summarise" >> beam.CombinePerKey(SplitSummary(self.params)))
+                   | "Summarise" >> beam.CombinePerKey(SplitSummary()))
         return ({"read": read, "rejected": rejected, "summary": summary}
                 | "GroupBySplit" >> beam.CoGroupByKey()
                 | "AllSplits" >> beam.combiners.ToList()
                 | "Reports" >> beam.Map(split_reports))
 
 
-class WriteDeadLetters(beam.PTransform):
+class WriteOneFile(beam.PTransform):
+    """Text lines -> one file of the feature set (dead letters: few lines, read whole)."""
+
+    def __init__(self, output_dir: str, name: str):
+        super().__init__()
+        self.output_dir, self.name = output_dir, name
+
+    def expand(self, lines):
+        return lines | beam.io.WriteToText(join(self.output_dir, self.name), shard_name_template="", num_shards=1)
+
+
+class WriteSummaries(beam.PTransform):
+    """{read: rows, written: ClipSummary, rejected: rows} -> counts.json and stats.json, and every written
+    clip's summary in the clip-sums shards (what a view of this feature set sums again)."""
+
     def __init__(self, output_dir: str):
         super().__init__()
         self.output_dir = output_dir
 
-    def expand(self, failures):
-        return (failures
-                | "DeadLetter" >> beam.Map(dead_letter)
-                | "Write" >> beam.io.WriteToText(join(self.output_dir, feature_set.DEAD_LETTERS_FILE),
-                                                 shard_name_template="", num_shards=1))
+    def expand(self, inputs):
+        output_dir = self.output_dir
+        _ = (inputs["written"] | "ClipSumLines" >> beam.Map(ClipSummary.to_json)
+             | "WriteClipSums" >> feature_set.WriteClipSums(output_dir))
+        return (inputs
+                | "SummariseSplits" >> SummariseSplits()
+                | "WriteReports" >> beam.MapTuple(
+                    lambda counts, stats: feature_set.write_reports(output_dir, counts, stats)))
 
 
 def build_pipeline(p: beam.Pipeline, manifest_dir: str, manifest: Manifest, params: FeatureParams,
@@ -214,10 +249,11 @@ def build_pipeline(p: beam.Pipeline, manifest_dir: str, manifest: Manifest, para
     rows = p | "ReadRows" >> ReadManifestRows(manifest_dir, splits, spread)
     clips, failed = rows | "Features" >> ComputeClipFeatures(params, class_index, separation)
     _ = clips | "WriteShards" >> WriteSplitShards(output_dir, splits, params, num_shards)
-    _ = ({"read": rows, "written": clips, "rejected": failed}
-         | "SummariseSplits" >> SummariseSplits(params)
-         | "WriteReports" >> beam.MapTuple(lambda counts, stats: feature_set.write_reports(output_dir, counts, stats)))
-    _ = failed | "DeadLetters" >> WriteDeadLetters(output_dir)
+    _ = ({"read": rows, "written": clips | "ClipSummaries" >> beam.Map(clip_summary, params=params),
+          "rejected": failed | "RejectedRows" >> beam.Map(lambda failure: failure[0])}
+         | "Summaries" >> WriteSummaries(output_dir))
+    _ = (failed | "DeadLetter" >> beam.Map(dead_letter)
+         | "DeadLetters" >> WriteOneFile(output_dir, feature_set.DEAD_LETTERS_FILE))
 
 
 def extract(manifest_dir: str, output_dir: str, params: FeatureParams = FeatureParams(), num_shards: int = 0,

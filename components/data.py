@@ -1,4 +1,5 @@
-"""Data components: ingest (or synthesise) a dataset, split it, extract log-mel features."""
+"""Data components: ingest (or synthesise) a dataset, split it, extract log-mel features once, view them
+re-split."""
 from kfp.dsl import Dataset, Input, Output
 
 from components import BEAM, LIGHT, component
@@ -36,6 +37,19 @@ def extract_features(manifest: Input[Dataset], beam_runner: str, beam_options: l
     beam = BeamSettings(beam_runner, beam_options)
     params = dataclasses.replace(FeatureParams.resolve(feature_params), whole_clips=whole_clips)
     counts = extract(beam.location(manifest), beam.location(features), params, beam_args=beam.args)
+    features.metadata.update(counts=counts)
+
+
+@component(BEAM)
+def view_features(source: Input[Dataset], split_manifest: Input[Dataset], beam_runner: str, beam_options: list,
+                  features: Output[Dataset]):
+    """Beam job: the `source` feature set re-split or subset by a split manifest, no clip decoded again:
+    the records, counts and statistics that extracting the split manifest would write (beam_jobs.view)."""
+    from beam_jobs.runner import BeamSettings
+    from beam_jobs.view import view
+
+    beam = BeamSettings(beam_runner, beam_options)
+    counts = view(beam.location(source), beam.location(split_manifest), beam.location(features), beam.args)
     features.metadata.update(counts=counts)
 
 

@@ -5,7 +5,8 @@ compiles. Each component declares its resource class (components.component), and
   gpu    the GPU image, `gpu_count` accelerators, the GPU toleration
   beam   the CPU image and the requests of a Beam job on the DirectRunner in the task's pod
   light  the CPU image and small requests
-A component that declares no class fails compilation.
+A component that declares no class fails compilation. Every task gets its CPU request in `TASK_CPUS` (local
+Beam jobs size their worker processes by it).
 """
 from __future__ import annotations
 

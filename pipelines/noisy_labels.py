@@ -7,7 +7,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Markdown, Metrics
 
-from components.data import extract_features, ingest_dataset, select_train_set
+from components.data import extract_features, ingest_dataset, select_train_set, view_features
 from components.labels import prune_train_set, score_clips
 from components.models import evaluate_single_label, fine_tune_classifier, train_classifier
 from components.studies import summarize_noisy_labels
@@ -49,11 +49,14 @@ def noisy_labels(
                               beam_options=beam_options, required_splits=["train", "test"],
                               required_flags=["manually_verified"])
     manifest.set_display_name("ingest")
+    extracted = extract_features(manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
+                                 beam_options=beam_options, feature_params=feature_params)
     with dsl.ParallelFor(variants) as variant:
         train_set = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"],
                                      flag=variant.flag, val_fraction=val_fraction, seed=seed)
-        features = extract_features(manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
-                                    beam_options=beam_options, feature_params=feature_params)
+        features = view_features(source=extracted.outputs["features"],
+                                 split_manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
+                                 beam_options=beam_options)
         model = train_classifier(features=features.outputs["features"], architecture=architecture, width=width,
                                  epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                  mixed_precision=mixed_precision, loss=variant.loss)
@@ -64,8 +67,8 @@ def noisy_labels(
     pool = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"], flag="",
                             val_fraction=val_fraction, seed=seed)
     pool.set_display_name("noisy + clean train set")
-    pool_features = extract_features(manifest=pool.outputs["split_manifest"], beam_runner=beam_runner,
-                                     beam_options=beam_options, feature_params=feature_params)
+    pool_features = view_features(source=extracted.outputs["features"], split_manifest=pool.outputs["split_manifest"],
+                                  beam_runner=beam_runner, beam_options=beam_options)
     stage1 = train_classifier(features=pool_features.outputs["features"], architecture=architecture, width=width,
                               epochs=stage1_epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                               mixed_precision=mixed_precision, loss="lq")

@@ -8,7 +8,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Markdown, Metrics
 
-from components.data import extract_features, ingest_dataset, split_dev_set
+from components.data import extract_features, ingest_dataset, split_dev_set, view_features
 from components.models import train_classifier
 from components.studies import evaluate_split_strategy, summarize_split_study
 from pipelines.experiment import experiment
@@ -37,11 +37,13 @@ def split_study(
                               synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
                               beam_options=beam_options, required_splits=["train", "eval"])
     manifest.set_display_name("ingest")
+    extracted = extract_features(manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
+                                 beam_options=beam_options, feature_params=feature_params)
     with dsl.ParallelFor(strategies) as strategy:
         split = split_dev_set(manifest=manifest.outputs["manifest"], strategy=strategy, val_fraction=val_fraction,
                               seed=seed)
-        features = extract_features(manifest=split.outputs["split_manifest"], beam_runner=beam_runner,
-                                    beam_options=beam_options, feature_params=feature_params)
+        features = view_features(source=extracted.outputs["features"], split_manifest=split.outputs["split_manifest"],
+                                 beam_runner=beam_runner, beam_options=beam_options)
         model = train_classifier(features=features.outputs["features"], architecture=architecture, width=width,
                                  epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                  mixed_precision=mixed_precision)

@@ -104,10 +104,17 @@ def test_split_study_loops_over_strategies_and_collects_results(compiled):
     loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
     assert loop.parameter_iterator.items.input_parameter.endswith("strategies")
     inner = spec.components[loop.component_ref.name].dag.tasks
-    assert {"split-dev-set", "extract-features", "train-classifier", "evaluate-split-strategy"} <= set(inner)
+    assert {"split-dev-set", "view-features", "train-classifier", "evaluate-split-strategy"} <= set(inner)
+    assert "extract-features" in tasks and "extract-features" not in inner  # clips decoded once, viewed per split
     assert list(tasks["summarize-split-study"].dependent_tasks) == [next(n for n in tasks if n.startswith("for-loop"))]
     strategies = spec.root.input_definitions.parameters["strategies"].default_value.list_value.values
     assert [value.string_value for value in strategies] == ["random", "iterative_stratification", "uploader"]
+
+
+def decoded_clips(pipeline_root, run_prefix) -> int:
+    """Clips that the run's extraction tasks read, i.e. decoded, over all of them."""
+    counts = pipeline_root.glob(f"{run_prefix}-*/extract-features*/features/counts.json")
+    return sum(split["read"] for path in counts for split in json.loads(path.read_text()).values())
 
 
 @pytest.mark.slow
@@ -119,6 +126,7 @@ def test_split_study_runs_locally_and_reports_every_strategy(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = next(tmp_path.glob("split-study-*/summarize-split-study/report")).read_text()
+    assert decoded_clips(tmp_path, "split-study") == 60  # one extraction; each strategy is a view of it
     rows = [line for line in report.splitlines() if line.startswith("| random") or line.startswith("| uploader")]
     assert len(rows) == 2
     uploader_row = next(row for row in rows if row.startswith("| uploader"))
@@ -219,7 +227,8 @@ def test_noisy_labels_crosses_train_sets_with_losses_and_adds_instance_selection
                     for loss in ("cce", "lq", "lsoft", "cce_max", "cce_outlier", "label_smoothing")}
     loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
     inner = spec.components[loop.component_ref.name].dag.tasks
-    assert {"select-train-set", "extract-features", "train-classifier", "evaluate-single-label"} <= set(inner)
+    assert {"select-train-set", "view-features", "train-classifier", "evaluate-single-label"} <= set(inner)
+    assert [name for name in tasks if name.startswith("extract-features")] == ["extract-features"]  # once
     # the pruning branch: stage-1 scoring -> pruning -> training continued from the stage-1 checkpoint
     assert "score-clips" in tasks and "prune-train-set" in tasks
     pruned_stage2 = next(task for task in tasks.values() if "prune-train-set" in task.dependent_tasks)
@@ -253,6 +262,7 @@ def test_noisy_labels_runs_locally_with_instance_selection(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = next(tmp_path.glob("noisy-labels-*/summarize-noisy-labels/report")).read_text()
     assert "| noisy | cce_outlier |" in report
+    assert decoded_clips(tmp_path, "noisy-labels") == 60  # the variant's and the pool's train sets are views
     for selection in ("none", "batch_discard", "pruning"):
         assert f"| noisy_and_clean | lq | {selection} |" in report
     pruned = next(tmp_path.glob("noisy-labels-*/prune-train-set/pruned"))

@@ -12,7 +12,7 @@ from beam_jobs import prune, relabel, scoring
 from beam_jobs.contracts import feature_set, features, schema, score_table
 from beam_jobs.contracts.manifest import ManifestRow, read_manifest
 from beam_jobs.contracts.params import FeatureParams
-from beam_jobs.extract import ClipFeatures, SummariseSplits, to_examples
+from beam_jobs.extract import ClipFeatures, SummariseSplits, clip_summary, to_examples
 from keras_models.losses import LossParams
 
 PARAMS = FeatureParams()
@@ -32,15 +32,15 @@ def test_split_summaries_count_every_clip_the_silent_ones_and_give_the_band_stat
     rows = [ManifestRow(f"c{i}", f"/a/c{i}.wav", split, ("x",)) for i, split in enumerate(["train"] * 3 + ["val"] * 2)]
     logmels = {row.clip_id: rng.normal(size=(n, PARAMS.n_mels)).astype(np.float32)
                for row, n in zip(rows, (101, 150, 230, 101, 160))}
-    written = [ClipFeatures(row.clip_id, row.split, logmels[row.clip_id], np.ones(1, np.float32),
-                            silent=row.clip_id == "c1")
+    written = [clip_summary(ClipFeatures(row.clip_id, row.split, logmels[row.clip_id], np.ones(1, np.float32),
+                                         silent=row.clip_id == "c1"), PARAMS)
                for row in rows if row.clip_id != "c4"]
-    failed = [(rows[4], ("ClipError", "x", ["features.ClipError: cannot decode"]))]
+    failed = [rows[4]]
     train = np.concatenate([logmels[f"c{i}"] for i in range(3)]).astype(np.float64)
     with test_pipeline.TestPipeline() as p:
         reports = ({"read": p | "Rows" >> beam.Create(rows), "written": p | "Clips" >> beam.Create(written),
                     "rejected": p | "Failed" >> beam.Create(failed)}
-                   | SummariseSplits(PARAMS))
+                   | SummariseSplits())
         counts = reports | "Counts" >> beam.Map(lambda report: report[0])
         assert_that(counts, equal_to([{
             "train": {"read": 3, "rejected": 0, "written": 3, "silent": 1, "patches": 1 + 1 + 3},  # 0.5 s hop

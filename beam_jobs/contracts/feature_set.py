@@ -8,9 +8,12 @@
   params.json        the FeatureParams used;  vocabulary.json  class names in label-vector order (the
                      manifest's)
   separation.json    separated views only: the separator and its checkpoint steps, in channel order
+  clip_sums-*.jsonl  extraction and views only: per written clip, its split, frames, patches, silence and
+                     per-band float64 sums and sums of squares (beam_jobs.extract.ClipSummary), from which
+                     a view of the feature set (beam_jobs.view) computes its own statistics
 
 Jobs that rewrite one split (relabelling, pruning) write its shards with the same `WriteShards` and copy
-the rest with `copy_feature_set`.
+the rest with `copy_feature_set` (without the clip sums: they no longer describe the set).
 """
 from __future__ import annotations
 
@@ -31,6 +34,8 @@ DEAD_LETTERS_FILE = "dead_letters.jsonl"
 PARAMS_FILE = "params.json"
 MODEL_PARAMS_FILE = "feature_params.json"  # the FeatureParams a model folder (or its export) was trained on
 SEPARATION_FILE = "separation.json"
+CLIP_SUMS_FILE = "clip_sums"
+CLIP_SUMS_SUFFIX = ".jsonl"
 SHARD_SUFFIX = ".tfrecord"
 NORMALISATION_SPLIT = "train"
 STD_FLOOR = 1e-3  # bands that are constant over the train set are not blown up by normalisation
@@ -52,6 +57,21 @@ class WriteShards(beam.PTransform):
     def expand(self, examples):
         return examples | beam.io.WriteToTFRecord(join(self.output_dir, self.split), file_name_suffix=SHARD_SUFFIX,
                                                   num_shards=self.num_shards)
+
+
+def clip_sums_pattern(features_dir: str) -> str:
+    return f"{features_dir.rstrip('/')}/{CLIP_SUMS_FILE}-*{CLIP_SUMS_SUFFIX}"
+
+
+class WriteClipSums(beam.PTransform):
+    """JSON lines of ClipSummary -> the clip-sums shards."""
+
+    def __init__(self, output_dir: str):
+        super().__init__()
+        self.output_dir = output_dir
+
+    def expand(self, lines):
+        return lines | beam.io.WriteToText(join(self.output_dir, CLIP_SUMS_FILE), file_name_suffix=CLIP_SUMS_SUFFIX)
 
 
 class ReadPatchesByClip(beam.PTransform):
@@ -167,7 +187,7 @@ def copy_feature_set(features_dir: str, output_dir: str, rewritten_split: str, c
 
     for path in list_files(join(features_dir, "*")):
         name = path.rsplit("/", 1)[-1]
-        if name.startswith(f"{rewritten_split}-") or name in (COUNTS_FILE, MARKER_FILE):
+        if name.startswith((f"{rewritten_split}-", f"{CLIP_SUMS_FILE}-")) or name in (COUNTS_FILE, MARKER_FILE):
             continue
         FileSystems.copy([path], [join(output_dir, name)])
     write_reports(output_dir, check_counts(counts, output_dir))
