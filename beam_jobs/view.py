@@ -37,17 +37,18 @@ def source_clips(features_dir: str) -> tuple[set[str], dict[str, dict]]:
 
 
 class SelectRecords(beam.DoFn):
-    """(clip id, serialized example) of the source -> (new split, example) for the selected clips; a record
-    whose labels are not its clip's labels in the split manifest fails the job."""
+    """Serialized example of the source -> (new split, example) for the selected clips (decoded once for
+    its clip and labels); a record whose labels are not its clip's labels in the split manifest fails the job."""
 
     def __init__(self, labels_of: dict[str, tuple[str, np.ndarray]]):
         self.labels_of = labels_of
 
-    def process(self, keyed):
-        clip_id, serialized = keyed
+    def process(self, serialized: bytes):
+        example = schema.decode_patch(serialized)
+        clip_id = example[schema.CLIP_ID]
         if clip_id in self.labels_of:
             split, labels = self.labels_of[clip_id]
-            if not np.array_equal(schema.decode_patch(serialized)[schema.LABELS], labels):
+            if not np.array_equal(example[schema.LABELS], labels):
                 raise ValueError(f"clip {clip_id}: the feature set's labels differ from the split manifest's")
             yield split, serialized
 
@@ -84,8 +85,8 @@ def view(features_dir: str, split_manifest_dir: str, output_dir: str, beam_args:
             write_text(join(staging, feature_set.SEPARATION_FILE),
                        read_text(join(features_dir, feature_set.SEPARATION_FILE)))
         with beam.Pipeline(options=options) as p:
-            records = (tuple(p | f"Read[{split}]" >> feature_set.ReadPatchesByClip(features_dir, split)
-                             for split in source_splits)
+            records = (tuple(p | f"Read[{split}]" >> beam.io.ReadFromTFRecord(
+                                 feature_set.shard_pattern(features_dir, split)) for split in source_splits)
                        | "AllRecords" >> beam.Flatten()
                        | "Select" >> beam.ParDo(SelectRecords(labels_of)))
             by_split = records | "BySplit" >> beam.Partition(lambda keyed, _: splits.index(keyed[0]), len(splits))
