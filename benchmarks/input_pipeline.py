@@ -5,7 +5,8 @@
 
 On a synthetic FSD50K-format feature set, times (wall clock, one process, after a warm-up)
   - the training input alone: `keras_models.input.patch_dataset` shuffled, batched, parsed and normalised
-    as training reads it (examples per second), and
+    as training reads it (examples per second; each epoch starts by filling the shuffle buffer, which on
+    this small set is the whole epoch: the steady-state rate is printed beside it), and
   - training steps of the VGG-like model of `--width` at `--batch_size` on batches already in memory
     (examples per second), once per Keras dtype policy in `--precisions`,
 and prints both, their ratio and the target (input >= 10x the step rate).
@@ -39,11 +40,14 @@ def feature_set(workdir: str, clips: int) -> str:
     return features
 
 
-def input_rate(features_dir: str, batch_size: int, epochs: int = 3) -> float:
+def input_rate(features_dir: str, batch_size: int, epochs: int = 3, repeat: int = 1) -> float:
+    """Examples per second of the training input; `repeat` > 1 reads that many epochs through one
+    iterator, so the shuffle buffer's fill at an epoch's start overlaps the previous epoch's tail."""
     from beam_jobs.contracts.feature_set import load_feature_set
     from keras_models.input import patch_dataset, supervised
 
     dataset = supervised(patch_dataset(load_feature_set(features_dir), "train", batch_size, shuffle=True))
+    dataset = dataset.repeat(repeat)
     for _ in dataset:  # warm-up: tracing, file opening
         pass
     examples, started = 0, time.perf_counter()
@@ -117,7 +121,9 @@ def main() -> None:
         features = load_feature_set(features_dir)
         input_shape, n_classes = features.input_shape, features.n_classes
         reading = input_rate(features_dir, args.batch_size)
-        print(f"training input (tf.data, batch {args.batch_size}): {reading:,.0f} examples/s")
+        print(f"training input (tf.data, batch {args.batch_size}): {reading:,.0f} examples/s; "
+              f"{input_rate(features_dir, args.batch_size, epochs=1, repeat=10):,.0f} examples/s in steady state "
+              f"(10 epochs through one iterator: each epoch's shuffle-buffer fill overlapped)")
     print(f"backend: {describe_backend()}")
     for precision in precisions:
         training = step_rate(input_shape, n_classes, args.batch_size, args.width, precision, args.steps)
