@@ -9,6 +9,7 @@ dead_letters.jsonl, params.json, vocabulary.json (and separation.json with separ
 from __future__ import annotations
 
 import argparse
+import base64
 import fractions
 import json
 import typing
@@ -98,12 +99,24 @@ class ClipSummary(typing.NamedTuple):
     squares: tuple[float, ...]  # per band: the float64 sum of squares
 
     def to_json(self) -> str:
-        return json.dumps(self._asdict())  # floats written as repr: they read back exactly
+        """One JSON line; the band sums as base64 of their little-endian float64 bits: exact, and a
+        twentieth of the time of writing 192 floats in decimal."""
+        return json.dumps({**self._asdict(), "total": _float64_text(self.total),
+                           "squares": _float64_text(self.squares)})
 
     @classmethod
     def from_json(cls, line: str) -> "ClipSummary":
         fields = json.loads(line)
-        return cls(**{**fields, "total": tuple(fields["total"]), "squares": tuple(fields["squares"])})
+        return cls(**{**fields, "total": _float64_values(fields["total"]),
+                      "squares": _float64_values(fields["squares"])})
+
+
+def _float64_text(values: tuple[float, ...]) -> str:
+    return base64.b64encode(np.asarray(values, dtype="<f8").tobytes()).decode("ascii")
+
+
+def _float64_values(text: str) -> tuple[float, ...]:
+    return tuple(np.frombuffer(base64.b64decode(text, validate=True), dtype="<f8").tolist())
 
 
 def clip_summary(clip: ClipFeatures, params: FeatureParams) -> ClipSummary:

@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 from kfp.dsl import Markdown, Metrics, Model
 
-from components.data import extract_features, ingest_dataset, select_train_set
+from components.data import extract_features, ingest_dataset, select_train_set, view_features
 from components.models import evaluate_single_label, train_classifier
 from components.studies import summarize_dcase2018
 from components.tagging import export_model
@@ -38,14 +38,18 @@ def dcase2018_task2(
                               beam_options=beam_options, required_splits=["train", "test"],
                               required_flags=["manually_verified"])
     manifest.set_display_name("ingest")
+    extracted = extract_features(manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
+                                 beam_options=beam_options, feature_params=feature_params)
+    extracted.set_display_name("extract log-mel features")
     tasks = {}
     for name, flag in TRAIN_SETS.items():
         train_set = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"], flag=flag,
                                      val_fraction=val_fraction, seed=seed)
         train_set.set_display_name(f"{name} train set")
-        features = extract_features(manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
-                                    beam_options=beam_options, feature_params=feature_params)
-        features.set_display_name(f"extract {name}")
+        features = view_features(source=extracted.outputs["features"],
+                                 split_manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
+                                 beam_options=beam_options)
+        features.set_display_name(f"{name} features (a view)")
         model = train_classifier(features=features.outputs["features"], architecture=architecture, width=width,
                                  epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                  mixed_precision=mixed_precision)

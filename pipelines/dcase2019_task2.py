@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 from kfp.dsl import Markdown, Metrics, Model
 
-from components.data import extract_features, ingest_dataset, select_train_set
+from components.data import extract_features, ingest_dataset, select_train_set, view_features
 from components.models import evaluate_classifier, fine_tune_classifier, train_classifier
 from components.studies import summarize_dcase2019
 from components.tagging import export_model
@@ -36,14 +36,18 @@ def dcase2019_task2(
                               synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
                               beam_options=beam_options, required_splits=["train_curated", "train_noisy", "test"])
     manifest.set_display_name("ingest")
+    extracted = extract_features(manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
+                                 beam_options=beam_options, feature_params=feature_params)
+    extracted.set_display_name("extract log-mel features")
     feature_sets = {}
     for name, split in (("noisy", "train_noisy"), ("curated", "train_curated")):
         train_set = select_train_set(manifest=manifest.outputs["manifest"], source_splits=[split], flag="",
                                      val_fraction=val_fraction, seed=seed)
         train_set.set_display_name(f"{name} train set")
-        features = extract_features(manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
-                                    beam_options=beam_options, feature_params=feature_params)
-        features.set_display_name(f"extract {name}")
+        features = view_features(source=extracted.outputs["features"],
+                                 split_manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
+                                 beam_options=beam_options)
+        features.set_display_name(f"{name} features (a view)")
         feature_sets[name] = features.outputs["features"]
     noisy = train_classifier(features=feature_sets["noisy"], architecture=architecture, width=width,
                              epochs=noisy_epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,

@@ -45,6 +45,32 @@ def test_patches_hold_the_clip_features_and_labels(manifest_dir, features_dir):
     np.testing.assert_array_equal(patches[0][schema.LABEL_MASK], np.ones_like(labels))
 
 
+def test_records_are_byte_identical_to_the_reference_decode_and_features(manifest_dir, features_dir):
+    # The reference decodes as the job did before its fast paths (libsndfile's float32 read, numpy's mean over
+    # channels) and runs the feature functions with one BLAS thread, as the job's workers do.
+    import io
+
+    import soundfile
+    import threadpoolctl
+
+    manifest, params = read_manifest(manifest_dir), FeatureParams()
+    class_index = {label: i for i, label in enumerate(manifest.vocabulary)}
+    expected = []
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        for row in manifest.rows:
+            with open(row.audio_path, "rb") as handle:
+                audio, rate = soundfile.read(io.BytesIO(handle.read()), dtype="float32", always_2d=True)
+            log_mel = features.waveform_to_log_mel(audio.mean(axis=1), rate, params)
+            labels = np.zeros(len(class_index), np.float32)
+            labels[[class_index[label] for label in row.labels]] = 1.0
+            expected += [schema.encode_patch(row.clip_id, index, patch, labels, np.ones_like(labels))
+                         for index, patch in enumerate(features.examples_of(log_mel, params))]
+    written = [record.numpy() for split in manifest.splits
+               for record in tf.data.TFRecordDataset(sorted(glob.glob(shard_pattern(features_dir, split))))]
+    assert len(written) == len(expected)
+    assert sorted(written) == sorted(expected)
+
+
 def test_band_stats_match_numpy_over_all_train_frames(manifest_dir, features_dir):
     manifest = read_manifest(manifest_dir)
     frames = []

@@ -85,6 +85,23 @@ def test_decodes_every_supported_format_and_downmixes_stereo(format, subtype):
     assert np.max(np.abs(waveform)) == pytest.approx(0.25, abs=0.02)  # mean of the two channels
 
 
+@pytest.mark.parametrize("format,subtype", [("WAV", "PCM_16"), ("WAV", "PCM_24"), ("WAV", "PCM_32"), ("WAV", "FLOAT"),
+                                            ("WAV", "PCM_U8"), ("FLAC", "PCM_16"), ("FLAC", "PCM_24"),
+                                            ("AIFF", "PCM_16")])
+@pytest.mark.parametrize("channels", [1, 2, 3, 7, 8])
+def test_decoding_is_bit_identical_to_libsndfile_float_read_and_numpy_mean(format, subtype, channels):
+    # The decoder reads integer encodings as integers and mixes channels by adding columns (both faster);
+    # the waveform must keep the exact bits of libsndfile's float32 read and numpy's mean over channels.
+    rng = np.random.default_rng(channels)
+    audio = np.clip(rng.standard_normal((20000, channels)) * 0.3, -1, 1)
+    audio[:50] = 0.0
+    data = wav_bytes(audio, 32000, subtype, format)
+    reference = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)[0].mean(axis=1)
+    waveform, _ = features.decode_audio(data, f"clip.{format.lower()}")
+    assert waveform.dtype == np.float32
+    assert waveform.view(np.int32).tolist() == reference.view(np.int32).tolist()
+
+
 @pytest.mark.parametrize("data,reason", [
     (b"", "empty file"),
     (b"this is not audio at all" * 10, "cannot decode"),

@@ -9,8 +9,9 @@
                      manifest's)
   separation.json    separated views only: the separator and its checkpoint steps, in channel order
   clip_sums-*.jsonl  extraction and views only: per written clip, its split, frames, patches, silence and
-                     per-band float64 sums and sums of squares (beam_jobs.extract.ClipSummary), from which
-                     a view of the feature set (beam_jobs.view) computes its own statistics
+                     per-band float64 sums and sums of squares (their exact bits, base64;
+                     beam_jobs.extract.ClipSummary), from which a view of the feature set (beam_jobs.view)
+                     computes its own statistics
 
 Jobs that rewrite one split (relabelling, pruning) write its shards with the same `WriteShards` and copy
 the rest with `copy_feature_set` (without the clip sums: they no longer describe the set).

@@ -32,6 +32,9 @@ MAX_FLOAT_AMPLITUDE = 1000.0  # float samples nominally lie in [-1, 1]; 60 dB be
 HEADER_BYTES = 1 << 16  # where a WAV file's data chunk header must start for the truncation check
 LONG_CLIP_SECONDS = 300.0  # longer clips are decoded, resampled and transformed in blocks: bounded memory
 BLOCK_SECONDS = 30.0
+# Integer encodings read as integers and scaled here: libsndfile's own conversion to float32 costs 5x the
+# read, and for these widths it is the same exact product (an integer of <= 24 bits times a power of two).
+EXACT_INTEGER_READS = {"PCM_16": ("int16", np.float32(2.0**-15)), "PCM_24": ("int32", np.float32(2.0**-31))}
 
 
 class ClipError(ValueError):
@@ -93,7 +96,17 @@ class AudioFile:
             if peak > MAX_FLOAT_AMPLITUDE:
                 raise ClipError(f"samples out of range in {self.name}: peak {peak:.3g}, beyond "
                                 f"{MAX_FLOAT_AMPLITUDE:g} (float audio lies within [-1, 1])")
-        return audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1)
+        channels = audio.shape[1]
+        if channels == 1:
+            return audio[:, 0]
+        if channels >= 8:
+            return audio.mean(axis=1)
+        # What numpy's mean computes for fewer than 8 channels (a float32 sum from +0.0, then the division),
+        # 30x faster than its reduction over short rows: the same bits.
+        mixed = np.zeros(len(audio), dtype=np.float32)
+        for column in audio.T:
+            mixed += column
+        return np.divide(mixed, channels, out=mixed)
 
     def _check_length(self, samples: int) -> None:
         if samples == 0:
@@ -104,6 +117,9 @@ class AudioFile:
 
     def _read(self, frames: int) -> np.ndarray:
         try:
+            if self.sound.subtype in EXACT_INTEGER_READS:
+                dtype, scale = EXACT_INTEGER_READS[self.sound.subtype]
+                return np.multiply(self.sound.read(frames, dtype=dtype, always_2d=True), scale, dtype=np.float32)
             return self.sound.read(frames, dtype="float32", always_2d=True)
         except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
             raise ClipError(f"cannot decode {self.name}: {error}") from error
