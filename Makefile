@@ -28,10 +28,13 @@ test: $(STAMP)
 compile: $(STAMP)
 	$(BIN)/python pipelines/compile.py --output-dir compiled $(if $(IMAGE),--image $(IMAGE)) $(if $(GPU_IMAGE),--gpu-image $(GPU_IMAGE))
 
+# Every speed and memory figure with its target (about an hour on 2 cores; the scale run needs 25 GB of disk at
+# its peak). bench-scale runs the scale part alone.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/feature_extraction.py
 	$(BIN)/python benchmarks/input_pipeline.py
 	$(BIN)/python benchmarks/tagging.py
+	$(BIN)/python benchmarks/scale.py
 
 # Ingest and extraction at 10,000 and 50,000 synthetic clips, and the extrapolation to FSD50K (about 40 minutes
 # on 2 cores and 25 GB of disk at its peak).

@@ -3,12 +3,20 @@
     python benchmarks/scale.py [--sizes 10000 50000] [--workdir DIR] [--keep]
 
 Each step runs in its own process, extraction with one local worker (the per-core figure); per size it
-prints clips, hours of audio, and each step's wall and CPU seconds per clip and its peak memory. Then: the
+prints clips, hours of audio, and each step's wall and CPU seconds per clip and its peak memory. Right before
+and after each extraction the feature functions (benchmarks/feature_extraction.py) time a fixed reference
+set of 300 clips, in a fresh process: this machine's speed drifts by 30% within minutes, so extraction's
+growth is judged on its CPU time per audio second divided by the reference's at the same moment. Then: the
 time per clip at the largest size against the smallest (target: within 15%, i.e. linear), the peak-memory
 ratio (target: flat, within 15%), and the extrapolation to the real FSD50K (51,197 clips, 108.3 h of audio)
 in CPU-hours per step, and in hours on one node and on Dataflow workers of 4 vCPUs at the rate measured here.
 The datasets are deleted after each size unless --keep (50,000 clips take ~13 GB of audio and ~12 GB of
 features).
+
+The other Beam jobs run on a `--steps-clips` set (default 1,000 clips), one local worker each, in its own
+process: a view (a uploader re-split of the train clips), scoring the train split with an untrained VGG-like
+classifier of width 1 (inference costs the same whatever the weights), relabelling (tc 10%) and pruning
+(Lq, 97th percentile) from those scores. Their CPU per audio hour gives each job's cost on FSD50K.
 """
 from __future__ import annotations
 
@@ -25,6 +33,10 @@ import time
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FSD50K_CLIPS, FSD50K_AUDIO_HOURS = 51197, 108.3
 GENERATION_WORKERS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]  # not measured
+REFERENCE_CLIPS = 300
+ONE_WORKER = ["--direct_num_workers=1"]
+TC_PERCENT = 10.0
+DOWNSTREAM_STEPS = ("view", "score", "relabel", "prune")
 
 
 def run_step(step: str, *args: str) -> dict:
@@ -37,14 +49,24 @@ def run_step(step: str, *args: str) -> dict:
 
 
 def step_main(step: str, args: list[str]) -> dict:
-    """Times the step alone: its modules are imported first."""
-    sys.path.insert(0, REPOSITORY)
+    """Times the step alone: the jobs' modules (Beam, TensorFlow, Keras) are imported first."""
+    sys.path[:0] = [REPOSITORY, os.path.join(REPOSITORY, "benchmarks")]
     import soundfile
 
     from beam_jobs import ingest, synthetic
     from beam_jobs.contracts.manifest import read_manifest
     from beam_jobs.extract import extract
+    from beam_jobs.prune import prune
+    from beam_jobs.relabel import relabel
+    from beam_jobs.scoring import score_clips
+    from beam_jobs.view import view
+    from keras_models.losses import LossParams
 
+    if step == "functions":  # the reference: warmed up, then timed
+        from feature_extraction import audio_seconds, run_feature_functions
+
+        run_feature_functions(args[0], limit=20)
+        return {"seconds_per_audio_second": run_feature_functions(args[0]) / audio_seconds(args[0])}
     cpu, wall = time.process_time(), time.perf_counter()
     result = {}
     if step == "generate":
@@ -52,9 +74,19 @@ def step_main(step: str, args: list[str]) -> dict:
     elif step == "ingest":
         result["clips"] = len(ingest.ingest(args[0], args[1]).rows)
     elif step == "extract":
-        counts = extract(args[0], args[1], beam_args=["--direct_num_workers=1"])
+        counts = extract(args[0], args[1], beam_args=ONE_WORKER)
         result["patches"] = sum(split["patches"] for split in counts.values())
         result["rejected"] = sum(split["rejected"] for split in counts.values())
+    elif step == "prepare_downstream":
+        prepare_downstream(*args)
+    elif step == "view":
+        view(*args, beam_args=ONE_WORKER)
+    elif step == "score":
+        score_clips(*args, beam_args=ONE_WORKER)
+    elif step == "relabel":
+        relabel(args[0], args[1], args[2], TC_PERCENT, args[3], beam_args=ONE_WORKER)
+    elif step == "prune":
+        prune(*args, loss=LossParams("lq"), beam_args=ONE_WORKER)
     result.update(cpu_seconds=time.process_time() - cpu, wall_seconds=time.perf_counter() - wall,
                   peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     if step == "extract":
@@ -62,28 +94,78 @@ def step_main(step: str, args: list[str]) -> dict:
     return result
 
 
-def measure(workdir: str, clips: int, keep: bool) -> dict:
+def measure(workdir: str, clips: int, keep: bool, reference_manifest: str) -> dict:
     root, manifest, features = (os.path.join(workdir, f"{name}{clips}") for name in ("data", "manifest", "features"))
     generated = run_step("generate", root, str(clips))
     ingested = run_step("ingest", root, manifest)
+    before = run_step("functions", reference_manifest)
     extracted = run_step("extract", manifest, features)
+    after = run_step("functions", reference_manifest)
     if not keep:
         for folder in (root, manifest, features):
             shutil.rmtree(folder, ignore_errors=True)
-    return {"clips": ingested["clips"], "generate": generated, "ingest": ingested, "extract": extracted}
+    reference = (before["seconds_per_audio_second"] + after["seconds_per_audio_second"]) / 2
+    return {"clips": ingested["clips"], "generate": generated, "ingest": ingested, "extract": extracted,
+            "reference": reference}
+
+
+def prepare_downstream(features: str, manifest: str, split_manifest: str, model: str) -> None:
+    """An uploader re-split of the train clips, and an untrained VGG-like classifier (width 1) of the
+    feature set's shape and vocabulary."""
+    sys.path.insert(0, REPOSITORY)
+    from beam_jobs.contracts.feature_set import load_feature_set
+    from beam_jobs.contracts.manifest import read_manifest, write_manifest
+    from beam_jobs.splits import resplit, select_train_pool, split_report_file
+    from keras_models import model_folder
+    from keras_models.architectures import build_model
+
+    split, report = resplit(select_train_pool(read_manifest(manifest), ("train",), ""), "uploader", 0.15, 0)
+    write_manifest(split_manifest, split, split_report_file(report))
+    feature_set = load_feature_set(features)
+    model_folder.copy_feature_set_files(features, model)
+    build_model("vgg_like", feature_set.input_shape, feature_set.n_classes, 1.0).save(
+        model_folder.path(model, model_folder.MODEL_FILE))
+
+
+def measure_downstream(workdir: str, clips: int, keep: bool) -> dict:
+    """The Beam jobs after extraction, each in its own process, on one `clips` set."""
+    paths = {name: os.path.join(workdir, f"{name}{clips}") for name in
+             ("data", "manifest", "features", "split", "model", "view", "scores", "relabelled", "pruned")}
+    run_step("generate", paths["data"], str(clips))
+    run_step("ingest", paths["data"], paths["manifest"])
+    extracted = run_step("extract", paths["manifest"], paths["features"])
+    run_step("prepare_downstream", paths["features"], paths["manifest"], paths["split"], paths["model"])
+    steps = {"view": run_step("view", paths["features"], paths["split"], paths["view"]),
+             "score": run_step("score", paths["model"], paths["features"], paths["scores"]),
+             "relabel": run_step("relabel", paths["features"], paths["manifest"], paths["scores"], paths["relabelled"]),
+             "prune": run_step("prune", paths["features"], paths["scores"], paths["pruned"])}
+    if not keep:
+        for folder in paths.values():
+            shutil.rmtree(folder, ignore_errors=True)
+    return {"clips": clips, "audio_seconds": extracted["audio_seconds"], "steps": steps}
+
+
+def reference_set(workdir: str) -> str:
+    root, manifest = os.path.join(workdir, "reference_data"), os.path.join(workdir, "reference_manifest")
+    if not os.path.exists(os.path.join(manifest, "manifest.jsonl")):
+        run_step("generate", root, str(REFERENCE_CLIPS))
+        run_step("ingest", root, manifest)
+    return manifest
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 50000])
     parser.add_argument("--workdir", default="")
+    parser.add_argument("--steps-clips", type=int, default=1000,
+                        help="clips of the set that the other Beam jobs run on (0: skip them)")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
     workdir = args.workdir or tempfile.mkdtemp(prefix="scale_benchmark_")
     print(f"workdir {workdir}")
-    runs = []
+    runs, reference_manifest = [], reference_set(workdir)
     for clips in sorted(args.sizes):
-        run = measure(workdir, clips, args.keep)
+        run = measure(workdir, clips, args.keep, reference_manifest)
         runs.append(run)
         hours = run["extract"]["audio_seconds"] / 3600
         print(f"\n{run['clips']} clips, {hours:.1f} h of audio, {run['extract']['patches']} patches, "
@@ -93,14 +175,21 @@ def main(argv=None) -> None:
             print(f"  {step:8} wall {figures['wall_seconds']:8.1f} s  CPU {figures['cpu_seconds']:8.1f} s  "
                   f"{1000 * figures['cpu_seconds'] / run['clips']:6.2f} CPU ms/clip  "
                   f"peak {figures['peak_rss_mib']:5.0f} MiB")
+        print(f"  reference: the feature functions at {1 / run['reference']:.0f}x real time per core around the "
+              f"extraction (extraction: {run['extract']['audio_seconds'] / run['extract']['cpu_seconds']:.0f}x)")
         print(f"  (generating the clips took {run['generate']['wall_seconds']:.0f} s with 2 worker processes)")
     small, large = runs[0], runs[-1]
     print()
-    for step in ("ingest", "extract"):
-        per_clip = [run[step]["cpu_seconds"] / run["clips"] for run in (small, large)]
-        growth = per_clip[1] / per_clip[0] - 1
-        print(f"target: {step} CPU time per clip at {large['clips']} within 15% of {small['clips']}: "
-              f"{growth:+.1%}, {'met' if abs(growth) <= 0.15 else 'NOT met'}")
+    per_clip = [run["ingest"]["cpu_seconds"] / run["clips"] for run in (small, large)]
+    growth = per_clip[1] / per_clip[0] - 1
+    print(f"target: ingest CPU time per clip at {large['clips']} within 15% of {small['clips']}: "
+          f"{growth:+.1%}, {'met' if abs(growth) <= 0.15 else 'NOT met'}")
+    per_second = [run["extract"]["cpu_seconds"] / run["extract"]["audio_seconds"] for run in (small, large)]
+    raw_growth = per_second[1] / per_second[0] - 1
+    growth = (per_second[1] / large["reference"]) / (per_second[0] / small["reference"]) - 1
+    print(f"target: extract CPU time per audio second at {large['clips']} within 15% of {small['clips']}, "
+          f"relative to the reference: {growth:+.1%}, {'met' if abs(growth) <= 0.15 else 'NOT met'} "
+          f"(raw {raw_growth:+.1%}; the reference itself {large['reference'] / small['reference'] - 1:+.1%})")
     memory = [run["extract"]["peak_rss_mib"] for run in (small, large)]
     memory_growth = memory[1] / memory[0] - 1
     print(f"target: extraction's peak memory flat (within 15%): {memory[0]:.0f} -> {memory[1]:.0f} MiB, "
@@ -111,9 +200,26 @@ def main(argv=None) -> None:
     print(f"\nFSD50K ({FSD50K_CLIPS} clips, {FSD50K_AUDIO_HOURS} h of audio) at the rates of the "
           f"{large['clips']}-clip run:")
     print(f"  ingest   {ingest_hours:6.3f} CPU-hours, in the KFP task (one process): {60 * ingest_hours:.1f} min")
-    dataflow = ", ".join(f"{workers} workers {60 * extract_hours / (4 * workers):.1f} min" for workers in (4, 16, 64))
-    print(f"  extract  {extract_hours:6.2f} CPU-hours ({speed:.0f}x real time per core): one 16-core node "
-          f"{60 * extract_hours / 16:.0f} min; Dataflow, 4 vCPUs per worker: {dataflow} (plus start-up)")
+    print_cost("extract", extract_hours, f"{speed:.0f}x real time per core")
+    if args.steps_clips:
+        downstream = measure_downstream(workdir, args.steps_clips, args.keep)
+        hours = downstream["audio_seconds"] / 3600
+        print(f"\nthe other Beam jobs on {downstream['clips']} clips ({hours:.2f} h of audio), one worker each, and "
+              f"FSD50K at their rates:")
+        for step in DOWNSTREAM_STEPS:
+            figures = downstream["steps"][step]
+            step_hours = figures["cpu_seconds"] / downstream["audio_seconds"] * FSD50K_AUDIO_HOURS
+            print(f"  {step:8} CPU {figures['cpu_seconds']:7.1f} s, wall {figures['wall_seconds']:7.1f} s, "
+                  f"peak {figures['peak_rss_mib']:5.0f} MiB")
+            print_cost(step, step_hours, f"{downstream['audio_seconds'] / figures['cpu_seconds']:.0f}x real time "
+                       "per core")
+
+
+def print_cost(step: str, cpu_hours: float, rate: str) -> None:
+    """A step's FSD50K cost: CPU-hours, and hours on one 16-core node and on Dataflow's 4-vCPU workers."""
+    dataflow = ", ".join(f"{workers} workers {60 * cpu_hours / (4 * workers):.1f} min" for workers in (4, 16, 64))
+    print(f"  {step:8} {cpu_hours:6.2f} CPU-hours ({rate}): one 16-core node {60 * cpu_hours / 16:.1f} min; "
+          f"Dataflow, 4 vCPUs per worker: {dataflow} (plus start-up)")
 
 
 if __name__ == "__main__":

@@ -277,6 +277,7 @@ def test_dcase2019_task2_runs_locally_and_reports_lwlrap(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = next(tmp_path.glob("dcase2019-task2-*/summarize-dcase2019/report")).read_text()
+    assert decoded_clips(tmp_path, "dcase2019-task2") == 60  # one extraction; the two train sets are views
     for name in ("noisy only", "noisy then curated (warm start)", "curated only"):
         assert f"| {name} |" in report
     assert "| class | positives | AP | AUC | d' | lwlrap |" in result.stdout
@@ -325,6 +326,7 @@ def test_dcase2018_task2_runs_locally_and_reports_map_at_3(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = next(tmp_path.glob("dcase2018-task2-*/summarize-dcase2018/report")).read_text()
+    assert decoded_clips(tmp_path, "dcase2018-task2") == 80  # one extraction; the two train sets are views
     rows = [line.split("|") for line in report.splitlines() if line.startswith("| all |")
             or line.startswith("| verified |")]
     assert len(rows) == 2
