@@ -16,11 +16,13 @@ features).
 The other Beam jobs run on a `--steps-clips` set (default 1,000 clips), one local worker each, in its own
 process: a view (a uploader re-split of the train clips), scoring the train split with an untrained VGG-like
 classifier of width 1 (inference costs the same whatever the weights), relabelling (tc 10%) and pruning
-(Lq, 97th percentile) from those scores. Their CPU per audio hour gives each job's cost on FSD50K.
+(Lq, 97th percentile) from those scores. Their CPU per audio hour gives each job's cost on FSD50K (it
+includes each run's fixed cost, not the one-off imports).
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import resource
@@ -48,48 +50,55 @@ def run_step(step: str, *args: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+STEP_MODULES = {"generate": "beam_jobs.synthetic", "ingest": "beam_jobs.ingest", "extract": "beam_jobs.extract",
+                "view": "beam_jobs.view", "score": "beam_jobs.scoring", "relabel": "beam_jobs.relabel",
+                "prune": "beam_jobs.prune"}
+
+
 def step_main(step: str, args: list[str]) -> dict:
-    """Times the step alone: the jobs' modules (Beam, TensorFlow, Keras) are imported first."""
+    """Times the step alone: its job's module (Beam; TensorFlow and Keras for the jobs that need them) is
+    imported first, and nothing else, so the peak memory is the job's."""
     sys.path[:0] = [REPOSITORY, os.path.join(REPOSITORY, "benchmarks")]
-    import soundfile
-
-    from beam_jobs import ingest, synthetic
-    from beam_jobs.contracts.manifest import read_manifest
-    from beam_jobs.extract import extract
-    from beam_jobs.prune import prune
-    from beam_jobs.relabel import relabel
-    from beam_jobs.scoring import score_clips
-    from beam_jobs.view import view
-    from keras_models.losses import LossParams
-
     if step == "functions":  # the reference: warmed up, then timed
         from feature_extraction import audio_seconds, run_feature_functions
 
         run_feature_functions(args[0], limit=20)
         return {"seconds_per_audio_second": run_feature_functions(args[0]) / audio_seconds(args[0])}
+    if step == "prepare_downstream":
+        prepare_downstream(*args)
+        return {}
+    job = importlib.import_module(STEP_MODULES[step])
+    if step in DOWNSTREAM_STEPS:  # they decode records with TensorFlow's protobuf classes: its import (~4 CPU s,
+        importlib.import_module("tensorflow")  # once per worker process) is start-up, not work per clip
+    if step == "prune":
+        from keras_models.losses import LossParams
+
+        loss = LossParams("lq")
     cpu, wall = time.process_time(), time.perf_counter()
     result = {}
     if step == "generate":
-        synthetic.generate(args[0], int(args[1]), seed=7, beam_args=GENERATION_WORKERS)
+        job.generate(args[0], int(args[1]), seed=7, beam_args=GENERATION_WORKERS)
     elif step == "ingest":
-        result["clips"] = len(ingest.ingest(args[0], args[1]).rows)
+        result["clips"] = len(job.ingest(args[0], args[1]).rows)
     elif step == "extract":
-        counts = extract(args[0], args[1], beam_args=ONE_WORKER)
+        counts = job.extract(args[0], args[1], beam_args=ONE_WORKER)
         result["patches"] = sum(split["patches"] for split in counts.values())
         result["rejected"] = sum(split["rejected"] for split in counts.values())
-    elif step == "prepare_downstream":
-        prepare_downstream(*args)
     elif step == "view":
-        view(*args, beam_args=ONE_WORKER)
+        job.view(*args, beam_args=ONE_WORKER)
     elif step == "score":
-        score_clips(*args, beam_args=ONE_WORKER)
+        job.score_clips(*args, beam_args=ONE_WORKER)
     elif step == "relabel":
-        relabel(args[0], args[1], args[2], TC_PERCENT, args[3], beam_args=ONE_WORKER)
+        job.relabel(args[0], args[1], args[2], TC_PERCENT, args[3], beam_args=ONE_WORKER)
     elif step == "prune":
-        prune(*args, loss=LossParams("lq"), beam_args=ONE_WORKER)
+        job.prune(*args, loss=loss, beam_args=ONE_WORKER)
     result.update(cpu_seconds=time.process_time() - cpu, wall_seconds=time.perf_counter() - wall,
                   peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     if step == "extract":
+        import soundfile
+
+        from beam_jobs.contracts.manifest import read_manifest
+
         result["audio_seconds"] = sum(soundfile.info(row.audio_path).duration for row in read_manifest(args[0]).rows)
     return result
 
@@ -112,7 +121,6 @@ def measure(workdir: str, clips: int, keep: bool, reference_manifest: str) -> di
 def prepare_downstream(features: str, manifest: str, split_manifest: str, model: str) -> None:
     """An uploader re-split of the train clips, and an untrained VGG-like classifier (width 1) of the
     feature set's shape and vocabulary."""
-    sys.path.insert(0, REPOSITORY)
     from beam_jobs.contracts.feature_set import load_feature_set
     from beam_jobs.contracts.manifest import read_manifest, write_manifest
     from beam_jobs.splits import resplit, select_train_pool, split_report_file
