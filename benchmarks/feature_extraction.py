@@ -15,6 +15,7 @@ Prints audio-seconds per CPU-second (x real time per core) for
 on the same clips (synthetic, mixed sample rates and channel counts), their ratio, and the job's peak
 resident memory at two dataset sizes (it must not grow with the number of clips) and with one
 `--long-minutes` clip added to the small set (it must stay bounded in clip length: target < 200 MiB more),
+the memory a view of each feature set adds (beam_jobs.view on an uploader re-split of the train clips: flat),
 and the wall-clock speed-up of 2 local worker processes over 1 on `--workers-clips` clips, `--repeats` runs
 each in turn, median (target >= 1.7x; the job picks one worker per beam_jobs.runner.ITEMS_PER_LOCAL_WORKER
 clips, up to the task's CPUs).
@@ -104,6 +105,26 @@ def in_fresh_process(*arguments: str) -> dict:
 def run_beam(manifest_dir: str, output_dir: str, beam_args: list[str] = ONE_WORKER) -> dict:
     shutil.rmtree(output_dir, ignore_errors=True)  # a repeat writes afresh
     return in_fresh_process("--worker", manifest_dir, output_dir, *beam_args)
+
+
+def view_worker(features_dir: str, manifest_dir: str, output_dir: str) -> dict:
+    """Runs inside a fresh process: a view of the feature set (an uploader re-split of its train clips); its
+    memory above the process's after the imports."""
+    import importlib
+
+    importlib.import_module("tensorflow")  # the view decodes records with its protobuf classes: a one-off import
+
+    from beam_jobs.contracts.manifest import read_manifest, write_manifest
+    from beam_jobs.splits import resplit, select_train_pool, split_report_file
+    from beam_jobs.view import view
+
+    for folder in (output_dir, output_dir + "_split"):  # a repeat writes afresh
+        shutil.rmtree(folder, ignore_errors=True)
+    split, report = resplit(select_train_pool(read_manifest(manifest_dir), ("train",), ""), "uploader", 0.15, 0)
+    write_manifest(output_dir + "_split", split, split_report_file(report))
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    view(features_dir, output_dir + "_split", output_dir, beam_args=ONE_WORKER)
+    return {"added_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - baseline}
 
 
 def functions_worker(manifest_dir: str) -> dict:
@@ -206,6 +227,11 @@ def main(argv=None) -> None:
     print(f"target: memory flat in the number of clips: peak {beam_small['peak_rss_mib']:.0f} MiB at {args.clips} "
           f"clips, {beam_large['peak_rss_mib']:.0f} MiB at {args.large_clips} (ratio {memory_ratio:.2f}), "
           f"{verdict(memory_ratio <= 1.15)}")
+    views = [in_fresh_process("--view", os.path.join(workdir, name), manifest, os.path.join(workdir, f"view_{name}"))
+             for name, manifest in (("features_small", small), ("features_large", large))]
+    print(f"target: a view's memory flat in the number of clips: +{views[0]['added_mib']:.0f} MiB at {args.clips} "
+          f"clips, +{views[1]['added_mib']:.0f} MiB at {args.large_clips} (beyond its imports), "
+          f"{verdict(views[1]['added_mib'] <= max(1.15 * views[0]['added_mib'], views[0]['added_mib'] + 50))}")
     beam_long = run_beam(with_long_clip(workdir, small, args.long_minutes), os.path.join(workdir, "features_long"))
     added = beam_long["peak_rss_mib"] - beam_small["peak_rss_mib"]
     print(f"target: bounded in clip length: one {args.long_minutes:g}-minute clip added to the {args.clips} clips: "
@@ -231,5 +257,8 @@ if __name__ == "__main__":
     elif len(sys.argv) == 3 and sys.argv[1] == "--functions":
         sys.path.insert(0, REPOSITORY)
         print(json.dumps(functions_worker(sys.argv[2])))
+    elif len(sys.argv) == 5 and sys.argv[1] == "--view":
+        sys.path.insert(0, REPOSITORY)
+        print(json.dumps(view_worker(*sys.argv[2:])))
     else:
         main()
