@@ -107,6 +107,15 @@ def run_beam(manifest_dir: str, output_dir: str, beam_args: list[str] = ONE_WORK
     return in_fresh_process("--worker", manifest_dir, output_dir, *beam_args)
 
 
+def write_train_resplit(manifest_dir: str, split_manifest_dir: str) -> None:
+    """The split manifest a view benchmarks: the train clips re-split by uploader (select_train_set's)."""
+    from beam_jobs.contracts.manifest import read_manifest, write_manifest
+    from beam_jobs.splits import resplit, select_train_pool, split_report_file
+
+    split, report = resplit(select_train_pool(read_manifest(manifest_dir), ("train",), ""), "uploader", 0.15, 0)
+    write_manifest(split_manifest_dir, split, split_report_file(report))
+
+
 def view_worker(features_dir: str, manifest_dir: str, output_dir: str) -> dict:
     """Runs inside a fresh process: a view of the feature set (an uploader re-split of its train clips); its
     memory above the process's after the imports."""
@@ -114,14 +123,11 @@ def view_worker(features_dir: str, manifest_dir: str, output_dir: str) -> dict:
 
     importlib.import_module("tensorflow")  # the view decodes records with its protobuf classes: a one-off import
 
-    from beam_jobs.contracts.manifest import read_manifest, write_manifest
-    from beam_jobs.splits import resplit, select_train_pool, split_report_file
     from beam_jobs.view import view
 
     for folder in (output_dir, output_dir + "_split"):  # a repeat writes afresh
         shutil.rmtree(folder, ignore_errors=True)
-    split, report = resplit(select_train_pool(read_manifest(manifest_dir), ("train",), ""), "uploader", 0.15, 0)
-    write_manifest(output_dir + "_split", split, split_report_file(report))
+    write_train_resplit(manifest_dir, output_dir + "_split")
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     view(features_dir, output_dir + "_split", output_dir, beam_args=ONE_WORKER)
     return {"added_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - baseline}
@@ -143,8 +149,8 @@ def run_feature_functions(manifest_dir: str, limit: int | None = None) -> float:
     from beam_jobs.contracts.manifest import read_manifest
     from beam_jobs.contracts.params import FeatureParams
 
-    params, rows = FeatureParams(), read_manifest(manifest_dir).rows[:limit]
-    labels = np.zeros(len(read_manifest(manifest_dir).vocabulary), dtype=np.float32)
+    params, manifest = FeatureParams(), read_manifest(manifest_dir)
+    rows, labels = manifest.rows[:limit], np.zeros(len(manifest.vocabulary), dtype=np.float32)
     with threadpoolctl.threadpool_limits(1):
         started = time.process_time()
         for row in rows:

@@ -59,11 +59,10 @@ def step_main(step: str, args: list[str]) -> dict:
     """Times the step alone: its job's module (Beam; TensorFlow and Keras for the jobs that need them) is
     imported first, and nothing else, so the peak memory is the job's."""
     sys.path[:0] = [REPOSITORY, os.path.join(REPOSITORY, "benchmarks")]
-    if step == "functions":  # the reference: warmed up, then timed
-        from feature_extraction import audio_seconds, run_feature_functions
+    if step == "functions":  # the reference
+        from feature_extraction import audio_seconds, functions_worker
 
-        run_feature_functions(args[0], limit=20)
-        return {"seconds_per_audio_second": run_feature_functions(args[0]) / audio_seconds(args[0])}
+        return {"seconds_per_audio_second": functions_worker(args[0])["cpu_seconds"] / audio_seconds(args[0])}
     if step == "prepare_downstream":
         prepare_downstream(*args)
         return {}
@@ -122,13 +121,11 @@ def prepare_downstream(features: str, manifest: str, split_manifest: str, model:
     """An uploader re-split of the train clips, and an untrained VGG-like classifier (width 1) of the
     feature set's shape and vocabulary."""
     from beam_jobs.contracts.feature_set import load_feature_set
-    from beam_jobs.contracts.manifest import read_manifest, write_manifest
-    from beam_jobs.splits import resplit, select_train_pool, split_report_file
+    from feature_extraction import write_train_resplit
     from keras_models import model_folder
     from keras_models.architectures import build_model
 
-    split, report = resplit(select_train_pool(read_manifest(manifest), ("train",), ""), "uploader", 0.15, 0)
-    write_manifest(split_manifest, split, split_report_file(report))
+    write_train_resplit(manifest, split_manifest)
     feature_set = load_feature_set(features)
     model_folder.copy_feature_set_files(features, model)
     build_model("vgg_like", feature_set.input_shape, feature_set.n_classes, 1.0).save(
