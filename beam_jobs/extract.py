@@ -69,10 +69,11 @@ class ClipFeaturesFn(beam.DoFn):
                            silent)
 
 
-def to_examples(clip: ClipFeatures, params: FeatureParams) -> typing.Iterator[bytes]:
+def split_examples(clip: ClipFeatures, params: FeatureParams) -> typing.Iterator[tuple[str, bytes]]:
+    """(split, serialized example) for each of the clip's patches (or the whole clip: params.whole_clips)."""
     mask = np.ones_like(clip.labels)
     for index, patch in enumerate(features.examples_of(clip.logmel, params)):
-        yield schema.encode_patch(clip.clip_id, index, patch, clip.labels, mask, clip.channels)
+        yield clip.split, schema.encode_patch(clip.clip_id, index, patch, clip.labels, mask, clip.channels)
 
 
 def dead_letter(failure) -> str:
@@ -139,46 +140,53 @@ def exact_mean(sums: tuple[int, ...], count: int) -> np.ndarray:
     return np.array([float(fractions.Fraction(total, count << EXACT_SCALE)) for total in sums])
 
 
-class SplitSummary(beam.CombineFn):
-    """ClipSummary -> per split: clips written (and how many are digital silence), patches, and per-band
+READ, REJECTED, WRITTEN = "read", "rejected", "written"
+
+
+class SplitReports(beam.CombineFn):
+    """(READ or REJECTED, split, None) and (WRITTEN, split, ClipSummary) events -> (counts.json, stats.json):
+    per split, clips read, rejected and written (and how many are digital silence), patches, and per-band
     frame count, sum and sum of squares -> mean/std. The clips' sums are added exactly, so the statistics do
     not depend on how clips were spread over workers and bundles, nor on which job sums them (a view's are
     those of extracting its clips afresh)."""
 
     def create_accumulator(self):
-        return 0, 0, 0, 0, (), ()
+        return {}  # split -> [read, rejected, written, silent, patches, frames, band sums, band sums of squares]
 
-    def add_input(self, accumulator, clip: ClipSummary):
-        return self.merge_accumulators([accumulator, (1, int(clip.silent), clip.patches, clip.frames,
-                                                      exact_integers(clip.total), exact_integers(clip.squares))])
+    def add_input(self, accumulator, event):
+        kind, split, clip = event
+        if kind == WRITTEN:
+            summand = [0, 0, 1, int(clip.silent), clip.patches, clip.frames, exact_integers(clip.total),
+                       exact_integers(clip.squares)]
+        else:
+            summand = [int(kind == READ), int(kind == REJECTED), 0, 0, 0, 0, (), ()]
+        return self.merge_accumulators([accumulator, {split: summand}])
 
     def merge_accumulators(self, accumulators):
-        clips, silent, patches, frames, totals, squares = zip(*accumulators)
-        return (sum(clips), sum(silent), sum(patches), sum(frames), self._add_bands(totals), self._add_bands(squares))
+        merged = {}
+        for accumulator in accumulators:
+            for split, summand in accumulator.items():
+                totals = merged.setdefault(split, [0, 0, 0, 0, 0, 0, (), ()])
+                totals[:6] = [total + value for total, value in zip(totals[:6], summand[:6])]
+                totals[6:] = [self._add_bands(totals[band], summand[band]) for band in (6, 7)]
+        return merged
 
     @staticmethod
-    def _add_bands(summands):
-        return tuple(map(sum, zip(*(summand for summand in summands if summand))))
+    def _add_bands(total: tuple, summand: tuple) -> tuple:
+        return tuple(map(sum, zip(total, summand))) if total and summand else total or summand
 
     def extract_output(self, accumulator):
-        clips, silent, patches, frames, total, squares = accumulator
-        if not frames:
-            return {"written": 0, "silent": 0, "patches": 0}, {"frames": 0, "mean": [], "std": []}
-        mean = exact_mean(total, frames)
-        std = np.sqrt(np.maximum(exact_mean(squares, frames) - mean**2, 0.0))
-        return ({"written": clips, "silent": silent, "patches": patches},
-                {"frames": frames, "mean": mean.tolist(), "std": std.tolist()})
-
-
-def split_reports(grouped: list) -> tuple[dict, dict]:
-    """(counts.json, stats.json) contents from [(split, {read: [n], rejected: [n], summary: [(counts, stats)]})]."""
-    counts, stats = {}, {}
-    empty = ({"written": 0, "silent": 0, "patches": 0}, {"frames": 0, "mean": [], "std": []})
-    for split, values in sorted(grouped):
-        split_counts, split_stats = (values["summary"] or [empty])[0]
-        counts[split] = {"read": sum(values["read"]), "rejected": sum(values["rejected"]), **split_counts}
-        stats[split] = split_stats
-    return counts, stats
+        counts, stats = {}, {}
+        for split, (read, rejected, written, silent, patches, frames, total, squares) in sorted(accumulator.items()):
+            counts[split] = {"read": read, "rejected": rejected, "written": written, "silent": silent,
+                             "patches": patches}
+            if not frames:
+                stats[split] = {"frames": 0, "mean": [], "std": []}
+                continue
+            mean = exact_mean(total, frames)
+            std = np.sqrt(np.maximum(exact_mean(squares, frames) - mean**2, 0.0))
+            stats[split] = {"frames": frames, "mean": mean.tolist(), "std": std.tolist()}
+        return counts, stats
 
 
 class ComputeClipFeatures(beam.PTransform):
@@ -193,61 +201,33 @@ class ComputeClipFeatures(beam.PTransform):
                                  ).with_exception_handling()
 
 
-class WriteSplitShards(beam.PTransform):
-    """ClipFeatures -> each split's examples in its own shards."""
-
-    def __init__(self, output_dir: str, splits: list[str], params: FeatureParams, num_shards: int):
-        super().__init__()
-        self.output_dir, self.splits, self.params, self.num_shards = output_dir, list(splits), params, num_shards
-
-    def expand(self, clips):
-        splits = self.splits
-        by_split = clips | "BySplit" >> beam.Partition(lambda clip, _: splits.index(clip.split), len(splits))
-        return tuple(split_clips
-                     | f"ToExamples[{split}]" >> beam.FlatMap(to_examples, params=self.params)
-                     | f"Write[{split}]" >> feature_set.WriteShards(self.output_dir, split, self.num_shards)
-                     for split, split_clips in zip(splits, by_split))
-
-
 class SummariseSplits(beam.PTransform):
-    """{read: rows, written: ClipSummary, rejected: rows} -> one (counts, stats) element."""
+    """{read: rows, written: ClipSummary, rejected: rows} -> one (counts, stats) element (SplitReports)."""
 
     def expand(self, inputs):
-        read = (inputs["read"] | "SplitOfRead" >> beam.Map(lambda row: (row.split, 1))
-                | "CountRead" >> beam.CombinePerKey(sum))
-        rejected = (inputs["rejected"] | "SplitOfRejected" >> beam.Map(lambda row: (row.split, 1))
-                    | "CountRejected" >> beam.CombinePerKey(sum))
-        summary = (inputs["written"] | "SplitOfWritten" >> beam.Map(lambda clip: (clip.split, clip))
-                   | "Summarise" >> beam.CombinePerKey(SplitSummary()))
-        return ({"read": read, "rejected": rejected, "summary": summary}
-                | "GroupBySplit" >> beam.CoGroupByKey()
-                | "AllSplits" >> beam.combiners.ToList()
-                | "Reports" >> beam.Map(split_reports))
+        return ((inputs[READ] | "ReadEvents" >> beam.Map(lambda row: (READ, row.split, None)),
+                 inputs[REJECTED] | "RejectedEvents" >> beam.Map(lambda row: (REJECTED, row.split, None)),
+                 inputs[WRITTEN] | "WrittenEvents" >> beam.Map(lambda clip: (WRITTEN, clip.split, clip)))
+                | "Events" >> beam.Flatten()
+                | "Reports" >> beam.CombineGlobally(SplitReports()))
 
 
-class WriteOneFile(beam.PTransform):
-    """Text lines -> one file of the feature set (dead letters: few lines, read whole)."""
+class WriteFeatureSet(beam.PTransform):
+    """{examples: (split, serialized example), read: rows, written: ClipSummary, rejected: rows, dead_letters:
+    JSON lines} -> a feature set's shards, clip sums and dead letters (one sink: feature_set.WriteFeatureFiles),
+    counts.json and stats.json."""
 
-    def __init__(self, output_dir: str, name: str):
+    def __init__(self, output_dir: str, splits, num_shards: int = 0):
         super().__init__()
-        self.output_dir, self.name = output_dir, name
-
-    def expand(self, lines):
-        return lines | beam.io.WriteToText(join(self.output_dir, self.name), shard_name_template="", num_shards=1)
-
-
-class WriteSummaries(beam.PTransform):
-    """{read: rows, written: ClipSummary, rejected: rows} -> counts.json and stats.json, and every written
-    clip's summary in the clip-sums shards (what a view of this feature set sums again)."""
-
-    def __init__(self, output_dir: str):
-        super().__init__()
-        self.output_dir = output_dir
+        self.output_dir, self.splits, self.num_shards = output_dir, tuple(splits), num_shards
 
     def expand(self, inputs):
         output_dir = self.output_dir
-        _ = (inputs["written"] | "ClipSumLines" >> beam.Map(ClipSummary.to_json)
-             | "WriteClipSums" >> feature_set.WriteClipSums(output_dir))
+        _ = ((inputs["examples"],
+              inputs[WRITTEN] | "ClipSumLines" >> beam.Map(lambda clip: (feature_set.CLIP_SUMS_FILE, clip.to_json())),
+              inputs["dead_letters"] | "DeadLetterLines" >> beam.Map(
+                  lambda line: (feature_set.DEAD_LETTERS_FILE, line)))
+             | "WriteFiles" >> feature_set.WriteFeatureFiles(output_dir, self.splits, self.num_shards))
         return (inputs
                 | "SummariseSplits" >> SummariseSplits()
                 | "WriteReports" >> beam.MapTuple(
@@ -261,12 +241,11 @@ def build_pipeline(p: beam.Pipeline, manifest_dir: str, manifest: Manifest, para
     class_index = {label: i for i, label in enumerate(manifest.vocabulary)}
     rows = p | "ReadRows" >> ReadManifestRows(manifest_dir, splits, spread)
     clips, failed = rows | "Features" >> ComputeClipFeatures(params, class_index, separation)
-    _ = clips | "WriteShards" >> WriteSplitShards(output_dir, splits, params, num_shards)
-    _ = ({"read": rows, "written": clips | "ClipSummaries" >> beam.Map(clip_summary, params=params),
-          "rejected": failed | "RejectedRows" >> beam.Map(lambda failure: failure[0])}
-         | "Summaries" >> WriteSummaries(output_dir))
-    _ = (failed | "DeadLetter" >> beam.Map(dead_letter)
-         | "DeadLetters" >> WriteOneFile(output_dir, feature_set.DEAD_LETTERS_FILE))
+    _ = ({"examples": clips | "Examples" >> beam.FlatMap(split_examples, params=params),
+          READ: rows, WRITTEN: clips | "ClipSummaries" >> beam.Map(clip_summary, params=params),
+          REJECTED: failed | "RejectedRows" >> beam.Map(lambda failure: failure[0]),
+          "dead_letters": failed | "DeadLetter" >> beam.Map(dead_letter)}
+         | "FeatureSet" >> WriteFeatureSet(output_dir, splits, num_shards))
 
 
 def extract(manifest_dir: str, output_dir: str, params: FeatureParams = FeatureParams(), num_shards: int = 0,

@@ -22,7 +22,7 @@ from beam_jobs.contracts.manifest import ReadManifestRows, read_manifest
 from beam_jobs.contracts.params import FeatureParams
 from beam_jobs.contracts.publish import check_complete, publishing
 from beam_jobs.contracts.storage import join, list_files, read_json, read_text, write_text
-from beam_jobs.extract import ClipSummary, WriteOneFile, WriteSummaries
+from beam_jobs.extract import READ, REJECTED, WRITTEN, ClipSummary, WriteFeatureSet
 from beam_jobs.runner import pipeline_options, runs_in_parallel
 
 def source_clips(features_dir: str) -> tuple[set[str], dict[str, dict]]:
@@ -91,19 +91,15 @@ def view(features_dir: str, split_manifest_dir: str, output_dir: str, beam_args:
                                                            for split in source_splits])
                        | "ReadRecords" >> beam.io.ReadAllFromTFRecord()
                        | "Select" >> beam.ParDo(SelectRecords(labels_of)))
-            by_split = records | "BySplit" >> beam.Partition(lambda keyed, _: splits.index(keyed[0]), len(splits))
-            for split, split_records in zip(splits, by_split):
-                _ = (split_records | f"Examples[{split}]" >> beam.Values()
-                     | f"Write[{split}]" >> feature_set.WriteShards(staging, split))
             summaries = (p | "ReadClipSums" >> beam.io.ReadFromText(feature_set.clip_sums_pattern(features_dir))
                          | "ParseClipSums" >> beam.Map(ClipSummary.from_json)
                          | "Selected" >> beam.Filter(lambda clip: clip.clip_id in split_of)
                          | "NewSplit" >> beam.Map(lambda clip: clip._replace(split=split_of[clip.clip_id])))
-            _ = ({"read": p | "Rows" >> ReadManifestRows(split_manifest_dir, splits, runs_in_parallel(options)),
-                  "written": summaries, "rejected": p | "Rejected" >> beam.Create(rejected)}
-                 | "Summaries" >> WriteSummaries(staging))
-            _ = p | "DeadLetterLines" >> beam.Create(letters) | "DeadLetters" >> WriteOneFile(
-                staging, feature_set.DEAD_LETTERS_FILE)
+            _ = ({"examples": records, WRITTEN: summaries,
+                  READ: p | "Rows" >> ReadManifestRows(split_manifest_dir, splits, runs_in_parallel(options)),
+                  REJECTED: p | "Rejected" >> beam.Create(rejected),
+                  "dead_letters": p | "DeadLetterLines" >> beam.Create(letters)}
+                 | "FeatureSet" >> WriteFeatureSet(staging, splits))
         counts = feature_set.check_counts(read_json(join(staging, feature_set.COUNTS_FILE)), output_dir)
         publication.summary.update(counts=counts, features=features_dir, split_manifest=split_manifest_dir)
     return counts

@@ -12,7 +12,7 @@ from beam_jobs import prune, relabel, scoring
 from beam_jobs.contracts import feature_set, features, schema, score_table
 from beam_jobs.contracts.manifest import ManifestRow, read_manifest
 from beam_jobs.contracts.params import FeatureParams
-from beam_jobs.extract import ClipFeatures, SummariseSplits, clip_summary, to_examples
+from beam_jobs.extract import ClipFeatures, SummariseSplits, clip_summary, split_examples
 from keras_models.losses import LossParams
 
 PARAMS = FeatureParams()
@@ -125,6 +125,52 @@ def test_shards_written_by_the_shared_writer_are_read_back_by_clip(tmp_path):
         assert_that(keys, equal_to([f"c{i % 3}" for i in range(7)]))
 
 
+def feature_files(folder) -> dict[str, list]:
+    """A written feature set's files by name: TFRecord shards as their records (read by TensorFlow, which
+    checks the framing), text files as their lines."""
+    import tensorflow as tf
+
+    return {path.name: ([record.numpy() for record in tf.data.TFRecordDataset(str(path))]
+                        if path.suffix == feature_set.SHARD_SUFFIX else path.read_text().splitlines())
+            for path in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("num_shards", [0, 3])
+def test_one_sink_writes_each_splits_shards_the_clip_sums_and_one_dead_letters_file(tmp_path, num_shards):
+    examples = [("train", b"train %d" % i) for i in range(7)] + [("val", b"val 0")]
+    sums = [(feature_set.CLIP_SUMS_FILE, f'{{"clip_id": "c{i}"}}') for i in range(4)]
+    letters = [(feature_set.DEAD_LETTERS_FILE, f'{{"reason": "{i}"}}') for i in range(3)]
+    with test_pipeline.TestPipeline() as p:
+        _ = ((p | "Examples" >> beam.Create(examples), p | "Sums" >> beam.Create(sums),
+              p | "Letters" >> beam.Create(letters[:1]), p | "MoreLetters" >> beam.Create(letters[1:]))
+             | feature_set.WriteFeatureFiles(str(tmp_path), ["train", "val", "eval"], num_shards))
+    files = feature_files(tmp_path)  # nothing else: the temporary files are gone
+    shards = num_shards or 1  # 0: one per bundle that wrote the split (here one), and one empty for eval
+    assert sorted(files) == sorted([f"{split}-{shard:05d}-of-{shards:05d}.tfrecord" for split in ("train", "val", "eval")
+                                    for shard in range(shards)] + ["clip_sums-00000-of-00001.jsonl", "dead_letters.jsonl"])
+    for split in ("train", "val", "eval"):
+        written = [record for name, records in files.items() if name.startswith(f"{split}-") for record in records]
+        assert sorted(written) == sorted(example for name, example in examples if name == split)
+    assert files["clip_sums-00000-of-00001.jsonl"] == [line for _, line in sums]
+    assert sorted(files["dead_letters.jsonl"]) == [line for _, line in letters]  # two bundles' files, joined
+
+
+def test_publishing_the_written_files_again_after_a_retry_finds_them_in_place(tmp_path):
+    temp_dir = tmp_path / ".files-retried"
+    temp_dir.mkdir()
+    (temp_dir / "train.a").write_bytes(b"records")
+    (temp_dir / "train.orphan").write_bytes(b"a failed bundle's")
+    written = [("train", None, str(temp_dir / "train.a"))]
+    for _ in range(2):
+        feature_set.publish_files(written, str(tmp_path), str(temp_dir), ("train", *feature_set.LINE_FILES), 0)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "clip_sums-00000-of-00001.jsonl", "dead_letters.jsonl", "train-00000-of-00001.tfrecord"]
+    assert (tmp_path / "train-00000-of-00001.tfrecord").read_bytes() == b"records"
+    with pytest.raises(FileNotFoundError, match="gone before it was published"):
+        feature_set.publish_files([("val", None, str(temp_dir / "val.lost"))], str(tmp_path), str(temp_dir),
+                                  ("val",), 0)
+
+
 def test_the_feature_jobs_examples_are_the_feature_functions_bytes(manifest_dir, features_dir):
     """The job adds nothing and loses nothing: its shards hold exactly the examples that the pure feature
     functions give each clip (decode -> mono -> resample -> log-mel -> patches -> encode), computed as the
@@ -145,7 +191,7 @@ def test_the_feature_jobs_examples_are_the_feature_functions_bytes(manifest_dir,
         with threadpoolctl.threadpool_limits(1, user_api="blas"):
             logmel = features.log_mel_spectrogram(features.prepare_waveform(waveform, rate, PARAMS), PARAMS)
         expected += [hashlib.sha256(example).hexdigest()
-                     for example in to_examples(ClipFeatures(row.clip_id, row.split, logmel, labels), PARAMS)]
+                     for _, example in split_examples(ClipFeatures(row.clip_id, row.split, logmel, labels), PARAMS)]
     written = [hashlib.sha256(record.numpy()).hexdigest()
                for split in manifest.splits
                for record in tf.data.TFRecordDataset(sorted(glob.glob(feature_set.shard_pattern(features_dir, split))))]

@@ -19,15 +19,22 @@ the rest with `copy_feature_set` (without the clip sums: they no longer describe
 from __future__ import annotations
 
 import dataclasses
+import os
+import uuid
+import zlib
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.tfrecordio import _TFRecordUtil
+from apache_beam.transforms.window import GlobalWindows
 
 from beam_jobs.contracts import schema
 from beam_jobs.contracts.manifest import VOCABULARY_FILE
 from beam_jobs.contracts.params import FeatureParams
 from beam_jobs.contracts.publish import MARKER_FILE, check_complete
-from beam_jobs.contracts.storage import join, list_files, read_json, read_text, write_json, write_text
+from beam_jobs.contracts.storage import join, list_files, read_json, read_text, write_bytes, write_json, write_text
 
 STATS_FILE = "stats.json"
 COUNTS_FILE = "counts.json"
@@ -38,6 +45,8 @@ SEPARATION_FILE = "separation.json"
 CLIP_SUMS_FILE = "clip_sums"
 CLIP_SUMS_SUFFIX = ".jsonl"
 SHARD_SUFFIX = ".tfrecord"
+UNCOMPRESSED = CompressionTypes.UNCOMPRESSED
+LINE_FILES = (CLIP_SUMS_FILE, DEAD_LETTERS_FILE)  # text files of a feature set written with its shards
 NORMALISATION_SPLIT = "train"
 STD_FLOOR = 1e-3  # bands that are constant over the train set are not blown up by normalisation
 WHAT = "a feature set (written by beam_jobs.extract, relabel or prune)"
@@ -58,6 +67,125 @@ class WriteShards(beam.PTransform):
     def expand(self, examples):
         return examples | beam.io.WriteToTFRecord(join(self.output_dir, self.split), file_name_suffix=SHARD_SUFFIX,
                                                   num_shards=self.num_shards)
+
+
+class _WriteBundleFiles(beam.DoFn):
+    """(file, payload) -> the payloads in one temporary file per file and bundle; yields (file, shard, path)
+    for each, shard None (the runner's bundles make the shards)."""
+
+    def __init__(self, temp_dir: str):
+        self.temp_dir, self.open_files = temp_dir, {}
+
+    def start_bundle(self):
+        self.open_files = {}
+
+    def process(self, element):
+        name, payload = element
+        if name not in self.open_files:
+            path = join(self.temp_dir, f"{name}.{uuid.uuid4().hex}")
+            self.open_files[name] = path, FileSystems.create(path, compression_type=UNCOMPRESSED)
+        _append(self.open_files[name][1], name, payload)
+
+    def finish_bundle(self):
+        for name, (path, handle) in self.open_files.items():
+            handle.close()
+            yield GlobalWindows.windowed_value((name, None, path))
+        self.open_files = {}
+
+
+def _write_shard(element, temp_dir: str):
+    """((file, shard), payloads) -> (file, shard, temporary path) of a file holding them."""
+    (name, shard), payloads = element
+    path = join(temp_dir, f"{name}.{shard}.{uuid.uuid4().hex}")
+    with FileSystems.create(path, compression_type=UNCOMPRESSED) as handle:
+        for payload in payloads:
+            _append(handle, name, payload)
+    return name, shard, path
+
+
+def _append(handle, name: str, payload) -> None:
+    if name in LINE_FILES:
+        handle.write(payload.encode("utf-8") + b"\n")
+    else:  # Beam's own TFRecord framing (length, masked CRCs): what WriteToTFRecord writes
+        _TFRecordUtil.write_record(handle, payload)
+
+
+def _final_name(name: str, shard: int, total: int) -> str:
+    if name == DEAD_LETTERS_FILE:
+        return name
+    return f"{name}-{shard:05d}-of-{total:05d}{CLIP_SUMS_SUFFIX if name == CLIP_SUMS_FILE else SHARD_SUFFIX}"
+
+
+def publish_files(written: list, output_dir: str, temp_dir: str, names: tuple[str, ...], num_shards: int) -> None:
+    """Moves the temporary files to their final names: every split's shards numbered -SSSSS-of-NNNNN (num_shards
+    of them where fixed), at least one (empty) file per name, the dead letters in one file. A step retried
+    after it moved some files finds them in place."""
+    by_name = {name: [] for name in names}
+    for name, shard, path in written:
+        by_name[name].append((shard, path))
+    for name, files in by_name.items():
+        fixed = num_shards and name not in LINE_FILES
+        if name == DEAD_LETTERS_FILE and len(files) > 1:
+            target = join(output_dir, name)
+            write_bytes(target, b"".join(_read_bytes(path) for _, path in sorted(files)))
+            FileSystems.delete([path for _, path in files])
+            continue
+        total = num_shards if fixed else max(1, len(files))
+        paths = dict(files) if fixed else dict(enumerate(path for _, path in sorted(files)))
+        for shard in range(total):
+            target = join(output_dir, _final_name(name, shard, total))
+            if shard not in paths:
+                write_bytes(target, b"")
+            elif FileSystems.exists(paths[shard]):
+                FileSystems.rename([paths[shard]], [target])
+            elif not FileSystems.exists(target):
+                raise FileNotFoundError(f"{paths[shard]}: a written {name} file is gone before it was published")
+    # What is left are the files of bundles that failed and were retried.
+    leftovers = [match.path for match in FileSystems.match([join(temp_dir, "*")])[0].metadata_list]
+    if FileSystems.get_scheme(temp_dir) is None and os.path.isdir(temp_dir):
+        leftovers = [temp_dir]
+    if leftovers:
+        FileSystems.delete(leftovers)
+
+
+def _read_bytes(path: str) -> bytes:
+    with FileSystems.open(path, compression_type=UNCOMPRESSED) as handle:
+        return handle.read()
+
+
+class WriteFeatureFiles(beam.PTransform):
+    """PCollections of (file, payload) pairs -> a feature set's shards, clip sums and dead letters, in one sink
+    (each Beam sink adds stages and ~0.1 CPU s to a job). `file` is a split (payload: a serialized example,
+    into the split's TFRecord shards), CLIP_SUMS_FILE or DEAD_LETTERS_FILE (a text line). Each input's bundles
+    write their own temporary files (the inputs are not flattened: a Flatten of large collections from
+    different stages is held in memory by the local runner), which a last step moves to their final names;
+    `num_shards` > 0 fixes the number of shards per split instead (the examples are grouped by shard first)."""
+
+    def __init__(self, output_dir: str, splits, num_shards: int = 0):
+        super().__init__()
+        self.output_dir, self.names, self.num_shards = output_dir, (*splits, *LINE_FILES), num_shards
+
+    def expand(self, inputs):
+        output_dir, names, num_shards = self.output_dir, self.names, self.num_shards
+        temp_dir = join(output_dir, f".files-{uuid.uuid4().hex}")
+        written, sharded = [], []
+        for index, files in enumerate(inputs):
+            if num_shards:
+                files, records = files | f"FixedShards{index}" >> beam.Partition(
+                    lambda element, _: int(element[0] not in LINE_FILES), 2)
+                sharded.append(records)
+            written.append(files | f"WriteBundles{index}" >> beam.ParDo(_WriteBundleFiles(temp_dir)))
+        if sharded:
+            written.append(tuple(sharded) | "Records" >> beam.Flatten()
+                           | "ShardOf" >> beam.Map(lambda element: ((element[0], zlib.crc32(element[1]) % num_shards),
+                                                                    element[1]))
+                           | "GroupShards" >> beam.GroupByKey()
+                           | "WriteShards" >> beam.Map(_write_shard, temp_dir=temp_dir))
+        return (tuple(written)
+                | "Written" >> beam.Flatten()
+                | "AllWritten" >> beam.combiners.ToList()
+                | "Publish" >> beam.Map(publish_files, output_dir=output_dir, temp_dir=temp_dir, names=names,
+                                        num_shards=num_shards))
 
 
 def clip_sums_pattern(features_dir: str) -> str:
@@ -184,8 +312,6 @@ def copy_feature_set(features_dir: str, output_dir: str, rewritten_split: str, c
     The normalisation statistics stay those of the original train split: models trained on the new set
     (students, training continued after pruning) see their inputs scaled as the model they start from did.
     """
-    from apache_beam.io.filesystems import FileSystems
-
     for path in list_files(join(features_dir, "*")):
         name = path.rsplit("/", 1)[-1]
         if name.startswith((f"{rewritten_split}-", f"{CLIP_SUMS_FILE}-")) or name in (COUNTS_FILE, MARKER_FILE):
