@@ -23,7 +23,7 @@ from beam_jobs.contracts.manifest import Manifest, ManifestRow, ReadManifestRows
 from beam_jobs.contracts.params import FeatureParams
 from beam_jobs.contracts.publish import publishing
 from beam_jobs.contracts.storage import join, read_json, read_text, write_text
-from beam_jobs.runner import pipeline_options, runs_in_parallel
+from beam_jobs.runner import keep_freed_memory, pipeline_options, runs_in_parallel
 
 
 class ClipFeatures(typing.NamedTuple):
@@ -47,6 +47,7 @@ class ClipFeaturesFn(beam.DoFn):
         # One BLAS thread: on these small matrices (frames x 513 @ 513 x 96) a second OpenBLAS thread doubled
         # the CPU time for the same wall time; the job's parallelism is its workers.
         self.thread_limits = threadpoolctl.threadpool_limits(1, user_api="blas")
+        keep_freed_memory()
         if self.separation is not None:
             self.separated_log_mels = self.separation.load(self.params)
 
@@ -155,12 +156,14 @@ class SplitReports(beam.CombineFn):
 
     def add_input(self, accumulator, event):
         kind, split, clip = event
+        totals = accumulator.get(split) or accumulator.setdefault(split, [0, 0, 0, 0, 0, 0, (), ()])
         if kind == WRITTEN:
-            summand = [0, 0, 1, int(clip.silent), clip.patches, clip.frames, exact_integers(clip.total),
-                       exact_integers(clip.squares)]
+            totals[2:6] = totals[2] + 1, totals[3] + int(clip.silent), totals[4] + clip.patches, totals[5] + clip.frames
+            totals[6] = self._add_bands(totals[6], exact_integers(clip.total))
+            totals[7] = self._add_bands(totals[7], exact_integers(clip.squares))
         else:
-            summand = [int(kind == READ), int(kind == REJECTED), 0, 0, 0, 0, (), ()]
-        return self.merge_accumulators([accumulator, {split: summand}])
+            totals[0 if kind == READ else 1] += 1
+        return accumulator
 
     def merge_accumulators(self, accumulators):
         merged = {}
@@ -173,7 +176,7 @@ class SplitReports(beam.CombineFn):
 
     @staticmethod
     def _add_bands(total: tuple, summand: tuple) -> tuple:
-        return tuple(map(sum, zip(total, summand))) if total and summand else total or summand
+        return tuple(map(int.__add__, total, summand)) if total and summand else total or summand
 
     def extract_output(self, accumulator):
         counts, stats = {}, {}

@@ -141,14 +141,18 @@ def functions_worker(manifest_dir: str) -> dict:
 
 def run_feature_functions(manifest_dir: str, limit: int | None = None) -> float:
     """CPU seconds of the job's work without Beam: decode, resample, log-mel, patches, encoded examples (one
-    BLAS thread, as the job's workers run), on the manifest's first `limit` clips (None: all)."""
+    BLAS thread and the allocator settings, as the job's workers run), on the manifest's first `limit` clips
+    (None: all)."""
     import numpy as np
     import threadpoolctl
+
+    from beam_jobs.runner import keep_freed_memory
 
     from beam_jobs.contracts import features, schema
     from beam_jobs.contracts.manifest import read_manifest
     from beam_jobs.contracts.params import FeatureParams
 
+    keep_freed_memory()
     params, manifest = FeatureParams(), read_manifest(manifest_dir)
     rows, labels = manifest.rows[:limit], np.zeros(len(manifest.vocabulary), dtype=np.float32)
     with threadpoolctl.threadpool_limits(1):
