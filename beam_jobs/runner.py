@@ -18,9 +18,10 @@ LOCAL_RUNNERS = ("DirectRunner", "FnApiRunner", "PrismRunner")
 # Compiled pipelines set this to the task's CPU request (pipelines/deployment.py): a pod sees all of its node's
 # cores, not the share it was given.
 TASK_CPUS_ENV = "TASK_CPUS"
-# A local worker process costs ~3 CPU s to start and its elements cross a data channel: on 2 cores, 2 workers
-# broke even with 1 at 2,000 clips and were 1.33x faster at 8,000 (benchmarks/feature_extraction.py).
-ITEMS_PER_LOCAL_WORKER = 2000
+# A local worker process costs ~2.4 CPU s to start (importing Beam, SciPy, soundfile) and its elements cross a
+# data channel: on 2 cores, 2 workers were slower than 1 at 2,000 clips (0.87-0.90x), broke even at 4,000
+# (1.00-1.20x) and were 1.32-1.38x faster at 8,000 (benchmarks/feature_extraction.py).
+ITEMS_PER_LOCAL_WORKER = 4000
 
 
 # glibc hands every freed block over 128 KiB back to the system and raises that threshold only as it sees such
