@@ -160,12 +160,16 @@ def test_publishing_the_written_files_again_after_a_retry_finds_them_in_place(tm
     temp_dir.mkdir()
     (temp_dir / "train.a").write_bytes(b"records")
     (temp_dir / "train.orphan").write_bytes(b"a failed bundle's")
-    written = [("train", None, str(temp_dir / "train.a"))]
+    (temp_dir / "letters.a").write_text("a\n")
+    (temp_dir / "letters.b").write_text("b\n")
+    written = [("train", None, str(temp_dir / "train.a")),
+               *((feature_set.DEAD_LETTERS_FILE, None, str(temp_dir / f"letters.{part}")) for part in "ab")]
     for _ in range(2):
         feature_set.publish_files(written, str(tmp_path), str(temp_dir), ("train", *feature_set.LINE_FILES), 0)
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "clip_sums-00000-of-00001.jsonl", "dead_letters.jsonl", "train-00000-of-00001.tfrecord"]
     assert (tmp_path / "train-00000-of-00001.tfrecord").read_bytes() == b"records"
+    assert (tmp_path / "dead_letters.jsonl").read_text() == "a\nb\n"
     with pytest.raises(FileNotFoundError, match="gone before it was published"):
         feature_set.publish_files([("val", None, str(temp_dir / "val.lost"))], str(tmp_path), str(temp_dir),
                                   ("val",), 0)

@@ -13,8 +13,9 @@
                      beam_jobs.extract.ClipSummary), from which a view of the feature set (beam_jobs.view)
                      computes its own statistics
 
-Jobs that rewrite one split (relabelling, pruning) write its shards with the same `WriteShards` and copy
-the rest with `copy_feature_set` (without the clip sums: they no longer describe the set).
+Extraction and views write the shards, clip sums and dead letters with `WriteFeatureFiles`; jobs that rewrite
+one split (relabelling, pruning) write its shards with `WriteShards` (Beam's TFRecord sink: the same framing
+and names) and copy the rest with `copy_feature_set` (without the clip sums: they no longer describe the set).
 """
 from __future__ import annotations
 
@@ -126,9 +127,12 @@ def publish_files(written: list, output_dir: str, temp_dir: str, names: tuple[st
     for name, files in by_name.items():
         fixed = num_shards and name not in LINE_FILES
         if name == DEAD_LETTERS_FILE and len(files) > 1:
-            target = join(output_dir, name)
-            write_bytes(target, b"".join(_read_bytes(path) for _, path in sorted(files)))
-            FileSystems.delete([path for _, path in files])
+            target, sources = join(output_dir, name), [path for _, path in sorted(files)]
+            if all(map(FileSystems.exists, sources)):
+                write_bytes(target, b"".join(map(_read_bytes, sources)))
+                FileSystems.delete(sources)
+            elif not FileSystems.exists(target):
+                raise FileNotFoundError(f"{sources}: written {name} files are gone before they were published")
             continue
         total = num_shards if fixed else max(1, len(files))
         paths = dict(files) if fixed else dict(enumerate(path for _, path in sorted(files)))
@@ -190,17 +194,6 @@ class WriteFeatureFiles(beam.PTransform):
 
 def clip_sums_pattern(features_dir: str) -> str:
     return f"{features_dir.rstrip('/')}/{CLIP_SUMS_FILE}-*{CLIP_SUMS_SUFFIX}"
-
-
-class WriteClipSums(beam.PTransform):
-    """JSON lines of ClipSummary -> the clip-sums shards."""
-
-    def __init__(self, output_dir: str):
-        super().__init__()
-        self.output_dir = output_dir
-
-    def expand(self, lines):
-        return lines | beam.io.WriteToText(join(self.output_dir, CLIP_SUMS_FILE), file_name_suffix=CLIP_SUMS_SUFFIX)
 
 
 class ReadPatchesByClip(beam.PTransform):
