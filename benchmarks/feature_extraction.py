@@ -9,7 +9,8 @@ Prints audio-seconds per CPU-second (x real time per core) for
   - the same work without Beam (the feature functions: decode to encoded examples), the job's target
     reference: on the `--large-clips` clips it runs `--repeats` times in turn with the job, each in a fresh
     process, and the share is the median of the paired ratios (this machine's speed drifts by 30% within
-    minutes, so a reference timed apart from the job is no reference), and
+    minutes, so a reference timed apart from the job is no reference); beside it, the CPU the job itself
+    spent inside those functions (wrapped with timers) as a share of the job's CPU, and
   - librosa: `librosa.load(sr=22050)` + `librosa.feature.melspectrogram` with the same parameters, warmed up
     (for context),
 on the same clips (synthetic, mixed sample rates and channel counts), their ratio, and the job's peak
@@ -82,15 +83,30 @@ TWO_WORKERS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing
 
 def beam_worker(manifest_dir: str, output_dir: str, beam_args: list[str]) -> dict:
     """Runs inside a fresh process: the extraction job alone, CPU time over all its threads (worker processes'
-    CPU is not counted: compare several workers by wall time)."""
+    CPU is not counted: compare several workers by wall time), and the CPU time that the job's in-process
+    worker spent inside the feature functions (clip_log_mel and encode_patch, timed by wrapping them)."""
     started_cpu = time.process_time()
+    from beam_jobs.contracts import features, schema
     from beam_jobs.extract import extract  # noqa: F401  (imports Beam, SciPy, soundfile)
 
     import_cpu = time.process_time() - started_cpu
+    inside = {"cpu_seconds": 0.0}
+
+    def timed(function):
+        def call(*args, **kwargs):
+            started = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                inside["cpu_seconds"] += time.thread_time() - started
+        return call
+
+    features.clip_log_mel, schema.encode_patch = timed(features.clip_log_mel), timed(schema.encode_patch)
     cpu, wall = time.process_time(), time.perf_counter()
     counts = extract(manifest_dir, output_dir, beam_args=beam_args)
     return {"cpu_seconds": time.process_time() - cpu, "wall_seconds": time.perf_counter() - wall,
-            "import_cpu_seconds": import_cpu, "patches": sum(split["patches"] for split in counts.values()),
+            "functions_cpu_seconds": inside["cpu_seconds"], "import_cpu_seconds": import_cpu,
+            "patches": sum(split["patches"] for split in counts.values()),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -234,6 +250,10 @@ def main(argv=None) -> None:
           f"{verdict(beam_speed >= 1000)}")
     print(f"target: Beam job >= 70% of the feature functions' rate (median of the paired ratios): {share:.0%}, "
           f"{verdict(share >= 0.7)}")
+    inside = [pair[2]["functions_cpu_seconds"] / pair[2]["cpu_seconds"] for pair in pairs]
+    print(f"  the same functions timed inside each job run, share of its CPU: {', '.join(f'{x:.0%}' for x in inside)} "
+          f"(median CPU in them: {statistics.median(pair[2]['functions_cpu_seconds'] for pair in pairs):.2f} s inside "
+          f"the job, {statistics.median(large_audio / pair[1] for pair in pairs):.2f} s alone)")
     memory_ratio = beam_large["peak_rss_mib"] / beam_small["peak_rss_mib"]
     print(f"target: memory flat in the number of clips: peak {beam_small['peak_rss_mib']:.0f} MiB at {args.clips} "
           f"clips, {beam_large['peak_rss_mib']:.0f} MiB at {args.large_clips} (ratio {memory_ratio:.2f}), "
