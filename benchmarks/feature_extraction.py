@@ -275,17 +275,19 @@ def main(argv=None) -> None:
                  for size, manifest in ((args.clips, small), (args.workers_clips, many))
                  for name, beam_args in (("one_worker", ONE_WORKER), ("two_workers", TWO_WORKERS))}
         one, two = walls[args.workers_clips, "one_worker"], walls[args.workers_clips, "two_workers"]
+        one_small, two_small = walls[args.clips, "one_worker"], walls[args.clips, "two_workers"]
         speedups.append(one / two)
         # Without each run's fixed wall time (worker start-up, stages), measured on the small set:
-        marginal_speedups.append((one - walls[args.clips, "one_worker"]) / (two - walls[args.clips, "two_workers"]))
+        marginal_speedups.append((one - one_small) / (two - two_small))
         print(f"\n{args.workers_clips} clips on {len(os.sched_getaffinity(0))} cores: 1 worker {one:.1f} s, 2 worker "
-              f"processes {two:.1f} s (wall): {speedups[-1]:.2f}x; at {args.clips} clips {walls[args.clips, 'one_worker']:.1f}"
-              f" / {walls[args.clips, 'two_workers']:.1f} s; the extra clips alone: {marginal_speedups[-1]:.2f}x", end="")
+              f"processes {two:.1f} s (wall): {speedups[-1]:.2f}x; at {args.clips} clips {one_small:.1f} / "
+              f"{two_small:.1f} s; the extra clips alone: {marginal_speedups[-1]:.2f}x", end="")
     speedup = statistics.median(speedups)
     print(f"\n  2 workers on the clips beyond {args.clips} (without the fixed start-up), median: "
           f"{statistics.median(marginal_speedups):.2f}x")
     print(f"target: 2 workers >= 1.7x 1 worker at {args.workers_clips} clips (median): {speedup:.2f}x, "
           f"{verdict(speedup >= 1.7)}")
+
 
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "--worker":
