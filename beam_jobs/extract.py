@@ -17,6 +17,7 @@ import typing
 import apache_beam as beam
 import numpy as np
 import threadpoolctl
+from apache_beam.transforms.window import GlobalWindows
 
 from beam_jobs.contracts import feature_set, features, schema
 from beam_jobs.contracts.manifest import Manifest, ManifestRow, ReadManifestRows, read_manifest
@@ -204,15 +205,41 @@ class ComputeClipFeatures(beam.PTransform):
                                  ).with_exception_handling()
 
 
+class BundleReports(beam.DoFn):
+    """Rows read or rejected (`kind` READ or REJECTED), or written clips' ClipSummary (WRITTEN) -> one
+    SplitReports accumulator per bundle, summed where they are produced: a Flatten of the clips' summaries
+    from several stages before one combine is held in memory by the local runner (+390 MiB from 10,000 to
+    50,000 clips)."""
+
+    def __init__(self, kind: str):
+        self.kind, self.reports, self.accumulator = kind, SplitReports(), {}
+
+    def start_bundle(self):
+        self.accumulator = self.reports.create_accumulator()
+
+    def process(self, element):
+        self.reports.add_input(self.accumulator, (self.kind, element.split, element))
+
+    def finish_bundle(self):
+        if self.accumulator:
+            yield GlobalWindows.windowed_value(self.accumulator)
+
+
+class MergeReports(SplitReports):
+    """SplitReports over per-bundle accumulators (BundleReports)."""
+
+    def add_input(self, accumulator, partial):
+        return self.merge_accumulators([accumulator, partial])
+
+
 class SummariseSplits(beam.PTransform):
     """{read: rows, written: ClipSummary, rejected: rows} -> one (counts, stats) element (SplitReports)."""
 
     def expand(self, inputs):
-        return ((inputs[READ] | "ReadEvents" >> beam.Map(lambda row: (READ, row.split, None)),
-                 inputs[REJECTED] | "RejectedEvents" >> beam.Map(lambda row: (REJECTED, row.split, None)),
-                 inputs[WRITTEN] | "WrittenEvents" >> beam.Map(lambda clip: (WRITTEN, clip.split, clip)))
-                | "Events" >> beam.Flatten()
-                | "Reports" >> beam.CombineGlobally(SplitReports()))
+        return (tuple(inputs[kind] | f"{kind.title()}PerBundle" >> beam.ParDo(BundleReports(kind))
+                      for kind in (READ, REJECTED, WRITTEN))
+                | "Partials" >> beam.Flatten()
+                | "Reports" >> beam.CombineGlobally(MergeReports()))
 
 
 class WriteFeatureSet(beam.PTransform):
