@@ -24,7 +24,7 @@ from beam_jobs.contracts.manifest import Manifest, ManifestRow, ReadManifestRows
 from beam_jobs.contracts.params import FeatureParams
 from beam_jobs.contracts.publish import publishing
 from beam_jobs.contracts.storage import join, read_json, read_text, write_text
-from beam_jobs.runner import keep_freed_memory, pipeline_options, runs_in_parallel
+from beam_jobs.runner import pipeline_options, runs_in_parallel, settle_worker_process
 
 
 class ClipFeatures(typing.NamedTuple):
@@ -48,7 +48,7 @@ class ClipFeaturesFn(beam.DoFn):
         # One BLAS thread: on these small matrices (frames x 513 @ 513 x 96) a second OpenBLAS thread doubled
         # the CPU time for the same wall time; the job's parallelism is its workers.
         self.thread_limits = threadpoolctl.threadpool_limits(1, user_api="blas")
-        keep_freed_memory()
+        settle_worker_process()
         if self.separation is not None:
             self.separated_log_mels = self.separation.load(self.params)
 

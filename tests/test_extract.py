@@ -2,6 +2,8 @@ import dataclasses
 import glob
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -166,6 +168,23 @@ def test_local_worker_count_follows_the_task_cpus_and_the_job_size(monkeypatch):
     monkeypatch.setenv(TASK_CPUS_ENV, "four")
     with pytest.raises(ValueError, match="TASK_CPUS"):
         pipeline_options([], items=10)
+
+
+def test_only_a_harness_process_freezes_its_collector():
+    # A worker skips walking its imports' objects at exit; the process that launches jobs (this test session, a
+    # notebook) keeps collecting its cycles. Fresh processes, so that this session's collector is left alone.
+    from beam_jobs.runner import HARNESS_ENV
+
+    code = "import gc; from beam_jobs.runner import settle_worker_process; settle_worker_process(); " \
+           "print(gc.get_freeze_count())"
+    frozen = {}
+    for harness in (False, True):
+        env = {key: value for key, value in os.environ.items() if key != HARNESS_ENV}
+        if harness:
+            env[HARNESS_ENV] = "url: 'localhost:1'"
+        frozen[harness] = int(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                             check=True).stdout)
+    assert frozen[False] == 0 and frozen[True] > 1000
 
 
 def test_band_sums_are_exact_in_any_order():

@@ -3,10 +3,11 @@ import io
 import librosa
 import numpy as np
 import pytest
+import scipy.signal
 import soundfile
 
 from beam_jobs.contracts import features
-from beam_jobs.contracts.params import FeatureParams
+from beam_jobs.contracts.params import COSINE_WINDOWS, FeatureParams
 
 PARAMS = FeatureParams()
 
@@ -120,3 +121,13 @@ def test_feature_params_validate_and_round_trip():
         FeatureParams(fmax=20000)
     with pytest.raises(ValueError, match="Unknown feature parameters"):
         FeatureParams.from_json('{"bands": 64}')
+    with pytest.raises(ValueError, match="window must be one of"):
+        FeatureParams(window="hanning")  # fails here, not on a worker's first clip
+
+
+@pytest.mark.parametrize("window", sorted(COSINE_WINDOWS))
+def test_analysis_window_is_scipys_periodic_window_bit_for_bit(window):
+    for length in [1, 2, 3, 4, 5, 16, 17, 400, 660, 1024, 1764]:
+        params = FeatureParams(window=window, win_length=length, n_fft=max(length, 1024))
+        expected = scipy.signal.get_window(window, length, fftbins=True).astype(np.float32)
+        assert features.analysis_window(params).tobytes() == expected.tobytes(), (window, length)

@@ -4,6 +4,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
+# The analysis windows a feature set may use: cosine sums w[n] = sum_k a_k cos(k x_n), x from -pi to pi, with
+# scipy.signal's coefficients a_k (features.analysis_window computes them; a test compares them with scipy's).
+COSINE_WINDOWS = {"hann": (0.5, 0.5), "hamming": (0.54, 0.46), "blackman": (0.42, 0.5, 0.08), "boxcar": (1.0,)}
 
 @dataclasses.dataclass(frozen=True)
 class FeatureParams:
@@ -29,6 +32,8 @@ class FeatureParams:
             problems.append(f"sample_rate must be positive, got {self.sample_rate}")
         if not 0 < self.win_length <= self.n_fft:
             problems.append(f"win_length must be in (0, n_fft={self.n_fft}], got {self.win_length}")
+        if self.window not in COSINE_WINDOWS:
+            problems.append(f"window must be one of {sorted(COSINE_WINDOWS)}, got {self.window!r}")
         if self.hop_length <= 0:
             problems.append(f"hop_length must be positive, got {self.hop_length}")
         if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
