@@ -146,25 +146,28 @@ READ, REJECTED, WRITTEN = "read", "rejected", "written"
 
 
 class SplitReports(beam.CombineFn):
-    """(READ or REJECTED, split, None) and (WRITTEN, split, ClipSummary) events -> (counts.json, stats.json):
-    per split, clips read, rejected and written (and how many are digital silence), patches, and per-band
-    frame count, sum and sum of squares -> mean/std. The clips' sums are added exactly, so the statistics do
-    not depend on how clips were spread over workers and bundles, nor on which job sums them (a view's are
-    those of extracting its clips afresh)."""
+    """Per-bundle accumulators (BundleReports, filled by `add`) -> (counts.json, stats.json): per split, clips
+    read, rejected and written (and how many are digital silence), patches, and per-band frame count, sum and
+    sum of squares -> mean/std. The clips' sums are added exactly, so the statistics do not depend on how clips
+    were spread over workers and bundles, nor on which job sums them (a view's are those of extracting its
+    clips afresh)."""
 
     def create_accumulator(self):
         return {}  # split -> [read, rejected, written, silent, patches, frames, band sums, band sums of squares]
 
-    def add_input(self, accumulator, event):
-        kind, split, clip = event
-        totals = accumulator.get(split) or accumulator.setdefault(split, [0, 0, 0, 0, 0, 0, (), ()])
+    def add(self, accumulator, kind: str, element) -> None:
+        """A row READ or REJECTED, or a WRITTEN clip's ClipSummary."""
+        totals = accumulator.get(element.split) or accumulator.setdefault(element.split, [0, 0, 0, 0, 0, 0, (), ()])
         if kind == WRITTEN:
-            totals[2:6] = totals[2] + 1, totals[3] + int(clip.silent), totals[4] + clip.patches, totals[5] + clip.frames
-            totals[6] = self._add_bands(totals[6], exact_integers(clip.total))
-            totals[7] = self._add_bands(totals[7], exact_integers(clip.squares))
+            totals[2:6] = (totals[2] + 1, totals[3] + int(element.silent), totals[4] + element.patches,
+                           totals[5] + element.frames)
+            totals[6] = self._add_bands(totals[6], exact_integers(element.total))
+            totals[7] = self._add_bands(totals[7], exact_integers(element.squares))
         else:
             totals[0 if kind == READ else 1] += 1
-        return accumulator
+
+    def add_input(self, accumulator, partial):
+        return self.merge_accumulators([accumulator, partial])
 
     def merge_accumulators(self, accumulators):
         merged = {}
@@ -218,18 +221,11 @@ class BundleReports(beam.DoFn):
         self.accumulator = self.reports.create_accumulator()
 
     def process(self, element):
-        self.reports.add_input(self.accumulator, (self.kind, element.split, element))
+        self.reports.add(self.accumulator, self.kind, element)
 
     def finish_bundle(self):
         if self.accumulator:
             yield GlobalWindows.windowed_value(self.accumulator)
-
-
-class MergeReports(SplitReports):
-    """SplitReports over per-bundle accumulators (BundleReports)."""
-
-    def add_input(self, accumulator, partial):
-        return self.merge_accumulators([accumulator, partial])
 
 
 class SummariseSplits(beam.PTransform):
@@ -239,7 +235,7 @@ class SummariseSplits(beam.PTransform):
         return (tuple(inputs[kind] | f"{kind.title()}PerBundle" >> beam.ParDo(BundleReports(kind))
                       for kind in (READ, REJECTED, WRITTEN))
                 | "Partials" >> beam.Flatten()
-                | "Reports" >> beam.CombineGlobally(MergeReports()))
+                | "Reports" >> beam.CombineGlobally(SplitReports()))
 
 
 class WriteFeatureSet(beam.PTransform):

@@ -75,7 +75,7 @@ class _WriteBundleFiles(beam.DoFn):
     for each, shard None (the runner's bundles make the shards)."""
 
     def __init__(self, temp_dir: str):
-        self.temp_dir, self.open_files = temp_dir, {}
+        self.temp_dir = temp_dir
 
     def start_bundle(self):
         self.open_files = {}
