@@ -87,7 +87,10 @@ def dead_letter(failure) -> str:
 
 
 SUMMARY_BLOCK_FRAMES = 1 << 16
-EXACT_SCALE = 1074  # every float64 is an integer multiple of 2**-1074
+# Exact sums are integers in units of 2**-EXACT_SCALE: every float64 is a multiple of 2**-1074, and the 53-bit
+# integer mantissa (frexp's) of the smallest subnormal is 2**52 of those units.
+EXACT_SCALE = 1074 + 52
+EXACT_BLOCK_ROWS = 1024  # int64 holds the sum of 1,024 mantissas of 53 bits
 
 
 class ClipSummary(typing.NamedTuple):
@@ -131,14 +134,30 @@ def clip_summary(clip: ClipFeatures, params: FeatureParams) -> ClipSummary:
                        bool(clip.silent), tuple(total.tolist()), tuple(squares.tolist()))
 
 
-def exact_integers(values) -> tuple[int, ...]:
-    """float64 values as exact integers in units of 2**-1074: their sums are exact, in any order."""
-    return tuple(numerator << (EXACT_SCALE - denominator.bit_length() + 1)
-                 for numerator, denominator in map(float.as_integer_ratio, values))
+def exact_column_sums(rows) -> list[int]:
+    """The exact sum of each column of finite float64 rows, as integers in units of 2**-EXACT_SCALE: adding
+    them is exact too, so totals do not depend on the order of clips, bundles or workers. Values with the same
+    exponent are summed as 53-bit integer mantissas in int64, a block of rows at a time; Python's integers take
+    only one sum per column and exponent."""
+    rows = np.asarray(rows, dtype=np.float64)
+    if not np.isfinite(rows).all():
+        raise ValueError("exact sums need finite values")
+    mantissas, exponents = np.frexp(rows)  # value = mantissa * 2**exponent, 0.5 <= |mantissa| < 1 (or 0)
+    integers = np.ldexp(mantissas, 53).astype(np.int64)  # exact
+    # One slot per (column, exponent): exponents lie in [-1073, 1024], so exponent + 2048 in [0, 4096).
+    slots = np.arange(rows.shape[1]) * 4096 + (exponents + 2048)
+    sums = [0] * rows.shape[1]
+    for start in range(0, len(rows), EXACT_BLOCK_ROWS):
+        block = slice(start, start + EXACT_BLOCK_ROWS)
+        partial = np.zeros(rows.shape[1] * 4096, dtype=np.int64)
+        np.add.at(partial, slots[block].ravel(), integers[block].ravel())
+        for slot in np.flatnonzero(partial).tolist():
+            sums[slot // 4096] += int(partial[slot]) << (slot % 4096 - 2048 - 53 + EXACT_SCALE)
+    return sums
 
 
 def exact_mean(sums: tuple[int, ...], count: int) -> np.ndarray:
-    """Correctly rounded float64 means of exact_integers sums."""
+    """Correctly rounded float64 means of exact_column_sums sums."""
     return np.array([float(fractions.Fraction(total, count << EXACT_SCALE)) for total in sums])
 
 
@@ -153,18 +172,27 @@ class SplitReports(beam.CombineFn):
     clips afresh)."""
 
     def create_accumulator(self):
-        return {}  # split -> [read, rejected, written, silent, patches, frames, band sums, band sums of squares]
+        # split -> [read, rejected, written, silent, patches, frames, band sums, band sums of squares, the
+        # written clips' float64 (sums, sums of squares) not yet added]
+        return {}
 
     def add(self, accumulator, kind: str, element) -> None:
         """A row READ or REJECTED, or a WRITTEN clip's ClipSummary."""
-        totals = accumulator.get(element.split) or accumulator.setdefault(element.split, [0, 0, 0, 0, 0, 0, (), ()])
+        totals = accumulator.get(element.split) or accumulator.setdefault(element.split, self._new_totals())
         if kind == WRITTEN:
             totals[2:6] = (totals[2] + 1, totals[3] + int(element.silent), totals[4] + element.patches,
                            totals[5] + element.frames)
-            totals[6] = self._add_bands(totals[6], exact_integers(element.total))
-            totals[7] = self._add_bands(totals[7], exact_integers(element.squares))
+            totals[8].append((element.total, element.squares))
+            if len(totals[8]) == EXACT_BLOCK_ROWS:
+                self._add_pending(totals)
         else:
             totals[0 if kind == READ else 1] += 1
+
+    def settle(self, accumulator):
+        """The accumulator with every pending clip's band sums added (exact_column_sums, a block at a time)."""
+        for totals in accumulator.values():
+            self._add_pending(totals)
+        return accumulator
 
     def add_input(self, accumulator, partial):
         return self.merge_accumulators([accumulator, partial])
@@ -172,19 +200,31 @@ class SplitReports(beam.CombineFn):
     def merge_accumulators(self, accumulators):
         merged = {}
         for accumulator in accumulators:
-            for split, summand in accumulator.items():
-                totals = merged.setdefault(split, [0, 0, 0, 0, 0, 0, (), ()])
+            for split, summand in self.settle(accumulator).items():
+                totals = merged.setdefault(split, self._new_totals())
                 totals[:6] = [total + value for total, value in zip(totals[:6], summand[:6])]
-                totals[6:] = [self._add_bands(totals[band], summand[band]) for band in (6, 7)]
+                totals[6:8] = [self._add_bands(totals[band], summand[band]) for band in (6, 7)]
         return merged
 
     @staticmethod
-    def _add_bands(total: tuple, summand: tuple) -> tuple:
-        return tuple(map(int.__add__, total, summand)) if total and summand else total or summand
+    def _new_totals() -> list:
+        return [0, 0, 0, 0, 0, 0, (), (), []]
+
+    def _add_pending(self, totals: list) -> None:
+        if totals[8]:
+            sums, squares = zip(*totals[8])
+            totals[6] = self._add_bands(totals[6], exact_column_sums(sums))
+            totals[7] = self._add_bands(totals[7], exact_column_sums(squares))
+            totals[8] = []
+
+    @staticmethod
+    def _add_bands(total, summand) -> tuple:
+        return tuple(map(int.__add__, total, summand)) if total and summand else tuple(total or summand)
 
     def extract_output(self, accumulator):
         counts, stats = {}, {}
-        for split, (read, rejected, written, silent, patches, frames, total, squares) in sorted(accumulator.items()):
+        for split, (read, rejected, written, silent, patches, frames, total, squares, _) in sorted(
+                self.settle(accumulator).items()):
             counts[split] = {"read": read, "rejected": rejected, "written": written, "silent": silent,
                              "patches": patches}
             if not frames:
@@ -225,7 +265,7 @@ class BundleReports(beam.DoFn):
 
     def finish_bundle(self):
         if self.accumulator:
-            yield GlobalWindows.windowed_value(self.accumulator)
+            yield GlobalWindows.windowed_value(self.reports.settle(self.accumulator))
 
 
 class SummariseSplits(beam.PTransform):

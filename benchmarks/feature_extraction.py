@@ -248,7 +248,7 @@ def main(argv=None) -> None:
           f"{beam_small['import_cpu_seconds']:.1f} CPU s")
     print(f"target: Beam job >= 1000x real time per core at {args.large_clips} clips: {beam_speed:.0f}x, "
           f"{verdict(beam_speed >= 1000)}")
-    print(f"target: Beam job >= 70% of the feature functions' rate (median of the paired ratios): {share:.0%}, "
+    print(f"target: Beam job >= 70% of the feature functions' rate (median of the paired ratios): {share:.1%}, "
           f"{verdict(share >= 0.7)}")
     inside = [pair[2]["functions_cpu_seconds"] / pair[2]["cpu_seconds"] for pair in pairs]
     print(f"  the same functions timed inside each job run, share of its CPU: {', '.join(f'{x:.0%}' for x in inside)} "

@@ -187,17 +187,27 @@ def test_only_a_harness_process_freezes_its_collector():
     assert frozen[False] == 0 and frozen[True] > 1000
 
 
-def test_band_sums_are_exact_in_any_order():
+def test_band_sums_are_exact_in_any_order_and_any_grouping():
     from fractions import Fraction
 
-    from beam_jobs.extract import exact_integers, exact_mean
+    from beam_jobs.extract import EXACT_BLOCK_ROWS, exact_column_sums, exact_mean
 
     rng = np.random.default_rng(3)
-    values = rng.normal(size=(500, 4)) * 10.0 ** rng.integers(-8, 8, size=(500, 1))  # sums that float64 rounds
-    expected = [float(sum(map(Fraction, values[:, band].tolist())) / 500) for band in range(4)]
-    for order in (np.arange(500), rng.permutation(500), np.arange(500)[::-1]):
-        sums = tuple(map(sum, zip(*(exact_integers(row) for row in values[order]))))
-        assert exact_mean(sums, 500).tolist() == expected
+    rows = 2 * EXACT_BLOCK_ROWS + 500  # several int64 blocks
+    values = rng.normal(size=(rows, 4)) * 10.0 ** rng.integers(-8, 8, size=(rows, 1))  # sums that float64 rounds
+    values[:5, 1] = [5e-324, -5e-324, 2.2e-308, 0.0, -0.0]  # subnormals, the smallest normal, zeros
+    values[5:8, 2] = [1.7e308, -1.7e308, 1e300]  # exponents near the top of the range
+    values[:, 3] = rng.uniform(0.5, 1.0, size=rows)  # one exponent: more mantissas than one int64 sum holds
+    expected = [float(sum(map(Fraction, values[:, band].tolist())) / rows) for band in range(4)]
+    for order in (np.arange(rows), rng.permutation(rows), np.arange(rows)[::-1]):
+        shuffled = values[order]
+        # one block of rows, or bundles of uneven sizes whose sums are added afterwards
+        for cuts in ([], [1, 700, 1500, 3000]):
+            parts = [exact_column_sums(part) for part in np.split(shuffled, cuts) if len(part)]
+            sums = tuple(map(sum, zip(*parts)))
+            assert exact_mean(sums, rows).tolist() == expected
+    with pytest.raises(ValueError, match="finite"):
+        exact_column_sums(np.array([[1.0, np.inf]]))
 
 
 def test_two_worker_processes_write_exactly_what_one_writes(manifest_dir, tmp_path):
