@@ -19,9 +19,9 @@ LOCAL_RUNNERS = ("DirectRunner", "FnApiRunner", "PrismRunner")
 # Compiled pipelines set this to the task's CPU request (pipelines/deployment.py): a pod sees all of its node's
 # cores, not the share it was given.
 TASK_CPUS_ENV = "TASK_CPUS"
-# A local worker process costs ~1.5 CPU s to start (importing Beam and the job's modules) and its elements cross a
-# data channel: on 2 cores, 2 workers were 1.10-1.14x faster than 1 at 2,000 clips, 1.38-1.39x at 4,000 and
-# 1.56-1.61x at 8,000 (wall; benchmarks/feature_extraction.py and scale.py print the speed-up).
+# A local worker process costs ~1.2 CPU s to start (importing Beam and the job's modules) and its elements cross a
+# data channel: on 2 cores, 2 workers were 1.10-1.14x faster than 1 at 2,000 clips, 1.38-1.39x at 4,000,
+# 1.47-1.61x at 8,000 and 1.70x at 50,000 (wall; benchmarks/feature_extraction.py and scale.py).
 ITEMS_PER_LOCAL_WORKER = 2000
 
 

@@ -19,8 +19,9 @@ resident memory at two dataset sizes (it must not grow with the number of clips)
 the memory a view of each feature set adds (beam_jobs.view on an uploader re-split of the train clips: flat),
 and the wall-clock speed-up of 2 local worker processes over 1 on `--workers-clips` clips, `--repeats` runs
 each in turn, median (target >= 1.7x; the job picks one worker per beam_jobs.runner.ITEMS_PER_LOCAL_WORKER
-clips, up to the task's CPUs; benchmarks/scale.py measures the speed-up at 10,000 and 50,000 clips), and on the clips beyond `--clips` alone (each run's wall time less that of
-the same worker count on the `--clips` set: the speed-up without the worker processes' start-up).
+clips, up to the task's CPUs; benchmarks/scale.py measures the speed-up at 10,000 and 50,000 clips), and on
+the clips beyond `--clips` alone (each run's wall time less that of the same worker count on the `--clips`
+set: the speed-up without the worker processes' start-up).
 """
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ import json
 # scipy.signal's coefficients a_k (features.analysis_window computes them; a test compares them with scipy's).
 COSINE_WINDOWS = {"hann": (0.5, 0.5), "hamming": (0.54, 0.46), "blackman": (0.42, 0.5, 0.08), "boxcar": (1.0,)}
 
+
 @dataclasses.dataclass(frozen=True)
 class FeatureParams:
     """Log-mel patch parameters. Defaults are the FSD50K setting (methods.md section 2)."""
