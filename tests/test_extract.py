@@ -195,7 +195,7 @@ def test_band_sums_are_exact_in_any_order_and_any_grouping():
     rng = np.random.default_rng(3)
     rows = 2 * EXACT_BLOCK_ROWS + 500  # several int64 blocks
     values = rng.normal(size=(rows, 4)) * 10.0 ** rng.integers(-8, 8, size=(rows, 1))  # sums that float64 rounds
-    values[:5, 1] = [5e-324, -5e-324, 2.2e-308, 0.0, -0.0]  # subnormals, the smallest normal, zeros
+    values[:5, 1] = [5e-324, -5e-324, 2.2e-308, 0.0, -0.0]  # subnormals (the smallest, one near the normals), zeros
     values[5:8, 2] = [1.7e308, -1.7e308, 1e300]  # exponents near the top of the range
     values[:, 3] = rng.uniform(0.5, 1.0, size=rows)  # one exponent: more mantissas than one int64 sum holds
     expected = [float(sum(map(Fraction, values[:, band].tolist())) / rows) for band in range(4)]
