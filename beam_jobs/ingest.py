@@ -6,21 +6,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.datasets.audioset import TRAIN_SUBSETS, read_audioset
-from beam_jobs.datasets.folder import read_folder
-from beam_jobs.datasets.fsd50k import read_fsd50k
-from beam_jobs.datasets.fsdkaggle2018 import read_fsdkaggle2018
-from beam_jobs.datasets.fsdkaggle2019 import read_fsdkaggle2019
-from beam_jobs.datasets.fsdnoisy18k import read_fsdnoisy18k
 from beam_jobs.contracts.manifest import DatasetError, Manifest, write_manifest
+from beam_jobs.datasets.formats import FORMATS, dataset_format as format_named
 from beam_jobs.ontology import load_ontology, propagate_labels
-
-ADAPTERS = {"fsd50k": read_fsd50k, "fsdnoisy18k": read_fsdnoisy18k, "fsdkaggle2019": read_fsdkaggle2019,
-            "fsdkaggle2018": read_fsdkaggle2018, "audioset": read_audioset, "folder": read_folder}
 
 
 def propagate(manifest: Manifest, ontology_path: str) -> Manifest:
@@ -41,18 +34,17 @@ def absolute(path: str) -> str:
 
 
 def ingest(dataset_root: str, manifest_dir: str, dataset_format: str = "fsd50k", ontology_path: str = "",
-           audioset_train: str = "balanced") -> Manifest:
+           dataset_options: dict | None = None) -> Manifest:
     """Reads and validates a dataset (optionally propagating labels up an ontology), publishes its manifest.
-    A dataset inside the manifest folder (a generated one) is kept there. `audioset_train`: which of
-    AudioSet's train subsets form the train split (balanced, unbalanced, both)."""
-    if dataset_format not in ADAPTERS:
-        raise ValueError(f"Unknown dataset format {dataset_format!r}; expected one of {sorted(ADAPTERS)}")
+    A dataset inside the manifest folder (a generated one) is kept there. `dataset_options`: the options its
+    format takes (datasets.formats; e.g. AudioSet's `train_subsets`)."""
+    format_ = format_named(dataset_format)
+    format_.check_options(dataset_options or {})
     dataset_root, manifest_dir = absolute(dataset_root).rstrip("/"), absolute(manifest_dir).rstrip("/")
     if not FileSystems.exists(dataset_root) or (not FileSystems.get_scheme(dataset_root)
                                                 and not os.path.isdir(dataset_root)):
         raise DatasetError(f"{dataset_root}: the dataset root is not a folder")
-    manifest = (read_audioset(dataset_root, audioset_train) if dataset_format == "audioset"
-                else ADAPTERS[dataset_format](dataset_root))
+    manifest = format_.read(dataset_root, dataset_options)
     if ontology_path:
         manifest = propagate(manifest, ontology_path)
     inside = (dataset_root[len(manifest_dir) + 1:].split("/", 1)[0] if dataset_root.startswith(manifest_dir + "/")
@@ -82,12 +74,12 @@ def run(argv=None) -> Manifest:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset_root", required=True)
     parser.add_argument("--manifest_dir", required=True)
-    parser.add_argument("--format", default="fsd50k", choices=sorted(ADAPTERS))
+    parser.add_argument("--format", default="fsd50k", choices=sorted(FORMATS))
     parser.add_argument("--ontology", default="", help="ontology.json to propagate labels to their ancestors")
-    parser.add_argument("--audioset_train", default="balanced", choices=sorted(TRAIN_SUBSETS),
-                        help="AudioSet: the train subsets that form the train split")
+    parser.add_argument("--dataset_options", type=json.loads, default={},
+                        help='a JSON object of the options the format takes, e.g. {"train_subsets": "both"} (AudioSet)')
     args = parser.parse_args(argv)
-    return ingest(args.dataset_root, args.manifest_dir, args.format, args.ontology, args.audioset_train)
+    return ingest(args.dataset_root, args.manifest_dir, args.format, args.ontology, args.dataset_options)
 
 
 if __name__ == "__main__":

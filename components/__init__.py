@@ -3,15 +3,20 @@
 Every component is declared with `component(resource_class)`: the class is what pipelines/deployment.py
 sizes its tasks by (image, CPU/memory, GPUs), and a component that declares none fails compilation.
 A component that runs a Beam job takes both runner settings (`beam_runner`, `beam_options`:
-beam_jobs.runner.BeamSettings) and is a `beam` one, or a `gpu` one where the job runs a model.
+beam_jobs.runner.BeamSettings) and is a `beam` one, or a `gpu` one where the job runs a model. Pipelines never
+pass the runner settings by hand: inside `runner_settings(...)` (which every pipeline of pipelines/ opens with its
+own two runner parameters) a call that leaves them out gets them.
 
 Every component's `base_image` is a placeholder replaced at compile time by `pipelines/compile.py
 --image` / `--gpu-image` (the project images hold the whole repository installed, so bodies import it
 directly). `install_kfp_package=False` because that image already has the pinned kfp.
 """
+import contextlib
+import contextvars
 import inspect
 
 from kfp import dsl
+from kfp.dsl.python_component import PythonComponent
 
 PROJECT_IMAGE_PLACEHOLDER = "sound-event-classifiers:latest"
 
@@ -23,6 +28,49 @@ RESOURCE_CLASSES = {
 }
 BEAM_SETTINGS = ("beam_runner", "beam_options")
 _declared: dict[str, str] = {}
+_runner_settings: contextvars.ContextVar[dict] = contextvars.ContextVar("runner_settings", default={})
+_task_hooks: contextvars.ContextVar[tuple] = contextvars.ContextVar("task_hooks", default=())
+
+
+@contextlib.contextmanager
+def runner_settings(beam_runner, beam_options):
+    """While open, every call of a Beam job's component (or of a nested pipeline that takes the runner settings)
+    that does not give them gets these: a pipeline's own `beam_runner`/`beam_options` parameters."""
+    token = _runner_settings.set({"beam_runner": beam_runner, "beam_options": beam_options})
+    try:
+        yield
+    finally:
+        _runner_settings.reset(token)
+
+
+@contextlib.contextmanager
+def configuring_tasks(hook):
+    """While open, every task a component call creates is passed to `hook` (pipelines/deployment.py sizes
+    tasks this way, the tasks of nested pipelines included)."""
+    token = _task_hooks.set((*_task_hooks.get(), hook))
+    try:
+        yield
+    finally:
+        _task_hooks.reset(token)
+
+
+def with_runner_settings(inputs, arguments: dict) -> dict:
+    """`arguments` with the open runner settings added for those of `inputs` that it does not give."""
+    return {**{name: value for name, value in _runner_settings.get().items() if name in inputs}, **arguments}
+
+
+def configure(task):
+    for hook in _task_hooks.get():
+        hook(task)
+    return task
+
+
+class ProjectComponent(PythonComponent):
+    """A component of this project: called inside `runner_settings`, a Beam job's component needs no runner
+    arguments; inside `configuring_tasks`, its task is configured."""
+
+    def __call__(self, *args, **kwargs):
+        return configure(super().__call__(*args, **with_runner_settings(self.component_spec.inputs, kwargs)))
 
 
 def component(resource_class: str, checks_parameters: bool = False):
@@ -43,7 +91,8 @@ def component(resource_class: str, checks_parameters: bool = False):
         if _declared.get(name, resource_class) != resource_class:
             raise ValueError(f"component {name} is declared twice with different resource classes")
         _declared[name] = resource_class
-        return dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)(function)
+        declared = dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)(function)
+        return ProjectComponent(component_spec=declared.component_spec, python_func=declared.python_func)
 
     return declare
 

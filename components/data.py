@@ -8,17 +8,17 @@ from components import BEAM, LIGHT, component
 @component(BEAM)
 def ingest_dataset(dataset_root: str, dataset_format: str, synthetic_clips: int, seed: int,
                    beam_runner: str, beam_options: list, manifest: Output[Dataset], required_splits: list = [],
-                   required_flags: list = [], audioset_train: str = "balanced"):
+                   required_flags: list = [], dataset_options: dict = {}):
     """Validates a dataset (empty root: generates a synthetic one in that format) and writes its manifest;
     fails, saying what is missing, when the dataset lacks the splits or flags the experiment needs.
-    `audioset_train`: which AudioSet subsets (balanced, unbalanced, both) become train."""
+    `dataset_options`: the options its format takes (beam_jobs.datasets.formats)."""
     from beam_jobs import ingest, synthetic
     from beam_jobs.runner import BeamSettings
 
     beam = BeamSettings(beam_runner, beam_options)
     root = dataset_root or synthetic.generate(f"{beam.location(manifest)}/synthetic_{dataset_format}",
                                               synthetic_clips, seed, beam.args, dataset_format=dataset_format)
-    result = ingest.ingest(root, beam.location(manifest), dataset_format, audioset_train=audioset_train)
+    result = ingest.ingest(root, beam.location(manifest), dataset_format, dataset_options=dataset_options)
     ingest.check_requirements(result, required_splits, required_flags)
     manifest.metadata.update(clips=len(result.rows), classes=len(result.vocabulary), dataset_root=root)
 

@@ -7,26 +7,22 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Markdown, Metrics, Model
 
-from components.data import extract_features, ingest_dataset, select_train_set
+from components.data import extract_features, select_train_set
 from components.models import evaluate_single_label, train_classifier
 from components.ssl import evaluate_knn, pretrain_contrastive, train_on_encoder
 from components.studies import summarize_contrastive
 from components.tagging import export_model
-from pipelines.experiment import experiment
+from pipelines.experiment import DatasetNeeds, PreparedDataset, experiment, train_set_features
 
 DOWNSTREAM_SETS = [{"train_set": "noisy", "flag": "!manually_verified"},
                    {"train_set": "clean", "flag": "manually_verified"}]
 AUGMENTATIONS = ["rrc", "compander", "noise", "specaugment", "shift"]
 
 
-@experiment(name="contrastive-ssl", description=__doc__.splitlines()[0])
+@experiment(name="contrastive-ssl", description=__doc__.splitlines()[0],
+            dataset=DatasetNeeds("fsdnoisy18k", "fsd50k", ("train", "test")))
 def contrastive_ssl(
-    dataset_root: str = "",
-    feature_params: str = "fsd50k",
-    dataset_format: str = "fsdnoisy18k",
-    audioset_train: str = "balanced",
-    synthetic_clips: int = 2000,
-    seed: int = 0,
+    data: PreparedDataset,
     val_fraction: float = 0.15,
     architecture: str = "resnet18",
     width: float = 1.0,
@@ -44,18 +40,13 @@ def contrastive_ssl(
     linear_learning_rate: float = 0.1,
     fine_tune_learning_rate: float = 0.01,
     scratch_learning_rate: float = 1e-3,
-    beam_runner: str = "DirectRunner",
-    beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, exported_encoder=Model):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, audioset_train=audioset_train,
-                              synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
-                              beam_options=beam_options, required_splits=["train", "test"])
-    manifest.set_display_name("ingest")
-    unlabelled = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"], flag="",
+    seed = data.seed
+    unlabelled = select_train_set(manifest=data.manifest, source_splits=["train"], flag="",
                                   val_fraction=val_fraction, seed=seed)
     unlabelled.set_display_name("unlabelled train set")
-    clips = extract_features(manifest=unlabelled.outputs["split_manifest"], beam_runner=beam_runner,
-                             beam_options=beam_options, whole_clips=True, feature_params=feature_params)
+    clips = extract_features(manifest=unlabelled.outputs["split_manifest"], whole_clips=True,
+                             feature_params=data.feature_params)
     clips.set_display_name("extract whole clips")
     pretrained = pretrain_contrastive(clips=clips.outputs["features"], architecture=architecture, width=width,
                                       tps=tps, mix_back=mix_back, augmentations=augmentations,
@@ -65,10 +56,7 @@ def contrastive_ssl(
     exported = export_model(model=pretrained.outputs["encoder"])
     exported.set_display_name("export the encoder (waveform in, embeddings out)")
     with dsl.ParallelFor(downstream_sets) as downstream:
-        labelled = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"],
-                                    flag=downstream.flag, val_fraction=val_fraction, seed=seed)
-        features = extract_features(manifest=labelled.outputs["split_manifest"], beam_runner=beam_runner,
-                                    beam_options=beam_options, feature_params=feature_params)
+        _, features = train_set_features(data, ["train"], downstream.flag, val_fraction)
         knn = evaluate_knn(encoder=pretrained.outputs["encoder"], features=features.outputs["features"], k=knn_k,
                            variant=downstream)
         evaluations = {}

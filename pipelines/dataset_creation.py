@@ -24,22 +24,18 @@ def dataset_creation(
     eval_share: float = 0.2,
     val_fraction: float = 0.15,
     audio_mode: str = "copy",
-    beam_runner: str = "DirectRunner",
-    beam_options: list = [],
 ) -> NamedTuple("Outputs", fsd50k=Dataset, fsdnoisy18k=Dataset, report=Markdown, validation_report=Markdown):
     nomination = nominate_candidates(raw_dir=raw_dir, synthetic_clips=synthetic_clips, seed=seed,
-                                     nomination_fields=nomination_fields, beam_runner=beam_runner,
-                                     beam_options=beam_options)
+                                     nomination_fields=nomination_fields)
     nomination.set_display_name("nominate candidate labels")
-    validation = validate_candidates(nomination=nomination.outputs["nomination"], min_agreement=min_agreement,
-                                     beam_runner=beam_runner, beam_options=beam_options)
+    validation = validate_candidates(nomination=nomination.outputs["nomination"], min_agreement=min_agreement)
     validation.set_display_name("validate with rater votes")
     datasets = {}
     for release_format in ("fsd50k", "fsdnoisy18k"):
         assembled = assemble_dataset(nomination=nomination.outputs["nomination"],
                                      validation=validation.outputs["validation"], release_format=release_format,
                                      min_clips=min_clips, eval_share=eval_share, val_fraction=val_fraction, seed=seed,
-                                     audio_mode=audio_mode, beam_runner=beam_runner, beam_options=beam_options)
+                                     audio_mode=audio_mode)
         assembled.set_display_name(f"assemble ({release_format} layout)")
         datasets[release_format] = assembled
     outputs = NamedTuple("Outputs", fsd50k=Dataset, fsdnoisy18k=Dataset, report=Markdown, validation_report=Markdown)

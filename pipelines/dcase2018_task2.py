@@ -5,23 +5,18 @@ from typing import NamedTuple
 
 from kfp.dsl import Markdown, Metrics, Model
 
-from components.data import extract_features, ingest_dataset, select_train_set, view_features
 from components.models import evaluate_single_label, train_classifier
 from components.studies import summarize_dcase2018
 from components.tagging import export_model
-from pipelines.experiment import experiment
+from pipelines.experiment import DatasetNeeds, PreparedDataset, experiment, train_set_features
 
 TRAIN_SETS = {"all": "", "verified": "manually_verified"}  # train set -> the flag its clips must have
 
 
-@experiment(name="dcase2018-task2", description=__doc__.splitlines()[0])
+@experiment(name="dcase2018-task2", description=__doc__.splitlines()[0],
+            dataset=DatasetNeeds("fsdkaggle2018", "fsd50k", ("train", "test"), ("manually_verified",)))
 def dcase2018_task2(
-    dataset_root: str = "",
-    feature_params: str = "fsd50k",
-    dataset_format: str = "fsdkaggle2018",
-    audioset_train: str = "balanced",
-    synthetic_clips: int = 2000,
-    seed: int = 0,
+    data: PreparedDataset,
     val_fraction: float = 0.15,
     architecture: str = "vgg_like",
     width: float = 1.0,
@@ -30,28 +25,12 @@ def dcase2018_task2(
     batch_size: int = 64,
     learning_rate: float = 1e-3,
     mixed_precision: bool = False,
-    beam_runner: str = "DirectRunner",
-    beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, exported=Model):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, audioset_train=audioset_train,
-                              synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
-                              beam_options=beam_options, required_splits=["train", "test"],
-                              required_flags=["manually_verified"])
-    manifest.set_display_name("ingest")
-    extracted = extract_features(manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
-                                 beam_options=beam_options, feature_params=feature_params)
-    extracted.set_display_name("extract log-mel features")
     tasks = {}
     for name, flag in TRAIN_SETS.items():
-        train_set = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"], flag=flag,
-                                     val_fraction=val_fraction, seed=seed)
-        train_set.set_display_name(f"{name} train set")
-        features = view_features(source=extracted.outputs["features"],
-                                 split_manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
-                                 beam_options=beam_options)
-        features.set_display_name(f"{name} features (a view)")
+        train_set, features = train_set_features(data, ["train"], flag, val_fraction, name=name)
         model = train_classifier(features=features.outputs["features"], architecture=architecture, width=width,
-                                 epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                                 epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=data.seed,
                                  mixed_precision=mixed_precision)
         model.set_display_name(f"train on {name}")
         evaluation = evaluate_single_label(model=model.outputs["model"], features=features.outputs["features"],

@@ -5,21 +5,16 @@ from typing import NamedTuple
 
 from kfp.dsl import Markdown, Metrics, Model
 
-from components.data import extract_features, ingest_dataset, select_train_set, view_features
 from components.models import evaluate_classifier, fine_tune_classifier, train_classifier
 from components.studies import summarize_dcase2019
 from components.tagging import export_model
-from pipelines.experiment import experiment
+from pipelines.experiment import DatasetNeeds, PreparedDataset, experiment, train_set_features
 
 
-@experiment(name="dcase2019-task2", description=__doc__.splitlines()[0])
+@experiment(name="dcase2019-task2", description=__doc__.splitlines()[0],
+            dataset=DatasetNeeds("fsdkaggle2019", "fsd50k", ("train_curated", "train_noisy", "test")))
 def dcase2019_task2(
-    dataset_root: str = "",
-    feature_params: str = "fsd50k",
-    dataset_format: str = "fsdkaggle2019",
-    audioset_train: str = "balanced",
-    synthetic_clips: int = 2000,
-    seed: int = 0,
+    data: PreparedDataset,
     val_fraction: float = 0.15,
     architecture: str = "vgg_like",
     width: float = 1.0,
@@ -29,25 +24,11 @@ def dcase2019_task2(
     batch_size: int = 64,
     learning_rate: float = 1e-3,
     mixed_precision: bool = False,
-    beam_runner: str = "DirectRunner",
-    beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, fine_tuned_report=Markdown, exported=Model):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, audioset_train=audioset_train,
-                              synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
-                              beam_options=beam_options, required_splits=["train_curated", "train_noisy", "test"])
-    manifest.set_display_name("ingest")
-    extracted = extract_features(manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
-                                 beam_options=beam_options, feature_params=feature_params)
-    extracted.set_display_name("extract log-mel features")
+    seed = data.seed
     feature_sets = {}
     for name, split in (("noisy", "train_noisy"), ("curated", "train_curated")):
-        train_set = select_train_set(manifest=manifest.outputs["manifest"], source_splits=[split], flag="",
-                                     val_fraction=val_fraction, seed=seed)
-        train_set.set_display_name(f"{name} train set")
-        features = view_features(source=extracted.outputs["features"],
-                                 split_manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
-                                 beam_options=beam_options)
-        features.set_display_name(f"{name} features (a view)")
+        _, features = train_set_features(data, [split], "", val_fraction, name=name)
         feature_sets[name] = features.outputs["features"]
     noisy = train_classifier(features=feature_sets["noisy"], architecture=architecture, width=width,
                              epochs=noisy_epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,

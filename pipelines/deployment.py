@@ -11,15 +11,14 @@ Beam jobs size their worker processes by it).
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 from kfp import dsl, kubernetes
-from kfp.dsl import pipeline_context
 
-from beam_jobs.pipeline_parameters import check_parameters
 from beam_jobs.runner import TASK_CPUS_ENV
 from components import BEAM, GPU, LIGHT, PROJECT_IMAGE_PLACEHOLDER, resource_class_of
 from pipelines import defaults
+from pipelines.experiment import NestedPipeline
+from pipelines.parameters import check_parameters
 
 # (CPU, memory) requests per resource class; a Beam job on a remote runner needs little of its own pod.
 DEFAULT_RESOURCES = {GPU: ("8", "32G"), BEAM: ("4", "16G"), LIGHT: ("2", "8G")}
@@ -52,10 +51,7 @@ class Deployment:
         return (self.gpu_image or self.image) if resource_class_of(function_name) == GPU else self.image
 
     def configure(self, task: dsl.PipelineTask) -> None:
-        container = task.component_spec.implementation.container
-        if container is None:  # an importer or a nested pipeline: its own tasks are configured instead
-            return
-        role = resource_class_of(function_of(container.args))
+        role = resource_class_of(function_of(task.component_spec.implementation.container.args))
         cpu, memory = self.resources[role]
         task.set_cpu_request(cpu).set_memory_request(memory).set_memory_limit(memory)
         task.set_env_variable(TASK_CPUS_ENV, cpu)  # a pod sees its node's cores: local Beam workers size by this
@@ -77,15 +73,9 @@ def deployed(pipeline, deployment: Deployment):
     check_defaults(pipeline)
     function = pipeline.pipeline_func
 
-    @functools.wraps(function)
-    def configured(*args, **kwargs):
-        outputs = function(*args, **kwargs)
-        for task in pipeline_context.Pipeline.get_default_pipeline().tasks.values():
-            deployment.configure(task)
-        return outputs
-
     spec = pipeline.pipeline_spec.pipeline_info
-    return dsl.pipeline(name=spec.name, description=spec.description)(configured)
+    with NestedPipeline.rebuilt_with(deployment.configure):
+        return dsl.pipeline(name=spec.name, description=spec.description)(pipeline.pipeline_func)
 
 
 def set_images(documents: list[dict], deployment: Deployment) -> None:

@@ -1,34 +1,184 @@
-"""`experiment`: dsl.pipeline for the experiments, with a first task that checks every parameter of the run
-(components.checks) before any other task starts."""
-from __future__ import annotations
+"""`experiment`: dsl.pipeline for the experiments. It says once what every experiment shares:
 
+- the dataset parameters (`dataset_root`, `dataset_format`, `dataset_options`, `feature_params`,
+  `synthetic_clips`, `seed`) and the nested pipeline `prepare_dataset` that ingests the dataset, checks that it
+  has what the experiment needs and extracts its features; the experiment's body receives its outputs;
+- the runner parameters (`beam_runner`, `beam_options`), given to every Beam job's task (components.runner_settings);
+- a first task that checks every parameter of the run (pipelines.parameters) before any other task starts.
+
+An experiment's body declares only its own parameters:
+
+    @experiment(name="my-study", description=..., dataset=DatasetNeeds("fsd50k", "fsd50k", ["train", "eval"]))
+    def my_study(data: PreparedDataset, epochs: int = 50) -> NamedTuple(...):
+        model = train_classifier(features=data.features, epochs=epochs, seed=data.seed, ...)
+"""
+
+import contextlib
+import dataclasses
 import functools
 import inspect
+import types
+from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import pipeline_context
+from kfp.dsl import Dataset, pipeline_context
+from kfp.dsl.pipeline_channel import PipelineChannel
 
-from components.checks import parameter_check
+from components import LIGHT, component, configuring_tasks, runner_settings, with_runner_settings
+from components.data import extract_features, ingest_dataset, select_train_set, view_features
+from pipelines.parameters import check_run_parameters
 
 
-def experiment(name: str, description: str):
-    def decorate(function):
+def _parameter(name: str, annotation, default=inspect.Parameter.empty) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation, default=default)
+
+
+RUNNER_PARAMETERS = (_parameter("beam_runner", str, "DirectRunner"), _parameter("beam_options", list, []))
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetNeeds:
+    """What an experiment needs of its dataset, and the defaults of its dataset parameters."""
+    dataset_format: str
+    feature_params: str
+    splits: tuple[str, ...]
+    flags: tuple[str, ...] = ()
+
+    def parameters(self) -> list[inspect.Parameter]:
+        return [_parameter("dataset_root", str, ""), _parameter("dataset_format", str, self.dataset_format),
+                _parameter("dataset_options", dict, {}), _parameter("feature_params", str, self.feature_params),
+                _parameter("synthetic_clips", int, 2000), _parameter("seed", int, 0)]
+
+
+class PreparedDataset(NamedTuple):
+    """What an experiment's body receives: the manifest and feature set of its dataset, the run's seed and
+    feature parameters."""
+    manifest: PipelineChannel
+    features: PipelineChannel
+    seed: PipelineChannel
+    feature_params: PipelineChannel
+
+
+def check_component(pipeline: str, signature: inspect.Signature):
+    """The check task of `pipeline`: check_run_parameters with the pipeline's parameters (names, types and
+    defaults) as its interface, so the check always receives them all and cannot drift from the pipeline."""
+    checked = types.FunctionType(check_run_parameters.__code__, check_run_parameters.__globals__,
+                                 check_run_parameters.__name__)
+    checked.__doc__, checked.__module__ = check_run_parameters.__doc__, check_run_parameters.__module__
+    constants = [inspect.Parameter("pipeline", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=pipeline),
+                 inspect.Parameter("parameter_types", inspect.Parameter.KEYWORD_ONLY, annotation=dict,
+                                   default={name: parameter.annotation.__name__
+                                            for name, parameter in signature.parameters.items()})]
+    checked.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *constants],
+                                              return_annotation=inspect.Signature.empty)
+    return component(LIGHT, checks_parameters=True)(checked)
+
+
+class NestedPipeline:
+    """A pipeline used as a task of others; its own Beam tasks get its `beam_runner`/`beam_options` parameters,
+    which a call inside `runner_settings` need not give. KFP builds a pipeline when it is defined and not inside
+    another, so a deployment that configures tasks rebuilds every nested pipeline first (`rebuilt_with`)."""
+    defined: list["NestedPipeline"] = []
+
+    def __init__(self, function):
         signature = inspect.signature(function)
-        check = parameter_check(function.__name__, signature)
 
         @functools.wraps(function)
-        def checked(*args, **kwargs):
+        def body(*args):
+            arguments = signature.bind(*args).arguments
+            with runner_settings(arguments["beam_runner"], arguments["beam_options"]):
+                return function(*args)
+
+        self.body = body
+        self.built = self.build()
+        NestedPipeline.defined.append(self)
+
+    def build(self):
+        return dsl.pipeline(name=self.body.__name__.replace("_", "-"), description=self.body.__doc__)(self.body)
+
+    def __call__(self, **arguments):
+        return self.built(**with_runner_settings(self.built.component_spec.inputs, arguments))
+
+    @classmethod
+    @contextlib.contextmanager
+    def rebuilt_with(cls, hook):
+        """Every nested pipeline rebuilt with `hook` configuring its tasks, while open (outside a pipeline)."""
+        before = [nested.built for nested in cls.defined]
+        with configuring_tasks(hook):
+            for nested in cls.defined:
+                nested.built = nested.build()
+            try:
+                yield
+            finally:
+                for nested, built in zip(cls.defined, before):
+                    nested.built = built
+
+
+@NestedPipeline
+def prepare_dataset(dataset_root: str, dataset_format: str, dataset_options: dict, feature_params: str,
+                    synthetic_clips: int, seed: int, required_splits: list, required_flags: list, beam_runner: str,
+                    beam_options: list) -> NamedTuple("Outputs", manifest=Dataset, features=Dataset):
+    """Ingests the dataset (empty root: generates a synthetic one), checks that it has the splits and flags
+    the experiment needs, and extracts its log-mel patches."""
+    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format,
+                              dataset_options=dataset_options, synthetic_clips=synthetic_clips, seed=seed,
+                              required_splits=required_splits, required_flags=required_flags)
+    manifest.set_display_name("ingest")
+    features = extract_features(manifest=manifest.outputs["manifest"], feature_params=feature_params)
+    features.set_display_name("extract log-mel features")
+    outputs = NamedTuple("Outputs", manifest=Dataset, features=Dataset)
+    return outputs(manifest=manifest.outputs["manifest"], features=features.outputs["features"])
+
+
+def train_set_features(data: PreparedDataset, source_splits: list, flag, val_fraction, name: str = ""):
+    """The clips of `source_splits` (with dataset `flag`; "" = all) split into train/val by uploader, and their
+    features as a view of the extracted set (no clip decoded again): (select task, view task)."""
+    train_set = select_train_set(manifest=data.manifest, source_splits=source_splits, flag=flag,
+                                 val_fraction=val_fraction, seed=data.seed)
+    features = view_features(source=data.features, split_manifest=train_set.outputs["split_manifest"])
+    if name:
+        train_set.set_display_name(f"{name} train set")
+        features.set_display_name(f"{name} features (a view)")
+    return train_set, features
+
+
+def experiment(name: str, description: str, dataset: DatasetNeeds | None = None):
+    """The pipeline of an experiment body (see the module's docstring); `dataset`: what it needs of its dataset,
+    None for a pipeline that reads no dataset (dataset creation, tagging)."""
+    def decorate(body):
+        own = list(inspect.signature(body).parameters.values())[1 if dataset else 0:]
+        shared = dataset.parameters() if dataset else []
+        signature = inspect.Signature([*shared, *own, *RUNNER_PARAMETERS],
+                                      return_annotation=inspect.signature(body).return_annotation)
+        check = check_component(body.__name__, signature)
+
+        def pipeline(*args, **kwargs):
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
-            check_task = check(**bound.arguments)
+            values = bound.arguments
+            check_task = check(**values)
             check_task.set_display_name("check parameters")
-            outputs = function(*args, **kwargs)
+            with runner_settings(values["beam_runner"], values["beam_options"]):
+                own_values = {parameter.name: values[parameter.name] for parameter in own}
+                if dataset:
+                    prepared = prepare_dataset(**{parameter.name: values[parameter.name] for parameter in shared},
+                                               required_splits=list(dataset.splits),
+                                               required_flags=list(dataset.flags))
+                    prepared.set_display_name("prepare the dataset")
+                    data = PreparedDataset(prepared.outputs["manifest"], prepared.outputs["features"], values["seed"],
+                                           values["feature_params"])
+                    outputs = body(data, **own_values)
+                else:
+                    outputs = body(**own_values)
             for task in pipeline_context.Pipeline.get_default_pipeline().tasks.values():
                 upstream = {channel.task_name for channel in task.channel_inputs if channel.task_name}
                 if task is not check_task and not upstream and not task.dependent_tasks:
                     task.after(check_task)  # every other task waits for one of these
             return outputs
 
-        return dsl.pipeline(name=name, description=description)(checked)
+        pipeline.__name__, pipeline.__qualname__ = body.__name__, body.__qualname__
+        pipeline.__module__, pipeline.__doc__ = body.__module__, body.__doc__
+        pipeline.__signature__ = signature
+        return dsl.pipeline(name=name, description=description)(pipeline)
 
     return decorate

@@ -9,24 +9,20 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, Markdown, Metrics
 
-from components.data import extract_features, ingest_dataset, split_dev_set
+from components.data import split_dev_set, view_features
 from components.labels import relabel_missing, score_clips
 from components.models import train_classifier
 from components.studies import evaluate_student, summarize_missing_labels
 from components.tagging import export_model
-from pipelines.experiment import experiment
+from pipelines.experiment import DatasetNeeds, PreparedDataset, experiment
 
 TC_PERCENTS = [0.0, 0.5, 1.0, 2.0, 4.0, 6.0, 10.0, 20.0]
 
 
-@experiment(name="missing-labels", description=__doc__.splitlines()[0])
+@experiment(name="missing-labels", description=__doc__.splitlines()[0],
+            dataset=DatasetNeeds("audioset", "fsd50k", ("train", "eval")))
 def missing_labels(
-    dataset_root: str = "",
-    feature_params: str = "fsd50k",
-    dataset_format: str = "audioset",
-    audioset_train: str = "balanced",
-    synthetic_clips: int = 2000,
-    seed: int = 0,
+    data: PreparedDataset,
     val_fraction: float = 0.15,
     train_fraction: float = 1.0,
     tc_percents: list = TC_PERCENTS,
@@ -37,30 +33,23 @@ def missing_labels(
     batch_size: int = 64,
     learning_rate: float = 1e-3,
     mixed_precision: bool = False,
-    beam_runner: str = "DirectRunner",
-    beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, page=HTML):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, audioset_train=audioset_train,
-                              synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
-                              beam_options=beam_options, required_splits=["train", "eval"])
-    manifest.set_display_name("ingest")
-    split = split_dev_set(manifest=manifest.outputs["manifest"], strategy="uploader", val_fraction=val_fraction,
+    seed = data.seed
+    split = split_dev_set(manifest=data.manifest, strategy="uploader", val_fraction=val_fraction,
                           seed=seed, train_fraction=train_fraction)
     split.set_display_name("train/val split")
-    features = extract_features(manifest=split.outputs["split_manifest"], beam_runner=beam_runner,
-                                beam_options=beam_options, feature_params=feature_params)
-    features.set_display_name("extract log-mel features")
+    features = view_features(source=data.features, split_manifest=split.outputs["split_manifest"])
+    features.set_display_name("train/val features (a view)")
     teacher = train_classifier(features=features.outputs["features"], architecture=teacher_architecture, width=width,
                                epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                mixed_precision=mixed_precision)
     teacher.set_display_name("teacher")
     scores = score_clips(model=teacher.outputs["model"], features=features.outputs["features"], split="train",
-                         aggregation="mean", beam_runner=beam_runner, beam_options=beam_options)
+                         aggregation="mean")
     scores.set_display_name("teacher scoring")
     with dsl.ParallelFor(tc_percents) as tc_percent:
         relabelled = relabel_missing(features=features.outputs["features"], manifest=split.outputs["split_manifest"],
-                                     scores=scores.outputs["scores"], tc_percent=tc_percent, beam_runner=beam_runner,
-                                     beam_options=beam_options)
+                                     scores=scores.outputs["scores"], tc_percent=tc_percent)
         student = train_classifier(features=relabelled.outputs["relabelled"], architecture=student_architecture,
                                    width=width, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                    seed=seed, mixed_precision=mixed_precision, loss="masked_bce")

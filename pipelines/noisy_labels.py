@@ -7,11 +7,10 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Markdown, Metrics
 
-from components.data import extract_features, ingest_dataset, select_train_set, view_features
 from components.labels import prune_train_set, score_clips
 from components.models import evaluate_single_label, fine_tune_classifier, train_classifier
 from components.studies import summarize_noisy_labels
-from pipelines.experiment import experiment
+from pipelines.experiment import DatasetNeeds, PreparedDataset, experiment, train_set_features
 
 TRAIN_SETS = {"clean": "manually_verified", "noisy": "!manually_verified", "noisy_and_clean": ""}
 LOSSES = ["cce", "lq", "lsoft", "cce_max", "cce_outlier", "label_smoothing"]
@@ -19,14 +18,10 @@ DEFAULT_VARIANTS = [{"train_set": name, "flag": flag, "loss": loss} for name, fl
                     for loss in LOSSES]
 
 
-@experiment(name="noisy-labels", description=__doc__.splitlines()[0])
+@experiment(name="noisy-labels", description=__doc__.splitlines()[0],
+            dataset=DatasetNeeds("fsdnoisy18k", "fsdnoisy18k", ("train", "test"), ("manually_verified",)))
 def noisy_labels(
-    dataset_root: str = "",
-    feature_params: str = "fsdnoisy18k",
-    dataset_format: str = "fsdnoisy18k",
-    audioset_train: str = "balanced",
-    synthetic_clips: int = 2000,
-    seed: int = 0,
+    data: PreparedDataset,
     val_fraction: float = 0.15,
     variants: list = DEFAULT_VARIANTS,
     architecture: str = "vgg_like",
@@ -41,22 +36,10 @@ def noisy_labels(
     batch_size: int = 64,
     learning_rate: float = 1e-3,
     mixed_precision: bool = False,
-    beam_runner: str = "DirectRunner",
-    beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, audioset_train=audioset_train,
-                              synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
-                              beam_options=beam_options, required_splits=["train", "test"],
-                              required_flags=["manually_verified"])
-    manifest.set_display_name("ingest")
-    extracted = extract_features(manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
-                                 beam_options=beam_options, feature_params=feature_params)
+    seed = data.seed
     with dsl.ParallelFor(variants) as variant:
-        train_set = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"],
-                                     flag=variant.flag, val_fraction=val_fraction, seed=seed)
-        features = view_features(source=extracted.outputs["features"],
-                                 split_manifest=train_set.outputs["split_manifest"], beam_runner=beam_runner,
-                                 beam_options=beam_options)
+        _, features = train_set_features(data, ["train"], variant.flag, val_fraction)
         model = train_classifier(features=features.outputs["features"], architecture=architecture, width=width,
                                  epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                  mixed_precision=mixed_precision, loss=variant.loss)
@@ -64,11 +47,7 @@ def noisy_labels(
                                             split="test", aggregation=aggregation, variant=variant)
 
     # Loss-based instance selection on noisy + clean: stage 1 with Lq (q 0.7), then three stage-2 runs.
-    pool = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"], flag="",
-                            val_fraction=val_fraction, seed=seed)
-    pool.set_display_name("noisy + clean train set")
-    pool_features = view_features(source=extracted.outputs["features"], split_manifest=pool.outputs["split_manifest"],
-                                  beam_runner=beam_runner, beam_options=beam_options)
+    _, pool_features = train_set_features(data, ["train"], "", val_fraction, name="noisy + clean")
     stage1 = train_classifier(features=pool_features.outputs["features"], architecture=architecture, width=width,
                               epochs=stage1_epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                               mixed_precision=mixed_precision, loss="lq")
@@ -84,11 +63,10 @@ def noisy_labels(
                                       loss_params={"q": stage2_q, "discard_percentile": discard_percentile})
     discarding.set_display_name("stage 2: in-batch discarding")
     scores = score_clips(model=stage1.outputs["model"], features=pool_features.outputs["features"], split="train",
-                         aggregation=aggregation, beam_runner=beam_runner, beam_options=beam_options)
+                         aggregation=aggregation)
     scores.set_display_name("stage-1 scoring")
     pruned = prune_train_set(features=pool_features.outputs["features"], scores=scores.outputs["scores"],
-                             percentile=prune_percentile, loss="lq", loss_params={}, beam_runner=beam_runner,
-                             beam_options=beam_options)
+                             percentile=prune_percentile, loss="lq", loss_params={})
     on_pruned = fine_tune_classifier(initial_model=stage1.outputs["model"], features=pruned.outputs["pruned"],
                                      epochs=stage2_epochs, batch_size=batch_size, learning_rate=learning_rate,
                                      seed=seed, mixed_precision=mixed_precision, loss="lq")

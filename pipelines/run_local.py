@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, REPOSITORY_ROOT)
     from kfp import local
 
-    from beam_jobs.pipeline_parameters import ParameterError, check_parameters
+    from pipelines.parameters import ParameterError, check_parameters
     from pipelines import defaults, discover, required
 
     pipelines = discover()

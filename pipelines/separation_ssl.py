@@ -8,13 +8,13 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Markdown, Metrics
 
-from components.data import extract_features, ingest_dataset, select_train_set
+from components.data import select_train_set
 from components.models import evaluate_classifier
 from components.separation import evaluate_separator, pretrain_separation_ssl, separate_views, train_separator
 from components.ssl import train_on_encoder
 from components.studies import summarize_separation_ssl
 from components.tagging import export_model
-from pipelines.experiment import experiment
+from pipelines.experiment import DatasetNeeds, PreparedDataset, experiment
 
 # checkpoints: separator steps the channel view draws from ("OR" rule); [] = all, -1 = the last one.
 SETTINGS = [
@@ -28,14 +28,10 @@ SETTINGS = [
 ]
 
 
-@experiment(name="separation-ssl", description=__doc__.splitlines()[0])
+@experiment(name="separation-ssl", description=__doc__.splitlines()[0],
+            dataset=DatasetNeeds("fsd50k", "fsd50k", ("train", "val", "eval")))
 def separation_ssl(
-    dataset_root: str = "",
-    feature_params: str = "fsd50k",
-    dataset_format: str = "fsd50k",
-    audioset_train: str = "balanced",
-    synthetic_clips: int = 2000,
-    seed: int = 0,
+    data: PreparedDataset,
     val_fraction: float = 0.15,
     separator_channels: int = 4,
     separator_steps: int = 4000,
@@ -58,19 +54,11 @@ def separation_ssl(
     shallow_epochs: int = 30,
     shallow_learning_rate: float = 1e-3,
     batch_size: int = 64,
-    beam_runner: str = "DirectRunner",
-    beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, audioset_train=audioset_train,
-                              synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
-                              beam_options=beam_options, required_splits=["train", "val", "eval"])
-    manifest.set_display_name("ingest")
-    unlabelled = select_train_set(manifest=manifest.outputs["manifest"], source_splits=["train"], flag="",
+    seed, feature_params = data.seed, data.feature_params
+    unlabelled = select_train_set(manifest=data.manifest, source_splits=["train"], flag="",
                                   val_fraction=val_fraction, seed=seed)
     unlabelled.set_display_name("unlabelled train set")
-    patches = extract_features(manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
-                               beam_options=beam_options, feature_params=feature_params)
-    patches.set_display_name("extract labelled patches")
     separator = train_separator(manifest=unlabelled.outputs["split_manifest"], channels=separator_channels,
                                 steps=separator_steps, checkpoint_steps=checkpoint_steps,
                                 segment_seconds=separator_segment_seconds, batch_size=separator_batch_size,
@@ -79,8 +67,7 @@ def separation_ssl(
     separation = evaluate_separator(separator=separator.outputs["separator"], mixtures=evaluation_mixtures)
     separation.set_display_name("separation SI-SNRi")
     views = separate_views(manifest=unlabelled.outputs["split_manifest"], separator=separator.outputs["separator"],
-                           steps=[], beam_runner=beam_runner, beam_options=beam_options,
-                           feature_params=feature_params)
+                           steps=[], feature_params=feature_params)
     views.set_display_name("separated views")
     with dsl.ParallelFor(settings) as setting:
         encoder = pretrain_separation_ssl(views=views.outputs["views"], setting=setting, cp_weight=cp_weight,
@@ -90,11 +77,11 @@ def separation_ssl(
                                           seed=seed)
         exported = export_model(model=encoder.outputs["encoder"])
         exported.set_display_name("export the encoder")
-        shallow = train_on_encoder(encoder=encoder.outputs["encoder"], features=patches.outputs["features"],
+        shallow = train_on_encoder(encoder=encoder.outputs["encoder"], features=data.features,
                                    freeze=True, epochs=shallow_epochs, batch_size=batch_size,
                                    learning_rate=shallow_learning_rate, optimizer="adam", seed=seed, loss="bce",
                                    head_hidden_units=shallow_hidden_units)
-        evaluation = evaluate_classifier(model=shallow.outputs["model"], features=patches.outputs["features"],
+        evaluation = evaluate_classifier(model=shallow.outputs["model"], features=data.features,
                                          split="eval", variant=setting)
     summary = summarize_separation_ssl(separation=separation.outputs["result"],
                                        results=dsl.Collected(evaluation.outputs["result"]))

@@ -8,20 +8,16 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Markdown, Metrics
 
-from components.data import extract_features, ingest_dataset, split_dev_set, view_features
+from components.data import split_dev_set, view_features
 from components.models import train_classifier
 from components.studies import evaluate_split_strategy, summarize_split_study
-from pipelines.experiment import experiment
+from pipelines.experiment import DatasetNeeds, PreparedDataset, experiment
 
 
-@experiment(name="split-study", description=__doc__.splitlines()[0])
+@experiment(name="split-study", description=__doc__.splitlines()[0],
+            dataset=DatasetNeeds("fsd50k", "fsd50k", ("train", "eval")))
 def split_study(
-    dataset_root: str = "",
-    feature_params: str = "fsd50k",
-    dataset_format: str = "fsd50k",
-    audioset_train: str = "balanced",
-    synthetic_clips: int = 2000,
-    seed: int = 0,
+    data: PreparedDataset,
     strategies: list = ["random", "iterative_stratification", "uploader"],
     val_fraction: float = 0.15,
     architecture: str = "vgg_like",
@@ -30,20 +26,12 @@ def split_study(
     batch_size: int = 64,
     learning_rate: float = 1e-3,
     mixed_precision: bool = False,
-    beam_runner: str = "DirectRunner",
-    beam_options: list = [],
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
-    manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format, audioset_train=audioset_train,
-                              synthetic_clips=synthetic_clips, seed=seed, beam_runner=beam_runner,
-                              beam_options=beam_options, required_splits=["train", "eval"])
-    manifest.set_display_name("ingest")
-    extracted = extract_features(manifest=manifest.outputs["manifest"], beam_runner=beam_runner,
-                                 beam_options=beam_options, feature_params=feature_params)
+    seed = data.seed
     with dsl.ParallelFor(strategies) as strategy:
-        split = split_dev_set(manifest=manifest.outputs["manifest"], strategy=strategy, val_fraction=val_fraction,
+        split = split_dev_set(manifest=data.manifest, strategy=strategy, val_fraction=val_fraction,
                               seed=seed)
-        features = view_features(source=extracted.outputs["features"], split_manifest=split.outputs["split_manifest"],
-                                 beam_runner=beam_runner, beam_options=beam_options)
+        features = view_features(source=data.features, split_manifest=split.outputs["split_manifest"])
         model = train_classifier(features=features.outputs["features"], architecture=architecture, width=width,
                                  epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                                  mixed_precision=mixed_precision)

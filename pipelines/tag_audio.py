@@ -19,13 +19,10 @@ def tag_audio(
     audio: list,
     timestamps: bool = False,
     aggregation: str = "mean",
-    beam_runner: str = "DirectRunner",
-    beam_options: list = [],
 ) -> NamedTuple("Outputs", scores=Dataset, report=Markdown):
     model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=False)
     model.set_display_name("model")
-    tagged = tag_audio_files(model=model.output, audio=audio, timestamps=timestamps, aggregation=aggregation,
-                             beam_runner=beam_runner, beam_options=beam_options)
+    tagged = tag_audio_files(model=model.output, audio=audio, timestamps=timestamps, aggregation=aggregation)
     tagged.set_display_name("tag audio (Beam)")
     outputs = NamedTuple("Outputs", scores=Dataset, report=Markdown)
     return outputs(scores=tagged.outputs["scores"], report=tagged.outputs["report"])

@@ -2,10 +2,14 @@
 of the compiled pipeline at run time."""
 import pytest
 import yaml
+from google.protobuf import json_format
 
-from beam_jobs.pipeline_parameters import ParameterError, check_parameters, unchecked
+import json
+import sys
+
 from pipelines import compile as compile_module
 from pipelines import defaults, discover, required, run_local
+from pipelines.parameters import ParameterError, check_parameters, check_run_parameters, unchecked
 
 PIPELINES = sorted(discover())
 
@@ -45,10 +49,11 @@ def test_the_compiled_pipeline_checks_its_parameters_first(name, tmp_path):
     path = compile_module.compile_pipeline(discover()[name], str(tmp_path / f"{name}.yaml"))
     with open(path) as handle:
         spec = yaml.safe_load_all(handle).__next__()
-    check = f"check-{name.replace('_', '-')}-parameters"
+    check = "check-run-parameters"
     tasks = spec["root"]["dag"]["tasks"]
-    assert set(spec["components"][f"comp-{check}"]["inputDefinitions"]["parameters"]) == set(
-        spec["root"]["inputDefinitions"]["parameters"])
+    check_inputs = spec["components"][f"comp-{check}"]["inputDefinitions"]["parameters"]
+    assert set(check_inputs) == set(spec["root"]["inputDefinitions"]["parameters"]) | {"pipeline", "parameter_types"}
+    assert check_inputs["pipeline"]["defaultValue"] == name
     for task_name, task in tasks.items():
         if task_name == check:
             continue
@@ -83,3 +88,35 @@ def test_feature_params_are_a_preset_or_a_json_object_checked_before_work():
         check_parameters("fsd50k_baseline", {**values, "feature_params": "fsd51k"})
     with pytest.raises(ParameterError, match="win_length must be in"):
         check_parameters("fsd50k_baseline", {**values, "feature_params": '{"win_length": 4096}'})
+
+
+def run_check_task(monkeypatch, pipeline: str, values: dict):
+    """The check task's body as its container runs it: the run's parameters in the executor input on the
+    command line, numbers as JSON numbers (an integer may arrive as 3.0)."""
+    check = discover()[pipeline].pipeline_spec.components["comp-check-run-parameters"]
+    parameter_types = json_format.MessageToDict(check.input_definitions.parameters["parameter_types"].default_value)
+    executor_input = {"inputs": {"parameterValues": {**values, "pipeline": pipeline,
+                                                     "parameter_types": parameter_types}}, "outputs": {}}
+    monkeypatch.setattr(sys, "argv", ["executor_main", "--executor_input", json.dumps(executor_input),
+                                      "--function_to_execute", "check_run_parameters"])
+    check_run_parameters(pipeline, parameter_types)
+
+
+def test_the_check_task_reads_every_parameter_of_the_run_from_its_executor_input(monkeypatch):
+    values = {**defaults(discover()["fsd50k_baseline"]), "epochs": 3.0, "synthetic_clips": 60.0}
+    run_check_task(monkeypatch, "fsd50k_baseline", values)
+    with pytest.raises(ParameterError, match="batch_size=0"):
+        run_check_task(monkeypatch, "fsd50k_baseline", {**values, "batch_size": 0.0})
+    with pytest.raises(ParameterError, match="dataset_options"):
+        run_check_task(monkeypatch, "fsd50k_baseline", {**values, "dataset_options": {"train_subsets": "both"}})
+
+
+def test_dataset_options_are_the_ones_the_format_takes():
+    values = defaults(discover()["missing_labels"])
+    assert values["dataset_format"] == "audioset" and values["dataset_options"] == {}
+    check_parameters("missing_labels", {**values, "dataset_options": {"train_subsets": "both"}})
+    with pytest.raises(ParameterError, match=r"train_subsets='all' \(audioset\): expected one of"):
+        check_parameters("missing_labels", {**values, "dataset_options": {"train_subsets": "all"}})
+    with pytest.raises(ParameterError, match="'fsd50k' takes no dataset options"):
+        check_parameters("missing_labels", {**values, "dataset_format": "fsd50k",
+                                            "dataset_options": {"train_subsets": "both"}})

@@ -1,5 +1,5 @@
 """Every pipeline parameter checked before any work: by `run_local.py` before it submits a run, and by the
-first task of every compiled pipeline (pipelines.experiment), with the same rules.
+first task of every compiled pipeline (`check_run_parameters`, added by pipelines.experiment), with the same rules.
 
 A rule exists for every parameter name that a pipeline takes (a test walks all pipelines), and each rule
 builds what the tasks will build from the value (TrainParams, LossParams, SeparatorParams, ...) so the check
@@ -11,12 +11,12 @@ import os
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs import ingest, splits, synthetic
+from beam_jobs import splits, synthetic
 from beam_jobs.contracts.aggregation import check_aggregation
 from beam_jobs.contracts.params import FeatureParams
 from beam_jobs.creation.assemble import CreationParams
 from beam_jobs.creation.nominate import check_fields
-from beam_jobs.datasets.audioset import TRAIN_SUBSETS
+from beam_jobs.datasets.formats import dataset_format
 from beam_jobs.runner import BeamSettings
 
 
@@ -122,9 +122,10 @@ def _non_negative(value):
         raise ValueError(f"must be >= 0, got {value}")
 
 
-def _dataset_format(value):
-    if value not in ingest.ADAPTERS:
-        raise ValueError(f"unknown dataset format {value!r}; expected one of {sorted(ingest.ADAPTERS)}")
+def _dataset_options(values: dict):
+    if not isinstance(values["dataset_options"], dict):
+        raise TypeError(f"a JSON object of options, got {values['dataset_options']!r}")
+    dataset_format(values["dataset_format"]).check_options(values["dataset_options"])
 
 
 def _model_uri(value):
@@ -146,17 +147,11 @@ def _audio(values):
         raise ValueError(f"not found: {missing}")
 
 
-def _audioset_train(value):
-    if value not in TRAIN_SUBSETS:
-        raise ValueError(f"expected one of {sorted(TRAIN_SUBSETS)} (the AudioSet subsets that become train)")
-
-
 # name -> check(value); names ending in one of SUFFIX_RULES' keys use that rule. Rules taking all values
 # (cross-parameter checks) are in JOINT_RULES.
 RULES = {
     "dataset_root": _dataset_root,
-    "dataset_format": _dataset_format,
-    "audioset_train": _audioset_train,
+    "dataset_format": dataset_format,
     "model_uri": _model_uri, "audio": _audio, "timestamps": lambda value: None,
     "feature_params": FeatureParams.resolve,
     "synthetic_clips": lambda value: synthetic.SyntheticConfig(clips=value),
@@ -193,6 +188,7 @@ SUFFIX_RULES = {
 }
 JOINT_RULES = {  # parameters checked together, by the rule that needs them all
     ("beam_runner", "beam_options"): lambda values: BeamSettings(values["beam_runner"], values["beam_options"]),
+    ("dataset_format", "dataset_options"): _dataset_options,
     ("separator_channels", "separator_steps", "checkpoint_steps", "separator_segment_seconds",
      "separator_batch_size", "separator_learning_rate"): _separator,
     ("settings", "checkpoint_steps"): _settings,
@@ -231,3 +227,34 @@ def check_parameters(pipeline: str, values: dict) -> None:
                 problems.append(f"{', '.join(names)}: {error}")
     if problems:
         raise ParameterError(f"pipeline {pipeline}: invalid parameters, nothing was run:\n  " + "\n  ".join(problems))
+
+
+# How a value of a task's executor input becomes the Python value the rules expect: numbers travel as JSON
+# numbers, so an integer may arrive as 3.0.
+_CONVERSIONS = {"int": int, "float": float, "bool": bool, "str": str, "list": list, "dict": dict}
+
+
+def run_parameters(parameter_types: dict, values: dict) -> dict:
+    """A run's parameter values from a task's executor input, typed as the pipeline declares them
+    ({name: type name})."""
+    typed = {}
+    for name, type_name in parameter_types.items():
+        convert = _CONVERSIONS[type_name]
+        value = values[name]
+        typed[name] = int(value) if convert is int and float(value).is_integer() else convert(value)
+    return typed
+
+
+def check_run_parameters(pipeline: str, parameter_types: dict):
+    """Fails the run before any work when a parameter of `pipeline` is invalid. Its task is given every
+    parameter of the run (its interface is the pipeline's own, see pipelines.experiment.check_component); KFP
+    passes them all in the executor input on the container's command line, which is where they are read from.
+    (In the container kfp runs without its SDK, so nothing here imports a pipeline or a component.)"""
+    import json
+    import sys
+
+    from pipelines.parameters import check_parameters, run_parameters
+
+    executor_input = json.loads(sys.argv[sys.argv.index("--executor_input") + 1])
+    values = executor_input["inputs"]["parameterValues"]
+    check_parameters(pipeline, run_parameters(parameter_types, values))

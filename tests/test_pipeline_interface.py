@@ -1,0 +1,96 @@
+"""The compiled pipelines keep the interface they had before the pipeline layer said each experiment once
+(tests/data/compiled_interfaces_before.json, compiled at 55aca39), except for the changes named here."""
+import json
+import pathlib
+
+import pytest
+
+from compiled_interface import interfaces
+from pipelines import compile as compile_module
+
+BEFORE = pathlib.Path(__file__).parent / "data" / "compiled_interfaces_before.json"
+EXTRACT = "task:extract_features/extract log-mel features.features"
+# Every dataset-reading pipeline: `audioset_train` became `dataset_options` (the options only the formats that
+# use them read); the check task is one function for every pipeline; extraction shows one name.
+EVERY_PIPELINE = [
+    ('"audioset_train": "param:audioset_train", ', ""),
+    ('"dataset_format": "param:dataset_format", ',
+     '"dataset_format": "param:dataset_format", "dataset_options": "param:dataset_options", '),
+]
+CHANGES = {  # pipeline -> (old text, new text) in its interface's JSON, after EVERY_PIPELINE
+    "noisy_labels": [('"name": "extract-features"', '"name": "extract log-mel features"'),
+                     ("task:extract_features/extract-features.features", EXTRACT),
+                     # the pool's view is named like dcase2018's views (pipelines.experiment.train_set_features)
+                     ('"split_manifest": "task:select_train_set/noisy + clean train set.split_manifest"}, '
+                      '"name": "view-features"',
+                      '"split_manifest": "task:select_train_set/noisy + clean train set.split_manifest"}, '
+                      '"name": "noisy + clean features (a view)"')],
+    "split_study": [('"name": "extract-features"', '"name": "extract log-mel features"'),
+                    ("task:extract_features/extract-features.features", EXTRACT)],
+    "separation_ssl": [("extract labelled patches", "extract log-mel features")],
+    # the train/val split is a view of the whole extracted set (prepare_dataset extracts every experiment's set)
+    "missing_labels": [('"manifest": "task:split_dev_set/train/val split.split_manifest"}, '
+                        '"name": "extract log-mel features"',
+                        '"manifest": "task:ingest_dataset/ingest.manifest"}, "name": "extract log-mel features"'),
+                       (f'"features": "{EXTRACT}"', '"features": "task:view_features/train/val features (a view)'
+                                                    '.features"')],
+    # the downstream sets are views of the extracted set, not extracted again
+    "contrastive_ssl": [('"feature_params": "param:feature_params", "manifest": '
+                         '"task:select_train_set/select-train-set.split_manifest"}, "name": "extract-features"',
+                         '"feature_params": "param:feature_params", "manifest": "task:ingest_dataset/ingest.manifest"}'
+                         ', "name": "extract log-mel features"'),
+                        ('"features": "task:extract_features/extract-features.features"',
+                         '"features": "task:view_features/view-features.features"')],
+}
+# noisy_labels: the tasks outside the loop over variants read the pool's view, which is named now
+LOOP_TASKS = {"train-classifier", "evaluate-single-label", "select-train-set", "view-features"}
+POOL_VIEW = ("task:view_features/view-features.features", "task:view_features/noisy + clean features (a view).features")
+ADDED_TASKS = {
+    "missing_labels": {"function": "view_features", "name": "train/val features (a view)", "inputs": {
+        "beam_options": "param:beam_options", "beam_runner": "param:beam_runner", "source": EXTRACT,
+        "split_manifest": "task:split_dev_set/train/val split.split_manifest"}},
+    "contrastive_ssl": {"function": "view_features", "name": "view-features", "inputs": {
+        "beam_options": "param:beam_options", "beam_runner": "param:beam_runner", "source": EXTRACT,
+        "split_manifest": "task:select_train_set/select-train-set.split_manifest"}},
+}
+
+
+def expected(name: str, before: dict) -> dict:
+    text = json.dumps(before, sort_keys=True)
+    for old, new in (EVERY_PIPELINE if "audioset_train" in before["parameters"] else []) + CHANGES.get(name, []):
+        assert old in text, f"{name}: the named change {old!r} no longer applies"
+        text = text.replace(old, new)
+    result = json.loads(text)
+    if "audioset_train" in result["parameters"]:
+        del result["parameters"]["audioset_train"]
+        result["parameters"]["dataset_options"] = {"type": "STRUCT", "default": {}}
+    for task in result["tasks"]:
+        if task["function"] == f"check_{name}_parameters":
+            task["function"] = "check_run_parameters"
+        if name == "noisy_labels" and task["name"] not in LOOP_TASKS:
+            task["inputs"] = {key: value.replace(*POOL_VIEW) for key, value in task["inputs"].items()}
+        if task["function"] == "ingest_dataset":
+            task["inputs"].setdefault("required_flags", "const:[]")
+    result["tasks"] = result["tasks"] + ([ADDED_TASKS[name]] if name in ADDED_TASKS else [])
+    result["tasks"].sort(key=lambda task: json.dumps(task, sort_keys=True))
+    return result
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    output = tmp_path_factory.mktemp("compiled")
+    compile_module.main(["--output-dir", str(output)])
+    return interfaces(output)
+
+
+def test_every_pipeline_keeps_its_parameters_task_graph_and_outputs_but_for_the_named_changes(compiled):
+    before = json.loads(BEFORE.read_text())
+    assert set(compiled) == set(before)
+    for name in sorted(before):
+        assert compiled[name] == expected(name, before[name]), name
+
+
+def test_the_comparison_sees_a_rewired_input(compiled):
+    before = json.loads(BEFORE.read_text())
+    rewired = json.loads(json.dumps(compiled["fsd50k_baseline"]).replace('"param:epochs"', '"param:width"'))
+    assert rewired != expected("fsd50k_baseline", before["fsd50k_baseline"])
