@@ -22,12 +22,10 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.transforms.stats import ApproximateQuantiles
 
-from beam_jobs.contracts import feature_set, schema
+from beam_jobs.contracts import feature_set, schema, score_table
 from beam_jobs.contracts.storage import csv_line, join, read_json, write_json
 from beam_jobs.runner import pipeline_options
-from beam_jobs import scoring
 from beam_jobs.contracts.publish import publishing
-from beam_jobs.scoring import ReadScoreTable
 
 PRUNED_FILE = "pruned.csv"
 REPORT_FILE = "prune_report.json"
@@ -103,12 +101,12 @@ def prune(features_dir: str, scores_dir: str, output_dir: str, percentile: float
     if feature_set.read_vocabulary(scores_dir) != feature_set.read_vocabulary(features_dir):
         raise ValueError(f"{scores_dir} scores other classes than {features_dir} holds")
     counts = feature_set.read_counts(features_dir)
-    scoring.check_score_table(scores_dir)
+    score_table.check_score_table(scores_dir)
     with publishing(output_dir, "prune") as publication:
         staging = publication.staging
         with beam.Pipeline(options=pipeline_options(beam_args or [])) as p:
             clips = ({"patches": p | "ReadPatches" >> feature_set.ReadPatchesByClip(features_dir, split),
-                      "scores": p | "ReadScores" >> ReadScoreTable(scores_dir)}
+                      "scores": p | "ReadScores" >> score_table.ReadScoreTable(scores_dir)}
                      | "ClipLosses" >> ClipLosses(loss))
             selected = clips | "SplitAtPercentile" >> SplitAtPercentile(percentile)
             threshold_side = beam.pvalue.AsSingleton(selected["threshold"])

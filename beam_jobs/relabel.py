@@ -25,13 +25,11 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.stats import ApproximateQuantiles
 
-from beam_jobs.contracts import feature_set, schema
+from beam_jobs.contracts import feature_set, schema, score_table
 from beam_jobs.contracts.manifest import IMPLICIT_NEGATIVE, ManifestRow, ReadManifestRows, read_manifest
 from beam_jobs.contracts.storage import csv_line, join, read_json, read_text, write_json
 from beam_jobs.runner import pipeline_options
-from beam_jobs import scoring
 from beam_jobs.contracts.publish import publishing
-from beam_jobs.scoring import ReadScoreTable
 
 REPORT_FILE = "relabel_report.json"
 FLAGGED_FILE = "flagged.csv"
@@ -152,7 +150,7 @@ def relabel(features_dir: str, manifest_dir: str, scores_dir: str, tc_percent: f
             raise ValueError(f"{folder}/{feature_set.VOCABULARY_FILE} differs from the manifest's vocabulary "
                              f"({manifest_dir})")
     counts = feature_set.read_counts(features_dir)
-    scoring.check_score_table(scores_dir)
+    score_table.check_score_table(scores_dir)
     truth = true_labels(manifest.source)
     with publishing(output_dir, "relabel") as publication:
         staging = publication.staging
@@ -160,7 +158,7 @@ def relabel(features_dir: str, manifest_dir: str, scores_dir: str, tc_percent: f
             implicit = (p
                         | "ReadRows" >> ReadManifestRows(manifest_dir, [split])
                         | "ImplicitNegatives" >> beam.Map(implicit_negatives, vocabulary=vocabulary))
-            found = ({"scores": p | "ReadScores" >> ReadScoreTable(scores_dir), "implicit": implicit}
+            found = ({"scores": p | "ReadScores" >> score_table.ReadScoreTable(scores_dir), "implicit": implicit}
                      | "FlagMissingPositives" >> FlagMissingPositives(tc_percent))
             flagged = found["flagged"]
             patches = p | "ReadPatches" >> feature_set.ReadPatchesByClip(features_dir, split)

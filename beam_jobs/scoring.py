@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import typing
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
 from beam_jobs.contracts import aggregation as clip_aggregation
-from beam_jobs.contracts import feature_set, schema, score_table
-from beam_jobs.contracts.publish import check_complete, publishing
-from beam_jobs.contracts.storage import join, list_files, parse_csv_line, write_json
+from beam_jobs.contracts import feature_set, model_folder, schema, score_table
+from beam_jobs.contracts.publish import publishing
+from beam_jobs.contracts.storage import join, parse_csv_line, write_json
 from beam_jobs.runner import pipeline_options
 
 SCORING_FILE = "scoring.json"
@@ -108,15 +107,14 @@ def score_clips(model_dir: str, features_dir: str, output_dir: str, split: str =
     training statistics (its stats.json), so a feature set other than the training one is scored as the
     model expects."""
     clip_aggregation.check_aggregation(aggregation)
-    vocabulary = feature_set.read_vocabulary(model_dir)
+    vocabulary = model_folder.read_vocabulary(model_dir)
     if feature_set.read_vocabulary(features_dir) != vocabulary:
         raise ValueError(f"{features_dir}/{feature_set.VOCABULARY_FILE} differs from the model's "
                          f"{model_dir}/{feature_set.VOCABULARY_FILE}")
-    header = score_table.header(vocabulary)
     counts = feature_set.read_counts(features_dir)
     if not counts.get(split, {}).get("patches"):
         raise ValueError(f"{features_dir}: no patches in split {split!r}")
-    mean, std = feature_set.read_normalisation(model_dir)
+    mean, std = model_folder.read_normalisation(model_dir)
     with publishing(output_dir, "scoring") as publication:
         staging = publication.staging
         write_json(join(staging, feature_set.VOCABULARY_FILE), vocabulary)
@@ -127,9 +125,8 @@ def score_clips(model_dir: str, features_dir: str, output_dir: str, split: str =
                  | "Score" >> RunInference(KeyedModelHandler(KerasPatchModelHandler(model_dir)))
                  | "ScoreVector" >> beam.MapTuple(lambda clip_id, result: (clip_id, result.inference))
                  | "ClipScores" >> AggregateClipScores(aggregation)
-                 | "WriteTable" >> beam.io.WriteToText(join(staging, score_table.SHARD_PREFIX), file_name_suffix=".csv",
-                                                       header=header))
-        patch_counts = [int(parse_csv_line(line)[1]) for line in _table_lines(staging)]
+                 | "WriteTable" >> score_table.WriteScoreTable(staging, vocabulary))
+        patch_counts = [int(parse_csv_line(line)[1]) for line in score_table.table_rows(staging)]
         clips, patches = len(patch_counts), sum(patch_counts)
         summary = {"model_dir": model_dir, "features_dir": features_dir, "split": split, "aggregation": aggregation,
                    "clips": clips, "patches": patches}
@@ -139,35 +136,6 @@ def score_clips(model_dir: str, features_dir: str, output_dir: str, split: str =
         write_json(join(staging, SCORING_FILE), summary)
         publication.summary.update(summary)
     return summary
-
-
-def _table_lines(scores_dir: str) -> typing.Iterator[str]:
-    if not list_files(score_table.shard_pattern(scores_dir)):
-        raise FileNotFoundError(f"{scores_dir}: no score table ({score_table.SHARD_PREFIX}-*.csv)")
-    return score_table.rows_in(scores_dir)
-
-
-def check_score_table(scores_dir: str) -> None:
-    check_complete(scores_dir, "a score table (beam_jobs.scoring)")
-
-
-def load_score_table(scores_dir: str) -> dict[str, np.ndarray]:
-    """clip id -> score vector, read on one machine (for analysis and tests; jobs read it in Beam)."""
-    check_score_table(scores_dir)
-    return dict(score_table.parse_row(line) for line in _table_lines(scores_dir))
-
-
-class ReadScoreTable(beam.PTransform):
-    """(clip id, score vector) pairs of a score table."""
-
-    def __init__(self, scores_dir: str):
-        super().__init__()
-        self.scores_dir = scores_dir
-
-    def expand(self, pipeline):
-        return (pipeline
-                | "Read" >> beam.io.ReadFromText(score_table.shard_pattern(self.scores_dir), skip_header_lines=1)
-                | "Parse" >> beam.Map(score_table.parse_row))
 
 
 def run(argv=None) -> dict:

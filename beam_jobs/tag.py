@@ -23,7 +23,7 @@ import json
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
-from beam_jobs.contracts import feature_set, score_table
+from beam_jobs.contracts import feature_set, model_folder, score_table
 from beam_jobs.contracts.aggregation import AGGREGATIONS, check_aggregation
 from beam_jobs.contracts.features import find_audio_files
 from beam_jobs.contracts.manifest import read_manifest
@@ -100,10 +100,10 @@ def tag_audio(model: str, output_dir: str, paths: list[str] = (), manifest_dir: 
               aggregation: str = "mean", beam_args: list[str] | None = None) -> dict:
     """Runs the job; returns tagging.json's content."""
     check_aggregation(aggregation)
-    vocabulary = feature_set.read_vocabulary(model)  # a classifier folder or an export: both hold it
+    vocabulary = model_folder.read_vocabulary(model)  # a classifier folder or an export: both hold it
     if not vocabulary:
         raise ValueError(f"{model} is an encoder: it has no classes to tag with")
-    patch_seconds = feature_set.read_model_feature_params(model).patch_seconds
+    patch_seconds = model_folder.read_feature_params(model).patch_seconds
     inputs = _inputs(list(paths), manifest_dir)
     with publishing(output_dir, "tagging") as publication:
         staging = publication.staging
@@ -115,8 +115,7 @@ def tag_audio(model: str, output_dir: str, paths: list[str] = (), manifest_dir: 
                        | "Tag" >> RunInference(KeyedModelHandler(WaveformTaggerHandler(model, aggregation)))
                        | "Sort" >> beam.ParDo(SortResults(patch_seconds, timestamps)).with_outputs(
                            "rejected", "patches", main="scores"))
-            _ = results.scores | "WriteScores" >> beam.io.WriteToText(
-                join(staging, score_table.SHARD_PREFIX), file_name_suffix=".csv", header=score_table.header(vocabulary))
+            _ = results.scores | "WriteScores" >> score_table.WriteScoreTable(staging, vocabulary)
             _ = results.rejected | "WriteRejected" >> beam.io.WriteToText(
                 join(staging, REJECTED_FILE), shard_name_template="")
             if timestamps:

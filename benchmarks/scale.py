@@ -127,7 +127,7 @@ def prepare_downstream(features: str, manifest: str, split_manifest: str, model:
     feature set's shape and vocabulary."""
     from beam_jobs.contracts.feature_set import load_feature_set
     from feature_extraction import write_train_resplit
-    from keras_models import model_folder
+    from beam_jobs.contracts import model_folder
     from keras_models.architectures import build_model
 
     write_train_resplit(manifest, split_manifest)

@@ -30,7 +30,8 @@ def prepare(workdir: str, clips: int, width: float) -> tuple[str, list[str]]:
     from beam_jobs import ingest, synthetic
     from beam_jobs.contracts.manifest import read_manifest
     from beam_jobs.extract import extract
-    from keras_models import export, model_folder
+    from beam_jobs.contracts import model_folder
+    from keras_models import export
     from keras_models.architectures import build_model
     from beam_jobs.contracts.feature_set import load_feature_set
 

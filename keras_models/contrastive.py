@@ -20,11 +20,11 @@ from beam_jobs.contracts.aggregation import ClipAggregator
 from beam_jobs.contracts.feature_set import FeatureSet, load_feature_set
 from keras_models import augment
 from keras_models import input as model_input
-from keras_models import model_folder
+from beam_jobs.contracts import model_folder
 from keras_models.architectures import build_encoder
 from keras_models.guards import FiniteGuard
 from keras_models.metrics import clip_metrics, single_label_metrics
-from keras_models.model_folder import HistoryFile, load_encoder, read_history
+from keras_models.model_folder import HistoryFile, load_encoder, save_encoder
 
 PARAMS_FILE = "contrastive_params.json"
 
@@ -171,8 +171,8 @@ def fit_and_save_encoder(model: keras.Model, encoder: keras.Model, views: tf.dat
     backup = model_folder.path(model_folder.path(model_dir, model_folder.CHECKPOINTS_DIR), model_folder.BACKUP_DIR)
     model.fit(views, epochs=params.epochs, verbose=2, shuffle=False,
               callbacks=[FiniteGuard(), HistoryFile(model_dir), keras.callbacks.BackupAndRestore(backup)])
-    model_folder.save_encoder(encoder, model_dir, params.architecture, params.width)
-    history = read_history(model_dir)
+    save_encoder(encoder, model_dir, params.architecture, params.width)
+    history = model_folder.read_history(model_dir)
     return {"epochs": len(history), "final_loss": history[-1]["loss"], "encoder_parameters": encoder.count_params(),
             "embedding_dim": int(encoder.output_shape[-1])}
 

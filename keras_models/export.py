@@ -33,13 +33,14 @@ import tensorflow as tf
 
 from beam_jobs.contracts import storage
 from beam_jobs.contracts.aggregation import AGGREGATIONS, LOG_FLOOR, check_aggregation
-from beam_jobs.contracts.feature_set import (MODEL_PARAMS_FILE, VOCABULARY_FILE, read_model_feature_params,
-                                             read_normalisation, read_vocabulary)
+from beam_jobs.contracts.model_folder import (FEATURE_PARAMS_FILE, VOCABULARY_FILE, read_feature_params,
+                                              read_normalisation, read_vocabulary)
 from beam_jobs.contracts.features import analysis_window, mel_filterbank
 from beam_jobs.contracts.params import FeatureParams
 from beam_jobs.contracts.publish import check_complete, publishing
 from beam_jobs.contracts.storage import join
-from keras_models import model_folder
+from beam_jobs.contracts import model_folder
+from keras_models.model_folder import load_encoder, load_model
 
 SAVED_MODEL_DIR = "saved_model"
 KERAS_FILE = "tagger.keras"
@@ -140,16 +141,16 @@ class ModelSource:
 
 def read_model_folder(model_dir: str) -> ModelSource:
     if tf.io.gfile.exists(model_folder.path(model_dir, model_folder.MODEL_FILE)):
-        network = _embedding_model(model_folder.load_model(model_dir))
+        network = _embedding_model(load_model(model_dir))
         vocabulary = tuple(read_vocabulary(model_dir))
     elif tf.io.gfile.exists(model_folder.path(model_dir, model_folder.ENCODER_FILE)):
-        encoder = model_folder.load_encoder(model_dir)
+        encoder = load_encoder(model_dir)
         network, vocabulary = keras.Model(encoder.input, {"embedding": encoder.output}, name=NETWORK), ()
     else:
         raise FileNotFoundError(f"{model_dir}: neither {model_folder.MODEL_FILE} nor {model_folder.ENCODER_FILE}; "
                                 f"is it a model folder?")
     mean, std = read_normalisation(model_dir)
-    return ModelSource(network, read_model_feature_params(model_dir), vocabulary, mean, std)
+    return ModelSource(network, read_feature_params(model_dir), vocabulary, mean, std)
 
 
 def build_tagger(source: ModelSource, aggregation: str = "mean") -> keras.Model:
@@ -215,7 +216,7 @@ def export(model_dir: str, output_dir: str, aggregation: str = "mean", tflite: b
         description = {**describe(source, aggregation, tagger), "files": files, "source": model_dir}
         storage.write_text(join(staging, EXPORT_FILE), json.dumps(description, indent=1))
         storage.write_text(join(staging, VOCABULARY_FILE), json.dumps(list(source.vocabulary)))
-        storage.write_text(join(staging, MODEL_PARAMS_FILE), source.params.to_json())
+        storage.write_text(join(staging, FEATURE_PARAMS_FILE), source.params.to_json())
         publication.summary.update(source=model_dir, aggregation=aggregation, files=files)
     return description
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from keras_models.evaluate import Evaluation, SingleLabelEvaluation
 from keras_models.metrics import precision_recall
-from keras_models.model_folder import read_history
+from beam_jobs.contracts.model_folder import read_history
 from keras_models.study_reports import figure_png, html_page, subplots
 
 CURVE_CLASSES = 3  # best and worst classes drawn as precision-recall curves

@@ -25,7 +25,8 @@ from keras import layers, ops
 from beam_jobs.contracts import features
 from beam_jobs.contracts.manifest import read_manifest
 from keras_models.guards import FiniteGuard
-from keras_models.model_folder import HistoryFile, read_history
+from beam_jobs.contracts.model_folder import read_history
+from keras_models.model_folder import HistoryFile
 
 PARAMS_FILE = "separator_params.json"
 CHECKPOINT_DIR = "checkpoints"

@@ -25,7 +25,7 @@ from keras_models import augment
 from keras_models import input as model_input
 from keras_models.architectures import build_encoder
 from keras_models.contrastive import NTXentLoss, fit_and_save_encoder, projection_head
-from keras_models.model_folder import read_history
+from beam_jobs.contracts.model_folder import read_history
 
 PARAMS_FILE = "separation_ssl_params.json"
 PROXY_TASKS = ("sm", "cp", "sm+cp")

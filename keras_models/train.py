@@ -18,14 +18,14 @@ import tensorflow as tf
 
 from beam_jobs.contracts.feature_set import FeatureSet, load_feature_set
 from keras_models import input as model_input
-from keras_models import model_folder
+from beam_jobs.contracts import model_folder
 from keras_models.architectures import build_model, classifier
 from keras_models.augment import mixup
 from keras_models.evaluate import predict_clips
 from keras_models.guards import FiniteGuard
 from keras_models.losses import LossParams, SupervisionLoss
 from keras_models.metrics import accuracy, average_precision
-from keras_models.model_folder import HistoryFile, load_encoder, load_model, read_history
+from keras_models.model_folder import HistoryFile, load_encoder, load_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +184,7 @@ def train_classifier(features_dir: str, model_dir: str, params: TrainParams = Tr
     ]
     model.fit(train_data, epochs=params.epochs, callbacks=callbacks, shuffle=False, verbose=2)
     keras.mixed_precision.set_global_policy("float32")
-    history = read_history(model_dir)
+    history = model_folder.read_history(model_dir)
     best = max(history, key=lambda entry: entry[criterion])
     return {f"best_{criterion}": best[criterion], "best_val_mAP": best["val_mAP"], "best_epoch": best["epoch"],
             "epochs": len(history), "parameters": int(model.count_params())}

@@ -51,11 +51,14 @@ class Deployment:
         return (self.gpu_image or self.image) if resource_class_of(function_name) == GPU else self.image
 
     def configure(self, task: dsl.PipelineTask) -> None:
-        role = resource_class_of(function_of(task.component_spec.implementation.container.args))
+        container = task.component_spec.implementation.container
+        task.set_caching_options(self.enable_caching)
+        if container is None:  # a nested pipeline's task: its own tasks are configured when it is rebuilt
+            return
+        role = resource_class_of(function_of(container.args))
         cpu, memory = self.resources[role]
         task.set_cpu_request(cpu).set_memory_request(memory).set_memory_limit(memory)
         task.set_env_variable(TASK_CPUS_ENV, cpu)  # a pod sees its node's cores: local Beam workers size by this
-        task.set_caching_options(self.enable_caching)
         if role == GPU and self.gpu_count:
             task.set_accelerator_type(self.accelerator_type).set_accelerator_limit(self.gpu_count)
             if self.gpu_toleration:
@@ -71,8 +74,6 @@ def check_defaults(pipeline) -> None:
 def deployed(pipeline, deployment: Deployment):
     """The pipeline rebuilt with `deployment` applied to every task (its parameters and outputs unchanged)."""
     check_defaults(pipeline)
-    function = pipeline.pipeline_func
-
     spec = pipeline.pipeline_spec.pipeline_info
     with NestedPipeline.rebuilt_with(deployment.configure):
         return dsl.pipeline(name=spec.name, description=spec.description)(pipeline.pipeline_func)

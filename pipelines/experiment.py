@@ -24,7 +24,7 @@ from kfp import dsl
 from kfp.dsl import Dataset, pipeline_context
 from kfp.dsl.pipeline_channel import PipelineChannel
 
-from components import LIGHT, component, configuring_tasks, runner_settings, with_runner_settings
+from components import LIGHT, component, configure, configuring_tasks, runner_settings, with_runner_settings
 from components.data import extract_features, ingest_dataset, select_train_set, view_features
 from pipelines.parameters import check_run_parameters
 
@@ -97,7 +97,7 @@ class NestedPipeline:
         return dsl.pipeline(name=self.body.__name__.replace("_", "-"), description=self.body.__doc__)(self.body)
 
     def __call__(self, **arguments):
-        return self.built(**with_runner_settings(self.built.component_spec.inputs, arguments))
+        return configure(self.built(**with_runner_settings(self.built.component_spec.inputs, arguments)))
 
     @classmethod
     @contextlib.contextmanager

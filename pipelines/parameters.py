@@ -13,6 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs import splits, synthetic
 from beam_jobs.contracts.aggregation import check_aggregation
+from beam_jobs.contracts.model_folder import MODEL_FILE
 from beam_jobs.contracts.params import FeatureParams
 from beam_jobs.creation.assemble import CreationParams
 from beam_jobs.creation.nominate import check_fields
@@ -130,7 +131,6 @@ def _dataset_options(values: dict):
 
 def _model_uri(value):
     from keras_models.export import EXPORT_FILE
-    from keras_models.model_folder import MODEL_FILE
 
     if not value:
         raise ValueError("a classifier folder or an export folder is required")

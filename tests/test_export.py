@@ -173,13 +173,14 @@ def test_the_tagging_job_writes_what_the_command_line_tagger_does(export_dir, ma
 
 
 def test_an_encoder_exports_to_embeddings_for_hear_and_cannot_tag(features_dir, tmp_path):
-    from keras_models import model_folder
+    from beam_jobs.contracts.model_folder import copy_feature_set_files
     from keras_models.architectures import build_encoder
+    from keras_models.model_folder import save_encoder
 
     encoder_dir, exported = str(tmp_path / "encoder"), str(tmp_path / "exported")
     encoder = build_encoder("vgg_like", (101, 96), width=0.125)
-    model_folder.copy_feature_set_files(features_dir, encoder_dir)
-    model_folder.save_encoder(encoder, encoder_dir, "vgg_like", 0.125)
+    copy_feature_set_files(features_dir, encoder_dir)
+    save_encoder(encoder, encoder_dir, "vgg_like", 0.125)
     description = export.export(encoder_dir, exported)
     assert description["vocabulary"] == [] and description["outputs"] == ["embedding", "patch_starts"]
     model = hear.load_model(exported)

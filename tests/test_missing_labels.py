@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from beam_jobs import relabel, scoring
-from beam_jobs.contracts import schema
+from beam_jobs.contracts import schema, score_table
 from beam_jobs.contracts.manifest import read_manifest, write_manifest
 from beam_jobs.contracts.feature_set import load_feature_set, shard_pattern
 from keras_models import input as model_input
@@ -49,7 +49,7 @@ def read_split(features_dir, split="train"):
 
 
 def test_scoring_job_matches_in_process_prediction(teacher_dir, features_dir, scores_dir):
-    table = scoring.load_score_table(scores_dir)
+    table = score_table.load_score_table(scores_dir)
     features = load_feature_set(features_dir)
     clips, expected, _ = predict_clips(load_model(teacher_dir), model_input.patch_dataset(features, "train", 16))
     assert sorted(table) == sorted(clips)
@@ -63,7 +63,7 @@ def test_scoring_job_matches_in_process_prediction(teacher_dir, features_dir, sc
 
 def test_geometric_mean_aggregation(teacher_dir, features_dir, scores_dir, tmp_path):
     scoring.score_clips(teacher_dir, features_dir, str(tmp_path), aggregation="geometric_mean")
-    geometric, arithmetic = scoring.load_score_table(str(tmp_path)), scoring.load_score_table(scores_dir)
+    geometric, arithmetic = score_table.load_score_table(str(tmp_path)), score_table.load_score_table(scores_dir)
     for clip in arithmetic:  # AM-GM: the geometric mean never exceeds the mean
         assert np.all(geometric[clip] <= arithmetic[clip] * (1 + 1e-4))
     patch_counts = {}
@@ -101,7 +101,7 @@ def test_relabel_flags_the_top_scored_implicit_negatives_per_class(features_dir,
     report = relabel.relabel(features_dir, manifest_with_negatives, scores_dir, tc, output)
     manifest = read_manifest(manifest_with_negatives)
     vocabulary = manifest.vocabulary
-    table = scoring.load_score_table(scores_dir)
+    table = score_table.load_score_table(scores_dir)
     rows = {row.clip_id: row for row in manifest.rows if row.clip_id in table}
     expected = set()
     for c, label in enumerate(vocabulary):

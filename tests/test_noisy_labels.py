@@ -8,7 +8,7 @@ import tensorflow as tf
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix
 
 from beam_jobs import prune, scoring
-from beam_jobs.contracts import schema
+from beam_jobs.contracts import schema, score_table
 from beam_jobs.contracts.manifest import read_manifest
 from beam_jobs.splits import select_train_pool
 from beam_jobs.contracts.feature_set import load_feature_set, shard_pattern
@@ -96,7 +96,7 @@ def test_pruning_drops_the_clips_above_the_loss_percentile(noisy_features_dir, s
     scores_dir, output = str(tmp_path / "scores"), str(tmp_path / "pruned")
     scoring.score_clips(stage1_dir, noisy_features_dir, scores_dir)
     report = prune.prune(noisy_features_dir, scores_dir, output, percentile=80.0, loss=LossParams("lq"))
-    table = scoring.load_score_table(scores_dir)
+    table = score_table.load_score_table(scores_dir)
     labels = {}
     for path in glob.glob(shard_pattern(noisy_features_dir, "train")):
         for record in tf.data.TFRecordDataset(path):

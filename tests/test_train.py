@@ -10,7 +10,7 @@ from beam_jobs.contracts.feature_set import load_feature_set
 from keras_models import input as model_input
 from keras_models.architectures import build_encoder, build_model
 from keras_models.evaluate import evaluate_classifier, predict_clips
-from keras_models.model_folder import read_history
+from beam_jobs.contracts.model_folder import read_history
 from keras_models.train import TrainParams, train_classifier
 
 TINY = TrainParams(width=0.25, epochs=2, batch_size=16)

@@ -41,7 +41,6 @@ STATS_FILE = "stats.json"
 COUNTS_FILE = "counts.json"
 DEAD_LETTERS_FILE = "dead_letters.jsonl"
 PARAMS_FILE = "params.json"
-MODEL_PARAMS_FILE = "feature_params.json"  # the FeatureParams a model folder (or its export) was trained on
 SEPARATION_FILE = "separation.json"
 CLIP_SUMS_FILE = "clip_sums"
 CLIP_SUMS_SUFFIX = ".jsonl"
@@ -239,11 +238,6 @@ def read_vocabulary(folder: str) -> list[str]:
     return read_json(join(folder, VOCABULARY_FILE), "a feature set, manifest, model or score table")
 
 
-def read_model_feature_params(folder: str) -> FeatureParams:
-    """The feature parameters of a model folder or an export folder."""
-    return FeatureParams.from_json(read_text(join(folder, MODEL_PARAMS_FILE)))
-
-
 def normalisation(stats: dict, where: str) -> tuple[np.ndarray, np.ndarray]:
     """(mean, std) per band of the normalisation split in a stats.json; std floored at STD_FLOOR."""
     split = stats.get(NORMALISATION_SPLIT, {})
@@ -254,7 +248,7 @@ def normalisation(stats: dict, where: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_normalisation(folder: str) -> tuple[np.ndarray, np.ndarray]:
-    """The normalisation of a feature set, or of a model folder (which keeps its feature set's stats.json)."""
+    """The normalisation of a feature set."""
     return normalisation(read_json(join(folder, STATS_FILE), WHAT), folder)
 
 
