@@ -111,9 +111,8 @@ def prune(features_dir: str, scores_dir: str, output_dir: str, percentile: float
             selected = clips | "SplitAtPercentile" >> SplitAtPercentile(percentile)
             threshold_side = beam.pvalue.AsSingleton(selected["threshold"])
             kept, dropped = selected["kept"], selected["dropped"]
-            _ = (kept
-                 | "KeptPatches" >> beam.FlatMap(lambda clip: clip[2])
-                 | "WritePatches" >> feature_set.WriteShards(staging, split))
+            _ = ((kept | "KeptPatches" >> beam.FlatMap(lambda clip: [(split, patch) for patch in clip[2]]),)
+                 | "WritePatches" >> feature_set.WriteFeatureFiles(staging, [split], line_files=()))
             _ = (dropped
                  | "PrunedRow" >> beam.Map(lambda clip, bound: csv_line(
                      [clip[0], f"{clip[1]:.6g}", f"{bound:.6g}", f"loss above the {percentile:g}th percentile"]),

@@ -163,9 +163,10 @@ def relabel(features_dir: str, manifest_dir: str, scores_dir: str, tc_percent: f
             flagged = found["flagged"]
             patches = p | "ReadPatches" >> feature_set.ReadPatchesByClip(features_dir, split)
             flagged_by_clip = flagged | "FlaggedByClip" >> beam.MapTuple(lambda clip_id, c, _: (clip_id, c))
-            _ = ({"patches": patches, "flagged": flagged_by_clip}
-                 | "RemaskPatches" >> RemaskPatches(len(vocabulary))
-                 | "WritePatches" >> feature_set.WriteShards(staging, split))
+            remasked = ({"patches": patches, "flagged": flagged_by_clip}
+                        | "RemaskPatches" >> RemaskPatches(len(vocabulary))
+                        | "InSplit" >> beam.Map(lambda patch: (split, patch)))
+            _ = (remasked,) | "WritePatches" >> feature_set.WriteFeatureFiles(staging, [split], line_files=())
             per_class = {"negatives": found["candidates"] | "OnePerCandidate" >> beam.Map(lambda item: (item[0], 1))
                          | "CountNegatives" >> beam.CombinePerKey(sum),
                          "threshold": found["thresholds"],

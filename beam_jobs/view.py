@@ -21,8 +21,8 @@ from beam_jobs.contracts import feature_set, schema
 from beam_jobs.contracts.manifest import ReadManifestRows, read_manifest
 from beam_jobs.contracts.params import FeatureParams
 from beam_jobs.contracts.publish import check_complete, publishing
+from beam_jobs.contracts.split_reports import READ, REJECTED, WRITTEN, ClipSummary
 from beam_jobs.contracts.storage import join, list_files, read_json, read_text, write_text
-from beam_jobs.extract import READ, REJECTED, WRITTEN, ClipSummary, WriteFeatureSet
 from beam_jobs.runner import pipeline_options, runs_in_parallel
 
 def source_clips(features_dir: str) -> tuple[set[str], dict[str, dict]]:
@@ -99,7 +99,7 @@ def view(features_dir: str, split_manifest_dir: str, output_dir: str, beam_args:
                   READ: p | "Rows" >> ReadManifestRows(split_manifest_dir, splits, runs_in_parallel(options)),
                   REJECTED: p | "Rejected" >> beam.Create(rejected),
                   "dead_letters": p | "DeadLetterLines" >> beam.Create(letters)}
-                 | "FeatureSet" >> WriteFeatureSet(staging, splits))
+                 | "FeatureSet" >> feature_set.WriteFeatureSet(staging, splits))
         counts = feature_set.check_counts(read_json(join(staging, feature_set.COUNTS_FILE)), output_dir)
         publication.summary.update(counts=counts, features=features_dir, split_manifest=split_manifest_dir)
     return counts

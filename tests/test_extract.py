@@ -190,7 +190,7 @@ def test_only_a_harness_process_freezes_its_collector():
 def test_band_sums_are_exact_in_any_order_and_any_grouping():
     from fractions import Fraction
 
-    from beam_jobs.extract import EXACT_BLOCK_ROWS, exact_column_sums, exact_mean
+    from beam_jobs.contracts.split_reports import EXACT_BLOCK_ROWS, exact_column_sums, exact_mean
 
     rng = np.random.default_rng(3)
     rows = 2 * EXACT_BLOCK_ROWS + 500  # several int64 blocks

@@ -1,6 +1,7 @@
 """Each Beam job's steps as PTransforms, run in memory with TestPipeline and checked with assert_that."""
 import glob
 import hashlib
+import os
 
 import apache_beam as beam
 import numpy as np
@@ -12,7 +13,8 @@ from beam_jobs import prune, relabel, scoring
 from beam_jobs.contracts import feature_set, features, schema, score_table
 from beam_jobs.contracts.manifest import ManifestRow, read_manifest
 from beam_jobs.contracts.params import FeatureParams
-from beam_jobs.extract import ClipFeatures, SummariseSplits, clip_summary, split_examples
+from beam_jobs.contracts.split_reports import SummariseSplits
+from beam_jobs.extract import ClipFeatures, clip_summary, split_examples
 from keras_models.losses import LossParams
 
 PARAMS = FeatureParams()
@@ -118,11 +120,20 @@ def test_shards_written_by_the_shared_writer_are_read_back_by_clip(tmp_path):
     examples = [schema.encode_patch(f"c{i % 3}", i, np.zeros((1, 1), np.float32), np.ones(1, np.float32),
                                     np.ones(1, np.float32)) for i in range(7)]
     with test_pipeline.TestPipeline() as p:
-        _ = p | beam.Create(examples) | feature_set.WriteShards(str(tmp_path), "train", num_shards=2)
+        records = p | beam.Create(examples) | beam.Map(lambda example: ("train", example))
+        _ = (records,) | feature_set.WriteFeatureFiles(str(tmp_path), ["train"], num_shards=2, line_files=())
     assert len(glob.glob(feature_set.shard_pattern(str(tmp_path), "train"))) == 2
+    assert sorted(os.listdir(tmp_path)) == ["train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
     with test_pipeline.TestPipeline() as p:
         keys = p | feature_set.ReadPatchesByClip(str(tmp_path), "train") | beam.Keys()
         assert_that(keys, equal_to([f"c{i % 3}" for i in range(7)]))
+
+
+@pytest.mark.parametrize("payload", [b"", bytes(range(256)) * 40])
+def test_the_shared_writer_frames_records_as_beams_tfrecord_sink(payload, tmp_path):
+    with test_pipeline.TestPipeline() as p:
+        _ = p | beam.Create([payload]) | beam.io.WriteToTFRecord(str(tmp_path / "beam"), shard_name_template="")
+    assert (tmp_path / "beam").read_bytes() == feature_set.tfrecord_record(payload)
 
 
 def feature_files(folder) -> dict[str, list]:

@@ -10,31 +10,34 @@
   separation.json    separated views only: the separator and its checkpoint steps, in channel order
   clip_sums-*.jsonl  extraction and views only: per written clip, its split, frames, patches, silence and
                      per-band float64 sums and sums of squares (their exact bits, base64;
-                     beam_jobs.extract.ClipSummary), from which a view of the feature set (beam_jobs.view)
+                     beam_jobs.contracts.split_reports.ClipSummary), from which a view of the feature set (beam_jobs.view)
                      computes its own statistics
 
-Extraction and views write the shards, clip sums and dead letters with `WriteFeatureFiles`; jobs that rewrite
-one split (relabelling, pruning) write its shards with `WriteShards` (Beam's TFRecord sink: the same framing
-and names) and copy the rest with `copy_feature_set` (without the clip sums: they no longer describe the set).
+Every job writes a feature set's files through one sink, `WriteFeatureFiles`: extraction and views its shards,
+clip sums and dead letters (`WriteFeatureSet`, with counts.json and stats.json); jobs that rewrite one split
+(relabelling, pruning) that split's shards only, and copy the rest with `copy_feature_set` (without the clip
+sums: they no longer describe the set).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import struct
 import uuid
 import zlib
 
 import apache_beam as beam
+import google_crc32c
 import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.transforms.window import GlobalWindows
 
 from beam_jobs.contracts import schema
 from beam_jobs.contracts.manifest import VOCABULARY_FILE
 from beam_jobs.contracts.params import FeatureParams
 from beam_jobs.contracts.publish import MARKER_FILE, check_complete
+from beam_jobs.contracts.split_reports import WRITTEN, SummariseSplits
 from beam_jobs.contracts.storage import join, list_files, read_json, read_text, write_bytes, write_json, write_text
 
 STATS_FILE = "stats.json"
@@ -55,18 +58,6 @@ WHAT = "a feature set (written by beam_jobs.extract, relabel or prune)"
 def shard_pattern(features_dir: str, split: str) -> str:
     """Glob of one split's shards."""
     return f"{features_dir.rstrip('/')}/{split}-*{SHARD_SUFFIX}"
-
-
-class WriteShards(beam.PTransform):
-    """Serialized examples -> one split's TFRecord shards (`num_shards` 0: the runner chooses)."""
-
-    def __init__(self, output_dir: str, split: str, num_shards: int = 0):
-        super().__init__()
-        self.output_dir, self.split, self.num_shards = output_dir, split, num_shards
-
-    def expand(self, examples):
-        return examples | beam.io.WriteToTFRecord(join(self.output_dir, self.split), file_name_suffix=SHARD_SUFFIX,
-                                                  num_shards=self.num_shards)
 
 
 class _WriteBundleFiles(beam.DoFn):
@@ -106,8 +97,20 @@ def _write_shard(element, temp_dir: str):
 def _append(handle, name: str, payload) -> None:
     if name in LINE_FILES:
         handle.write(payload.encode("utf-8") + b"\n")
-    else:  # Beam's own TFRecord framing (length, masked CRCs): what WriteToTFRecord writes
-        _TFRecordUtil.write_record(handle, payload)
+    else:
+        handle.write(tfrecord_record(payload))
+
+
+def tfrecord_record(payload: bytes) -> bytes:
+    """TFRecord framing, what TensorFlow and Beam's WriteToTFRecord write: the length (uint64, little-endian),
+    its masked CRC-32C, the payload, its masked CRC-32C."""
+    length = struct.pack("<Q", len(payload))
+    return length + struct.pack("<I", _masked_crc32c(length)) + payload + struct.pack("<I", _masked_crc32c(payload))
+
+
+def _masked_crc32c(data: bytes) -> int:
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def _final_name(name: str, shard: int, total: int) -> str:
@@ -162,11 +165,12 @@ class WriteFeatureFiles(beam.PTransform):
     into the split's TFRecord shards), CLIP_SUMS_FILE or DEAD_LETTERS_FILE (a text line). Each input's bundles
     write their own temporary files (the inputs are not flattened: a Flatten of large collections from
     different stages is held in memory by the local runner), which a last step moves to their final names;
-    `num_shards` > 0 fixes the number of shards per split instead (the examples are grouped by shard first)."""
+    `num_shards` > 0 fixes the number of shards per split instead (the examples are grouped by shard first).
+    `line_files`: the text files this set has (jobs that rewrite one split's shards write none)."""
 
-    def __init__(self, output_dir: str, splits, num_shards: int = 0):
+    def __init__(self, output_dir: str, splits, num_shards: int = 0, line_files: tuple[str, ...] = LINE_FILES):
         super().__init__()
-        self.output_dir, self.names, self.num_shards = output_dir, (*splits, *LINE_FILES), num_shards
+        self.output_dir, self.names, self.num_shards = output_dir, (*splits, *line_files), num_shards
 
     def expand(self, inputs):
         output_dir, names, num_shards = self.output_dir, self.names, self.num_shards
@@ -189,6 +193,28 @@ class WriteFeatureFiles(beam.PTransform):
                 | "AllWritten" >> beam.combiners.ToList()
                 | "Publish" >> beam.Map(publish_files, output_dir=output_dir, temp_dir=temp_dir, names=names,
                                         num_shards=num_shards))
+
+
+class WriteFeatureSet(beam.PTransform):
+    """{examples: (split, serialized example), read: rows, written: ClipSummary, rejected: rows, dead_letters:
+    JSON lines} -> a feature set's shards, clip sums and dead letters (one sink: WriteFeatureFiles),
+    counts.json and stats.json."""
+
+    def __init__(self, output_dir: str, splits, num_shards: int = 0):
+        super().__init__()
+        self.output_dir, self.splits, self.num_shards = output_dir, tuple(splits), num_shards
+
+    def expand(self, inputs):
+        output_dir = self.output_dir
+        _ = ((inputs["examples"],
+              inputs[WRITTEN] | "ClipSumLines" >> beam.Map(lambda clip: (CLIP_SUMS_FILE, clip.to_json())),
+              inputs["dead_letters"] | "DeadLetterLines" >> beam.Map(
+                  lambda line: (DEAD_LETTERS_FILE, line)))
+             | "WriteFiles" >> WriteFeatureFiles(output_dir, self.splits, self.num_shards))
+        return (inputs
+                | "SummariseSplits" >> SummariseSplits()
+                | "WriteReports" >> beam.MapTuple(
+                    lambda counts, stats: write_reports(output_dir, counts, stats)))
 
 
 def clip_sums_pattern(features_dir: str) -> str:
