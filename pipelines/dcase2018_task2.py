@@ -5,33 +5,26 @@ from typing import NamedTuple
 
 from kfp.dsl import Markdown, Metrics, Model
 
-from components.models import evaluate_single_label, train_classifier
+from components.models import evaluate_single_label
 from components.studies import summarize_dcase2018
 from components.tagging import export_model
-from pipelines.experiment import DatasetNeeds, PreparedDataset, experiment, train_set_features
+from pipelines.experiment import DatasetNeeds, PreparedDataset, Training, experiment, train, train_set_features
 
 TRAIN_SETS = {"all": "", "verified": "manually_verified"}  # train set -> the flag its clips must have
 
 
 @experiment(name="dcase2018-task2", description=__doc__.splitlines()[0],
-            dataset=DatasetNeeds("fsdkaggle2018", "fsd50k", ("train", "test"), ("manually_verified",)))
+            dataset=DatasetNeeds("fsdkaggle2018", "fsd50k", ("train", "test"), ("manually_verified",)),
+            training=Training())
 def dcase2018_task2(
     data: PreparedDataset,
     val_fraction: float = 0.15,
-    architecture: str = "vgg_like",
-    width: float = 1.0,
-    epochs: int = 50,
     aggregation: str = "mean",
-    batch_size: int = 64,
-    learning_rate: float = 1e-3,
-    mixed_precision: bool = False,
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, exported=Model):
     tasks = {}
     for name, flag in TRAIN_SETS.items():
         train_set, features = train_set_features(data, ["train"], flag, val_fraction, name=name)
-        model = train_classifier(features=features.outputs["features"], architecture=architecture, width=width,
-                                 epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=data.seed,
-                                 mixed_precision=mixed_precision)
+        model = train(data, features.outputs["features"])
         model.set_display_name(f"train on {name}")
         evaluation = evaluate_single_label(model=model.outputs["model"], features=features.outputs["features"],
                                            split="test", aggregation=aggregation, variant={"train_set": name})

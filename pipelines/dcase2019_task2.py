@@ -5,43 +5,33 @@ from typing import NamedTuple
 
 from kfp.dsl import Markdown, Metrics, Model
 
-from components.models import evaluate_classifier, fine_tune_classifier, train_classifier
+from components.models import evaluate_classifier
 from components.studies import summarize_dcase2019
 from components.tagging import export_model
-from pipelines.experiment import DatasetNeeds, PreparedDataset, experiment, train_set_features
+from pipelines.experiment import (DatasetNeeds, PreparedDataset, Training, experiment, fine_tune, train,
+                                  train_set_features)
 
 
 @experiment(name="dcase2019-task2", description=__doc__.splitlines()[0],
-            dataset=DatasetNeeds("fsdkaggle2019", "fsd50k", ("train_curated", "train_noisy", "test")))
+            dataset=DatasetNeeds("fsdkaggle2019", "fsd50k", ("train_curated", "train_noisy", "test")),
+            training=Training(epochs=None))
 def dcase2019_task2(
     data: PreparedDataset,
     val_fraction: float = 0.15,
-    architecture: str = "vgg_like",
-    width: float = 1.0,
     noisy_epochs: int = 30,
     curated_epochs: int = 30,
     fine_tune_learning_rate: float = 3e-4,
-    batch_size: int = 64,
-    learning_rate: float = 1e-3,
-    mixed_precision: bool = False,
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, fine_tuned_report=Markdown, exported=Model):
-    seed = data.seed
     feature_sets = {}
     for name, split in (("noisy", "train_noisy"), ("curated", "train_curated")):
         _, features = train_set_features(data, [split], "", val_fraction, name=name)
         feature_sets[name] = features.outputs["features"]
-    noisy = train_classifier(features=feature_sets["noisy"], architecture=architecture, width=width,
-                             epochs=noisy_epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                             mixed_precision=mixed_precision)
+    noisy = train(data, feature_sets["noisy"], epochs=noisy_epochs)
     noisy.set_display_name("train on noisy")
-    fine_tuned = fine_tune_classifier(initial_model=noisy.outputs["model"], features=feature_sets["curated"],
-                                      epochs=curated_epochs, batch_size=batch_size,
-                                      learning_rate=fine_tune_learning_rate, seed=seed,
-                                      mixed_precision=mixed_precision)
+    fine_tuned = fine_tune(data, noisy.outputs["model"], feature_sets["curated"], epochs=curated_epochs,
+                           learning_rate=fine_tune_learning_rate)
     fine_tuned.set_display_name("fine-tune on curated")
-    curated = train_classifier(features=feature_sets["curated"], architecture=architecture, width=width,
-                               epochs=curated_epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                               mixed_precision=mixed_precision)
+    curated = train(data, feature_sets["curated"], epochs=curated_epochs)
     curated.set_display_name("train on curated only")
     evaluations = {}
     for name, model_task in (("noisy only", noisy), ("noisy then curated", fine_tuned), ("curated only", curated)):

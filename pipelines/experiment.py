@@ -3,14 +3,17 @@
 - the dataset parameters (`dataset_root`, `dataset_format`, `dataset_options`, `feature_params`,
   `synthetic_clips`, `seed`) and the nested pipeline `prepare_dataset` that ingests the dataset, checks that it
   has what the experiment needs and extracts its features; the experiment's body receives its outputs;
+- the classifier-training parameters (`Training`: architecture, width, epochs, batch size, learning rate,
+  mixed precision), which `train` and `fine_tune` pass to every training task;
 - the runner parameters (`beam_runner`, `beam_options`), given to every Beam job's task (components.runner_settings);
 - a first task that checks every parameter of the run (pipelines.parameters) before any other task starts.
 
 An experiment's body declares only its own parameters:
 
-    @experiment(name="my-study", description=..., dataset=DatasetNeeds("fsd50k", "fsd50k", ["train", "eval"]))
-    def my_study(data: PreparedDataset, epochs: int = 50) -> NamedTuple(...):
-        model = train_classifier(features=data.features, epochs=epochs, seed=data.seed, ...)
+    @experiment(name="my-study", description=..., dataset=DatasetNeeds("fsd50k", "fsd50k", ("train", "eval")),
+                training=Training(epochs=30))
+    def my_study(data: PreparedDataset, val_fraction: float = 0.15) -> NamedTuple(...):
+        model = train(data, data.features, loss="lq")
 """
 
 import contextlib
@@ -26,6 +29,7 @@ from kfp.dsl.pipeline_channel import PipelineChannel
 
 from components import LIGHT, component, configure, configuring_tasks, runner_settings, with_runner_settings
 from components.data import extract_features, ingest_dataset, select_train_set, view_features
+from components.models import fine_tune_classifier, train_classifier
 from pipelines.parameters import check_run_parameters
 
 
@@ -50,13 +54,43 @@ class DatasetNeeds:
                 _parameter("synthetic_clips", int, 2000), _parameter("seed", int, 0)]
 
 
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """The defaults of the classifier-training parameters an experiment takes; a field set to None is left
+    out (the experiment declares its own, e.g. a teacher's and a student's architecture)."""
+    architecture: str | None = "vgg_like"
+    width: float | None = 1.0
+    epochs: int | None = 50
+    batch_size: int | None = 64
+    learning_rate: float | None = 1e-3
+    mixed_precision: bool | None = False
+
+    def parameters(self) -> list[inspect.Parameter]:
+        return [_parameter(field.name, type(getattr(Training, field.name)), getattr(self, field.name))
+                for field in dataclasses.fields(self) if getattr(self, field.name) is not None]
+
+
 class PreparedDataset(NamedTuple):
     """What an experiment's body receives: the manifest and feature set of its dataset, the run's seed and
-    feature parameters."""
+    feature parameters, and its training parameters ({name: channel}, the seed included)."""
     manifest: PipelineChannel
     features: PipelineChannel
     seed: PipelineChannel
     feature_params: PipelineChannel
+    training: dict
+
+
+def train(data: PreparedDataset, features, **arguments):
+    """A train_classifier task on `features` with the run's training parameters (`arguments` override them)."""
+    return train_classifier(features=features, **{**data.training, **arguments})
+
+
+def fine_tune(data: PreparedDataset, initial_model, features, **arguments):
+    """A fine_tune_classifier task (warm start from `initial_model`) with the run's training parameters that
+    apply to it (not the architecture: it is the initial model's)."""
+    inputs = fine_tune_classifier.component_spec.inputs
+    run = {name: value for name, value in data.training.items() if name in inputs}
+    return fine_tune_classifier(initial_model=initial_model, features=features, **{**run, **arguments})
 
 
 def check_component(pipeline: str, signature: inspect.Signature):
@@ -142,12 +176,14 @@ def train_set_features(data: PreparedDataset, source_splits: list, flag, val_fra
     return train_set, features
 
 
-def experiment(name: str, description: str, dataset: DatasetNeeds | None = None):
+def experiment(name: str, description: str, dataset: DatasetNeeds | None = None, training: Training | None = None):
     """The pipeline of an experiment body (see the module's docstring); `dataset`: what it needs of its dataset,
-    None for a pipeline that reads no dataset (dataset creation, tagging)."""
+    None for a pipeline that reads no dataset (dataset creation, tagging); `training`: the defaults of its
+    classifier-training parameters, None where it declares its own."""
     def decorate(body):
         own = list(inspect.signature(body).parameters.values())[1 if dataset else 0:]
-        shared = dataset.parameters() if dataset else []
+        trained = training.parameters() if training else []
+        shared = (dataset.parameters() if dataset else []) + trained
         signature = inspect.Signature([*shared, *own, *RUNNER_PARAMETERS],
                                       return_annotation=inspect.signature(body).return_annotation)
         check = check_component(body.__name__, signature)
@@ -161,12 +197,14 @@ def experiment(name: str, description: str, dataset: DatasetNeeds | None = None)
             with runner_settings(values["beam_runner"], values["beam_options"]):
                 own_values = {parameter.name: values[parameter.name] for parameter in own}
                 if dataset:
-                    prepared = prepare_dataset(**{parameter.name: values[parameter.name] for parameter in shared},
+                    prepared = prepare_dataset(**{parameter.name: values[parameter.name]
+                                                  for parameter in dataset.parameters()},
                                                required_splits=list(dataset.splits),
                                                required_flags=list(dataset.flags))
                     prepared.set_display_name("prepare the dataset")
                     data = PreparedDataset(prepared.outputs["manifest"], prepared.outputs["features"], values["seed"],
-                                           values["feature_params"])
+                                           values["feature_params"],
+                                           {"seed": values["seed"], **{p.name: values[p.name] for p in trained}})
                     outputs = body(data, **own_values)
                 else:
                     outputs = body(**own_values)

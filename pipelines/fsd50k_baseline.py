@@ -7,25 +7,17 @@ from typing import NamedTuple
 
 from kfp.dsl import Markdown, Metrics, Model
 
-from components.models import evaluate_classifier, train_classifier
+from components.models import evaluate_classifier
 from components.tagging import export_model
-from pipelines.experiment import DatasetNeeds, PreparedDataset, experiment
+from pipelines.experiment import DatasetNeeds, PreparedDataset, Training, experiment, train
 
 
 @experiment(name="fsd50k-baseline", description=__doc__.splitlines()[0],
-            dataset=DatasetNeeds("fsd50k", "fsd50k", ("train", "val", "eval")))
+            dataset=DatasetNeeds("fsd50k", "fsd50k", ("train", "val", "eval")), training=Training())
 def fsd50k_baseline(
     data: PreparedDataset,
-    architecture: str = "vgg_like",
-    width: float = 1.0,
-    epochs: int = 50,
-    batch_size: int = 64,
-    learning_rate: float = 1e-3,
-    mixed_precision: bool = False,
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, exported=Model):
-    model = train_classifier(features=data.features, architecture=architecture, width=width,
-                             epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=data.seed,
-                             mixed_precision=mixed_precision)
+    model = train(data, data.features)
     model.set_display_name("train")
     evaluation = evaluate_classifier(model=model.outputs["model"], features=data.features,
                                      split="eval", title="FSD50K baseline: eval set")

@@ -11,16 +11,15 @@ from kfp.dsl import HTML, Markdown, Metrics
 
 from components.data import split_dev_set, view_features
 from components.labels import relabel_missing, score_clips
-from components.models import train_classifier
 from components.studies import evaluate_student, summarize_missing_labels
 from components.tagging import export_model
-from pipelines.experiment import DatasetNeeds, PreparedDataset, experiment
+from pipelines.experiment import DatasetNeeds, PreparedDataset, Training, experiment, train
 
 TC_PERCENTS = [0.0, 0.5, 1.0, 2.0, 4.0, 6.0, 10.0, 20.0]
 
 
 @experiment(name="missing-labels", description=__doc__.splitlines()[0],
-            dataset=DatasetNeeds("audioset", "fsd50k", ("train", "eval")))
+            dataset=DatasetNeeds("audioset", "fsd50k", ("train", "eval")), training=Training(architecture=None))
 def missing_labels(
     data: PreparedDataset,
     val_fraction: float = 0.15,
@@ -28,11 +27,6 @@ def missing_labels(
     tc_percents: list = TC_PERCENTS,
     teacher_architecture: str = "vgg_like",
     student_architecture: str = "vgg_like",
-    width: float = 1.0,
-    epochs: int = 50,
-    batch_size: int = 64,
-    learning_rate: float = 1e-3,
-    mixed_precision: bool = False,
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, page=HTML):
     seed = data.seed
     split = split_dev_set(manifest=data.manifest, strategy="uploader", val_fraction=val_fraction,
@@ -40,9 +34,7 @@ def missing_labels(
     split.set_display_name("train/val split")
     features = view_features(source=data.features, split_manifest=split.outputs["split_manifest"])
     features.set_display_name("train/val features (a view)")
-    teacher = train_classifier(features=features.outputs["features"], architecture=teacher_architecture, width=width,
-                               epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                               mixed_precision=mixed_precision)
+    teacher = train(data, features.outputs["features"], architecture=teacher_architecture)
     teacher.set_display_name("teacher")
     scores = score_clips(model=teacher.outputs["model"], features=features.outputs["features"], split="train",
                          aggregation="mean")
@@ -50,9 +42,7 @@ def missing_labels(
     with dsl.ParallelFor(tc_percents) as tc_percent:
         relabelled = relabel_missing(features=features.outputs["features"], manifest=split.outputs["split_manifest"],
                                      scores=scores.outputs["scores"], tc_percent=tc_percent)
-        student = train_classifier(features=relabelled.outputs["relabelled"], architecture=student_architecture,
-                                   width=width, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                   seed=seed, mixed_precision=mixed_precision, loss="masked_bce")
+        student = train(data, relabelled.outputs["relabelled"], architecture=student_architecture, loss="masked_bce")
         student.set_display_name("student")
         exported = export_model(model=student.outputs["model"])
         exported.set_display_name("export the student")

@@ -8,9 +8,10 @@ from kfp import dsl
 from kfp.dsl import Markdown, Metrics
 
 from components.labels import prune_train_set, score_clips
-from components.models import evaluate_single_label, fine_tune_classifier, train_classifier
+from components.models import evaluate_single_label
 from components.studies import summarize_noisy_labels
-from pipelines.experiment import DatasetNeeds, PreparedDataset, experiment, train_set_features
+from pipelines.experiment import (DatasetNeeds, PreparedDataset, Training, experiment, fine_tune, train,
+                                  train_set_features)
 
 TRAIN_SETS = {"clean": "manually_verified", "noisy": "!manually_verified", "noisy_and_clean": ""}
 LOSSES = ["cce", "lq", "lsoft", "cce_max", "cce_outlier", "label_smoothing"]
@@ -19,57 +20,40 @@ DEFAULT_VARIANTS = [{"train_set": name, "flag": flag, "loss": loss} for name, fl
 
 
 @experiment(name="noisy-labels", description=__doc__.splitlines()[0],
-            dataset=DatasetNeeds("fsdnoisy18k", "fsdnoisy18k", ("train", "test"), ("manually_verified",)))
+            dataset=DatasetNeeds("fsdnoisy18k", "fsdnoisy18k", ("train", "test"), ("manually_verified",)),
+            training=Training())
 def noisy_labels(
     data: PreparedDataset,
     val_fraction: float = 0.15,
     variants: list = DEFAULT_VARIANTS,
-    architecture: str = "vgg_like",
-    width: float = 1.0,
-    epochs: int = 50,
     stage1_epochs: int = 15,
     stage2_epochs: int = 35,
     stage2_q: float = 0.5,
     discard_percentile: float = 96.0,
     prune_percentile: float = 97.0,
     aggregation: str = "mean",
-    batch_size: int = 64,
-    learning_rate: float = 1e-3,
-    mixed_precision: bool = False,
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
-    seed = data.seed
     with dsl.ParallelFor(variants) as variant:
         _, features = train_set_features(data, ["train"], variant.flag, val_fraction)
-        model = train_classifier(features=features.outputs["features"], architecture=architecture, width=width,
-                                 epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                                 mixed_precision=mixed_precision, loss=variant.loss)
+        model = train(data, features.outputs["features"], loss=variant.loss)
         grid_result = evaluate_single_label(model=model.outputs["model"], features=features.outputs["features"],
                                             split="test", aggregation=aggregation, variant=variant)
 
     # Loss-based instance selection on noisy + clean: stage 1 with Lq (q 0.7), then three stage-2 runs.
     _, pool_features = train_set_features(data, ["train"], "", val_fraction, name="noisy + clean")
-    stage1 = train_classifier(features=pool_features.outputs["features"], architecture=architecture, width=width,
-                              epochs=stage1_epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                              mixed_precision=mixed_precision, loss="lq")
+    stage1 = train(data, pool_features.outputs["features"], epochs=stage1_epochs, loss="lq")
     stage1.set_display_name("stage 1 (Lq)")
-    continued = fine_tune_classifier(initial_model=stage1.outputs["model"], features=pool_features.outputs["features"],
-                                     epochs=stage2_epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                     seed=seed, mixed_precision=mixed_precision, loss="lq")
+    pool, stage1_model = pool_features.outputs["features"], stage1.outputs["model"]
+    continued = fine_tune(data, stage1_model, pool, epochs=stage2_epochs, loss="lq")
     continued.set_display_name("stage 2: no selection")
-    discarding = fine_tune_classifier(initial_model=stage1.outputs["model"],
-                                      features=pool_features.outputs["features"], epochs=stage2_epochs,
-                                      batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                                      mixed_precision=mixed_precision, loss="lq",
-                                      loss_params={"q": stage2_q, "discard_percentile": discard_percentile})
+    discarding = fine_tune(data, stage1_model, pool, epochs=stage2_epochs, loss="lq",
+                           loss_params={"q": stage2_q, "discard_percentile": discard_percentile})
     discarding.set_display_name("stage 2: in-batch discarding")
-    scores = score_clips(model=stage1.outputs["model"], features=pool_features.outputs["features"], split="train",
-                         aggregation=aggregation)
+    scores = score_clips(model=stage1_model, features=pool, split="train", aggregation=aggregation)
     scores.set_display_name("stage-1 scoring")
-    pruned = prune_train_set(features=pool_features.outputs["features"], scores=scores.outputs["scores"],
-                             percentile=prune_percentile, loss="lq", loss_params={})
-    on_pruned = fine_tune_classifier(initial_model=stage1.outputs["model"], features=pruned.outputs["pruned"],
-                                     epochs=stage2_epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                     seed=seed, mixed_precision=mixed_precision, loss="lq")
+    pruned = prune_train_set(features=pool, scores=scores.outputs["scores"], percentile=prune_percentile, loss="lq",
+                             loss_params={})
+    on_pruned = fine_tune(data, stage1_model, pruned.outputs["pruned"], epochs=stage2_epochs, loss="lq")
     on_pruned.set_display_name("stage 2: pruned set")
     selection_results = {}
     for selection, model_task in (("none", continued), ("batch_discard", discarding), ("pruning", on_pruned)):

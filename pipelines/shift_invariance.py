@@ -5,31 +5,22 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, Markdown, Metrics
 
-from components.models import evaluate_shift_invariance, train_classifier
+from components.models import evaluate_shift_invariance
 from components.studies import summarize_shift_invariance
-from pipelines.experiment import DatasetNeeds, PreparedDataset, experiment
+from pipelines.experiment import DatasetNeeds, PreparedDataset, Training, experiment, train
 
 POOLINGS = ["max", "blurpool3", "blurpool5", "tlpf", "aps", "tlpf_aps"]
 DEFAULT_VARIANTS = [{"pooling": pooling, "mixup_alpha": alpha} for pooling in POOLINGS for alpha in (0.0, 0.3)]
 
 
 @experiment(name="shift-invariance", description=__doc__.splitlines()[0],
-            dataset=DatasetNeeds("fsd50k", "fsd50k", ("train", "val", "eval")))
+            dataset=DatasetNeeds("fsd50k", "fsd50k", ("train", "val", "eval")), training=Training(architecture="vgg41"))
 def shift_invariance(
     data: PreparedDataset,
-    architecture: str = "vgg41",
-    width: float = 1.0,
     variants: list = DEFAULT_VARIANTS,
-    epochs: int = 50,
-    batch_size: int = 64,
-    learning_rate: float = 1e-3,
-    mixed_precision: bool = False,
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, page=HTML):
     with dsl.ParallelFor(variants) as variant:
-        model = train_classifier(features=data.features, architecture=architecture, width=width,
-                                 pooling=variant.pooling, mixup_alpha=variant.mixup_alpha, epochs=epochs,
-                                 batch_size=batch_size, learning_rate=learning_rate, seed=data.seed,
-                                 mixed_precision=mixed_precision)
+        model = train(data, data.features, pooling=variant.pooling, mixup_alpha=variant.mixup_alpha)
         result = evaluate_shift_invariance(model=model.outputs["model"], features=data.features,
                                            pooling=variant.pooling, mixup_alpha=variant.mixup_alpha)
     summary = summarize_shift_invariance(results=dsl.Collected(result.outputs["result"]))

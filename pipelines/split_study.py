@@ -9,32 +9,23 @@ from kfp import dsl
 from kfp.dsl import Markdown, Metrics
 
 from components.data import split_dev_set, view_features
-from components.models import train_classifier
 from components.studies import evaluate_split_strategy, summarize_split_study
-from pipelines.experiment import DatasetNeeds, PreparedDataset, experiment
+from pipelines.experiment import DatasetNeeds, PreparedDataset, Training, experiment, train
 
 
 @experiment(name="split-study", description=__doc__.splitlines()[0],
-            dataset=DatasetNeeds("fsd50k", "fsd50k", ("train", "eval")))
+            dataset=DatasetNeeds("fsd50k", "fsd50k", ("train", "eval")), training=Training())
 def split_study(
     data: PreparedDataset,
     strategies: list = ["random", "iterative_stratification", "uploader"],
     val_fraction: float = 0.15,
-    architecture: str = "vgg_like",
-    width: float = 1.0,
-    epochs: int = 50,
-    batch_size: int = 64,
-    learning_rate: float = 1e-3,
-    mixed_precision: bool = False,
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
     seed = data.seed
     with dsl.ParallelFor(strategies) as strategy:
         split = split_dev_set(manifest=data.manifest, strategy=strategy, val_fraction=val_fraction,
                               seed=seed)
         features = view_features(source=data.features, split_manifest=split.outputs["split_manifest"])
-        model = train_classifier(features=features.outputs["features"], architecture=architecture, width=width,
-                                 epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                                 mixed_precision=mixed_precision)
+        model = train(data, features.outputs["features"])
         result = evaluate_split_strategy(model=model.outputs["model"], features=features.outputs["features"],
                                          split_manifest=split.outputs["split_manifest"])
     summary = summarize_split_study(results=dsl.Collected(result.outputs["result"]))
