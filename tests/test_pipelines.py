@@ -41,14 +41,21 @@ def test_every_pipeline_compiles_to_a_valid_pipeline_spec(compiled):
             assert container["image"].string_value == IMAGE
 
 
+def prepared_tasks(spec) -> dict:
+    """The tasks of the nested pipeline that ingests and extracts every experiment's dataset."""
+    return spec.components["comp-prepare-dataset"].dag.tasks
+
+
 def test_fsd50k_baseline_wires_ingest_extract_train_evaluate(compiled):
     spec = load_spec(compiled / "fsd50k_baseline.yaml")
     tasks = spec.root.dag.tasks
-    assert set(tasks) == {"check-fsd50k-baseline-parameters", "ingest-dataset", "extract-features", "train-classifier",
-                          "evaluate-classifier", "export-model"}
-    assert list(tasks["ingest-dataset"].dependent_tasks) == ["check-fsd50k-baseline-parameters"]
-    assert list(tasks["train-classifier"].dependent_tasks) == ["extract-features"]
-    assert set(tasks["evaluate-classifier"].dependent_tasks) == {"extract-features", "train-classifier"}
+    assert set(tasks) == {"check-run-parameters", "prepare-dataset", "train-classifier", "evaluate-classifier",
+                          "export-model"}
+    assert set(prepared_tasks(spec)) == {"ingest-dataset", "extract-features"}
+    assert list(prepared_tasks(spec)["extract-features"].dependent_tasks) == ["ingest-dataset"]
+    assert list(tasks["prepare-dataset"].dependent_tasks) == ["check-run-parameters"]
+    assert list(tasks["train-classifier"].dependent_tasks) == ["prepare-dataset"]
+    assert set(tasks["evaluate-classifier"].dependent_tasks) == {"prepare-dataset", "train-classifier"}
     parameters = spec.root.input_definitions.parameters
     assert {"dataset_root", "epochs", "width", "beam_runner", "beam_options"} <= set(parameters)
     assert parameters["dataset_root"].default_value.string_value == ""
@@ -105,7 +112,7 @@ def test_split_study_loops_over_strategies_and_collects_results(compiled):
     assert loop.parameter_iterator.items.input_parameter.endswith("strategies")
     inner = spec.components[loop.component_ref.name].dag.tasks
     assert {"split-dev-set", "view-features", "train-classifier", "evaluate-split-strategy"} <= set(inner)
-    assert "extract-features" in tasks and "extract-features" not in inner  # clips decoded once, viewed per split
+    assert "extract-features" in prepared_tasks(spec) and "extract-features" not in inner  # decoded once, viewed
     assert list(tasks["summarize-split-study"].dependent_tasks) == [next(n for n in tasks if n.startswith("for-loop"))]
     strategies = spec.root.input_definitions.parameters["strategies"].default_value.list_value.values
     assert [value.string_value for value in strategies] == ["random", "iterative_stratification", "uploader"]
@@ -186,9 +193,9 @@ def test_task_timer_pairs_concurrent_iterations_by_thread(capsys):
 def test_missing_labels_wires_teacher_scoring_and_a_loop_over_tc(compiled):
     spec = load_spec(compiled / "missing_labels.yaml")
     tasks = spec.root.dag.tasks
-    assert {"ingest-dataset", "split-dev-set", "extract-features", "train-classifier", "score-clips",
+    assert {"prepare-dataset", "split-dev-set", "view-features", "train-classifier", "score-clips",
             "summarize-missing-labels"} <= set(tasks)
-    assert set(tasks["score-clips"].dependent_tasks) == {"extract-features", "train-classifier"}
+    assert set(tasks["score-clips"].dependent_tasks) == {"view-features", "train-classifier"}
     loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
     assert loop.parameter_iterator.items.input_parameter.endswith("tc_percents")
     inner = spec.components[loop.component_ref.name].dag.tasks
@@ -228,7 +235,8 @@ def test_noisy_labels_crosses_train_sets_with_losses_and_adds_instance_selection
     loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
     inner = spec.components[loop.component_ref.name].dag.tasks
     assert {"select-train-set", "view-features", "train-classifier", "evaluate-single-label"} <= set(inner)
-    assert [name for name in tasks if name.startswith("extract-features")] == ["extract-features"]  # once
+    assert not [name for name in tasks if name.startswith("extract-features")]  # once, in prepare-dataset
+    assert [name for name in prepared_tasks(spec) if name.startswith("extract-features")] == ["extract-features"]
     # the pruning branch: stage-1 scoring -> pruning -> training continued from the stage-1 checkpoint
     assert "score-clips" in tasks and "prune-train-set" in tasks
     pruned_stage2 = next(task for task in tasks.values() if "prune-train-set" in task.dependent_tasks)
@@ -378,7 +386,7 @@ def test_separation_ssl_trains_the_separator_once_and_an_encoder_per_setting(com
     tasks = spec.root.dag.tasks
     assert {"train-separator", "evaluate-separator", "separate-views", "summarize-separation-ssl"} <= set(tasks)
     assert "train-separator" in tasks["separate-views"].dependent_tasks
-    assert "check-separation-ssl-parameters" in tasks["ingest-dataset"].dependent_tasks  # bad settings fail first
+    assert "check-run-parameters" in tasks["prepare-dataset"].dependent_tasks  # bad settings fail first
     loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
     assert loop.parameter_iterator.items.input_parameter.endswith("settings")
     inner = spec.components[loop.component_ref.name].dag.tasks
@@ -417,8 +425,8 @@ def test_separation_ssl_runs_locally_and_reports_separation_and_downstream(tmp_p
 def test_tag_audio_imports_a_model_and_tags_with_beam(compiled):
     spec = load_spec(compiled / "tag_audio.yaml")
     tasks = spec.root.dag.tasks
-    assert {"check-tag-audio-parameters", "importer", "tag-audio-files"} <= set(tasks)
-    assert "check-tag-audio-parameters" in tasks["importer"].dependent_tasks
+    assert {"check-run-parameters", "importer", "tag-audio-files"} <= set(tasks)
+    assert "check-run-parameters" in tasks["importer"].dependent_tasks
     parameters = spec.root.input_definitions.parameters
     assert not parameters["model_uri"].is_optional and not parameters["audio"].is_optional  # no synthetic default
     baseline = load_spec(compiled / "fsd50k_baseline.yaml")
