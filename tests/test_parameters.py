@@ -120,3 +120,21 @@ def test_dataset_options_are_the_ones_the_format_takes():
     with pytest.raises(ParameterError, match="'fsd50k' takes no dataset options"):
         check_parameters("missing_labels", {**values, "dataset_format": "fsd50k",
                                             "dataset_options": {"train_subsets": "both"}})
+
+
+def test_the_compiled_check_task_fails_a_bad_value_where_the_launcher_runs_it(tmp_path):
+    """The check task's container command, given an executor input as KFP's launcher writes it (the run's
+    values and the compiled defaults), with kfp in its runtime mode (no SDK)."""
+    import os
+    import subprocess
+
+    compiled = compile_module.compile_pipeline(discover()["fsd50k_baseline"], str(tmp_path / "baseline.yaml"))
+    runner = os.path.join(run_local.REPOSITORY_ROOT, "infra", "smoke", "run_compiled_task.py")
+    environment = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+                   "PYTHONPATH": run_local.REPOSITORY_ROOT}
+    for epochs, status in ((3, 0), (0, 1)):
+        result = subprocess.run([sys.executable, runner, compiled, "check-run-parameters", "minio://unused",
+                                 f"epochs={epochs}"], capture_output=True, text=True, env=environment, timeout=300)
+        assert result.returncode == status, result.stderr[-2000:]
+    assert "pipeline fsd50k_baseline: invalid parameters, nothing was run" in result.stderr
+    assert "epochs=0" in result.stderr
