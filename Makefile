@@ -56,7 +56,7 @@ split-study: $(STAMP)
 # The shift-invariance study of the README (VGG41 at width 0.25; about 25 minutes on 2 cores).
 SHIFT_VARIANTS ?= [{"pooling":"max","mixup_alpha":0},{"pooling":"blurpool3","mixup_alpha":0},{"pooling":"blurpool5","mixup_alpha":0},{"pooling":"tlpf","mixup_alpha":0},{"pooling":"aps","mixup_alpha":0},{"pooling":"tlpf_aps","mixup_alpha":0},{"pooling":"max","mixup_alpha":0.3},{"pooling":"tlpf_aps","mixup_alpha":0.3}]
 shift-invariance: $(STAMP)
-	$(BIN)/python pipelines/run_local.py shift_invariance --param synthetic_clips=1000 --param width=0.25 --param epochs=10 --param 'variants=$(SHIFT_VARIANTS)'
+	$(BIN)/python pipelines/run_local.py shift_invariance --param synthetic_clips=1000 --param width=0.25 --param epochs=10 --param 'pooling_variants=$(SHIFT_VARIANTS)'
 
 # The missing-labels study of the README (1,500 synthetic AudioSet-style clips, VGG-like width 0.5, 12
 # epochs, 8 tc values; about 40 minutes on 2 cores). TRAIN_FRACTION=0.33 gives the small-train-set curve.
@@ -69,7 +69,7 @@ missing-labels: $(STAMP)
 # measured with the FSD50K feature setting; the pipeline's default is FSDnoisy18k's.
 NOISY_VARIANTS ?= [{"train_set":"clean","flag":"manually_verified","loss":"cce"},{"train_set":"clean","flag":"manually_verified","loss":"lq"},{"train_set":"noisy","flag":"!manually_verified","loss":"cce"},{"train_set":"noisy","flag":"!manually_verified","loss":"lq"},{"train_set":"noisy_and_clean","flag":"","loss":"cce"},{"train_set":"noisy_and_clean","flag":"","loss":"lq"}]
 noisy-labels: $(STAMP)
-	$(BIN)/python pipelines/run_local.py noisy_labels --param feature_params=fsd50k --param synthetic_clips=1500 --param width=0.5 --param epochs=10 --param stage1_epochs=5 --param stage2_epochs=5 --param 'variants=$(NOISY_VARIANTS)'
+	$(BIN)/python pipelines/run_local.py noisy_labels --param feature_params=fsd50k --param synthetic_clips=1500 --param width=0.5 --param epochs=10 --param stage1_epochs=5 --param stage2_epochs=5 --param 'loss_variants=$(NOISY_VARIANTS)'
 
 # DCASE2019 Task 2 on synthetic FSDKaggle2019-format data (1,500 clips, width 0.5, 10 + 10 epochs).
 dcase2019: $(STAMP)

@@ -1,7 +1,7 @@
 """Feature extraction (Beam): manifest -> log-mel patches in sharded TFRecords per split.
 
 Writes a feature-set folder (beam_jobs.contracts.feature_set): shards, stats.json, counts.json,
-dead_letters.jsonl, params.json, vocabulary.json (and separation.json with separated views).
+dead_letters.jsonl, params.json, vocabulary.json (and separation.json with separated channels).
 
     python -m beam_jobs.extract --manifest_dir M --output_dir F [--feature_params P.json]
         [--num_shards N] [--runner DataflowRunner ...]
@@ -30,7 +30,7 @@ class ClipFeatures(typing.NamedTuple):
     split: str
     logmel: np.ndarray  # (frames, bands) of the whole clip
     labels: np.ndarray  # (n_classes,) multi-hot
-    channels: np.ndarray | None = None  # (checkpoints, M, frames, bands) separated views, when asked for
+    channels: np.ndarray | None = None  # (checkpoints, M, frames, bands) separated channels, when asked for
     silent: bool = False  # digital silence: written, and counted per split
 
 
@@ -125,7 +125,7 @@ def build_pipeline(p: beam.Pipeline, manifest_dir: str, manifest: Manifest, para
 def extract(manifest_dir: str, output_dir: str, params: FeatureParams = FeatureParams(), num_shards: int = 0,
             beam_args: list[str] | None = None, separation=None, splits: tuple[str, ...] = ()) -> dict:
     """Runs the job on the manifest's `splits` (() = all); returns the per-split counts. The manifest (and
-    the `separation` spec, which adds separated views: beam_jobs.separate) is validated before any work."""
+    the `separation` spec, which adds separated channels: beam_jobs.separate) is validated before any work."""
     manifest = read_manifest(manifest_dir)
     unknown = sorted(set(splits) - set(manifest.splits))
     if unknown:

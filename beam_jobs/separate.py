@@ -34,7 +34,7 @@ class SeparationSpec:
         separator = read_params(self.separator_dir)
         problems = []
         if not params.whole_clips:
-            problems.append("separated views are whole-clip examples: use FeatureParams(whole_clips=True)")
+            problems.append("separated channels are whole-clip examples: use FeatureParams(whole_clips=True)")
         if separator.sample_rate != params.sample_rate:
             problems.append(f"the separator runs at {separator.sample_rate} Hz, the features at {params.sample_rate} Hz")
         missing = [step for step in self.steps if step not in separator.checkpoint_steps]

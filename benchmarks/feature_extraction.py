@@ -16,7 +16,7 @@ Prints audio-seconds per CPU-second (x real time per core) for
 on the same clips (synthetic, mixed sample rates and channel counts), their ratio, and the job's peak
 resident memory at two dataset sizes (it must not grow with the number of clips) and with one
 `--long-minutes` clip added to the small set (it must stay bounded in clip length: target < 200 MiB more),
-the memory a view of each feature set adds (beam_jobs.view on an uploader re-split of the train clips: flat),
+the memory a view of each feature set adds (beam_jobs.resplit on an uploader re-split of the train clips: flat),
 and the wall-clock speed-up of 2 local worker processes over 1 on `--workers-clips` clips, `--repeats` runs
 each in turn, median (target >= 1.7x; the job picks one worker per beam_jobs.runner.ITEMS_PER_LOCAL_WORKER
 clips, up to the task's CPUs; benchmarks/scale.py measures the speed-up at 10,000 and 50,000 clips), and on
@@ -141,7 +141,7 @@ def view_worker(features_dir: str, manifest_dir: str, output_dir: str) -> dict:
 
     importlib.import_module("tensorflow")  # the view decodes records with its protobuf classes: a one-off import
 
-    from beam_jobs.view import view
+    from beam_jobs.resplit import resplit_features as view
 
     for folder in (output_dir, output_dir + "_split"):  # a repeat writes afresh
         shutil.rmtree(folder, ignore_errors=True)

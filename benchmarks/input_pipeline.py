@@ -4,7 +4,7 @@
         [--precisions float32,mixed_bfloat16,mixed_float16] [--steps 20] [--steps_only]
 
 On a synthetic FSD50K-format feature set, times (wall clock, one process, after a warm-up)
-  - the training input alone: `keras_models.input.patch_dataset` shuffled, batched, parsed and normalised
+  - the training input alone: `keras_models.model_input.patch_dataset` shuffled, batched, parsed and normalised
     as training reads it (examples per second; each epoch starts by filling the shuffle buffer, which on
     this small set is the whole epoch: the steady-state rate is printed beside it), and
   - training steps of the VGG-like model of `--width` at `--batch_size` on batches already in memory
@@ -44,7 +44,7 @@ def input_rate(features_dir: str, batch_size: int, epochs: int = 3, repeat: int 
     """Examples per second of the training input; `repeat` > 1 reads that many epochs through one
     iterator, so the shuffle buffer's fill at an epoch's start overlaps the previous epoch's tail."""
     from beam_jobs.contracts.feature_set import load_feature_set
-    from keras_models.input import patch_dataset, supervised
+    from keras_models.model_input import patch_dataset, supervised
 
     dataset = supervised(patch_dataset(load_feature_set(features_dir), "train", batch_size, shuffle=True))
     dataset = dataset.repeat(repeat)

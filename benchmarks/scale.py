@@ -54,7 +54,7 @@ def run_step(step: str, *args: str) -> dict:
 
 
 STEP_MODULES = {"generate": "beam_jobs.synthetic", "ingest": "beam_jobs.ingest", "extract": "beam_jobs.extract",
-                "extract_all_cores": "beam_jobs.extract", "view": "beam_jobs.view", "score": "beam_jobs.scoring",
+                "extract_all_cores": "beam_jobs.extract", "view": "beam_jobs.resplit", "score": "beam_jobs.scoring",
                 "relabel": "beam_jobs.relabel", "prune": "beam_jobs.prune"}
 
 

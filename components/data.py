@@ -1,5 +1,4 @@
-"""Data components: ingest (or synthesise) a dataset, split it, extract log-mel features once, view them
-re-split."""
+"""Data components: ingest (or synthesise) a dataset, split it, extract log-mel features once, re-split them."""
 from kfp.dsl import Dataset, Input, Output
 
 from components import BEAM, LIGHT, component
@@ -41,15 +40,15 @@ def extract_features(manifest: Input[Dataset], beam_runner: str, beam_options: l
 
 
 @component(BEAM)
-def view_features(source: Input[Dataset], split_manifest: Input[Dataset], beam_runner: str, beam_options: list,
-                  features: Output[Dataset]):
+def resplit_features(source: Input[Dataset], split_manifest: Input[Dataset], beam_runner: str, beam_options: list,
+                     features: Output[Dataset]):
     """Beam job: the `source` feature set re-split or subset by a split manifest, no clip decoded again:
-    the records, counts and statistics that extracting the split manifest would write (beam_jobs.view)."""
+    the records, counts and statistics that extracting the split manifest would write (beam_jobs.resplit)."""
+    from beam_jobs.resplit import resplit_features as resplit
     from beam_jobs.runner import BeamSettings
-    from beam_jobs.view import view
 
     beam = BeamSettings(beam_runner, beam_options)
-    counts = view(beam.location(source), beam.location(split_manifest), beam.location(features), beam.args)
+    counts = resplit(beam.location(source), beam.location(split_manifest), beam.location(features), beam.args)
     features.metadata.update(counts=counts)
 
 

@@ -1,4 +1,4 @@
-"""Separation-based self-supervised components: MixIT separator training and evaluation, separated views
+"""Separation-based self-supervised components: MixIT separator training and evaluation, separated channels
 (Beam) and pretraining with SM / CP proxy tasks."""
 from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
 
@@ -40,8 +40,8 @@ def evaluate_separator(separator: Input[Model], mixtures: int, metrics: Output[M
 
 
 @component(BEAM)
-def separate_views(manifest: Input[Dataset], separator: Input[Model], steps: list, beam_runner: str,
-                   beam_options: list, views: Output[Dataset], feature_params: str = "fsd50k"):
+def separate_channels(manifest: Input[Dataset], separator: Input[Model], steps: list, beam_runner: str,
+                      beam_options: list, separated: Output[Dataset], feature_params: str = "fsd50k"):
     """Beam job on the train split (what pretraining reads): whole-clip log-mels plus the log-mels of the
     channels separated by each checkpoint in `steps` ([] = every saved checkpoint)."""
     import dataclasses
@@ -55,13 +55,13 @@ def separate_views(manifest: Input[Dataset], separator: Input[Model], steps: lis
     beam = BeamSettings(beam_runner, beam_options)
     spec = SeparationSpec(separator.path, tuple(steps) or read_params(separator.path).checkpoint_steps)
     params = dataclasses.replace(FeatureParams.resolve(feature_params), whole_clips=True)
-    counts = extract(beam.location(manifest), beam.location(views), params,
+    counts = extract(beam.location(manifest), beam.location(separated), params,
                      beam_args=beam.args, separation=spec, splits=("train",))
-    views.metadata.update(counts=counts, separator_steps=list(spec.steps))
+    separated.metadata.update(counts=counts, separator_steps=list(spec.steps))
 
 
 @component(GPU)
-def pretrain_separation_ssl(views: Input[Dataset], setting: dict, cp_weight: float, tps: bool, specaugment: bool,
+def pretrain_separation_ssl(separated: Input[Dataset], setting: dict, cp_weight: float, tps: bool, specaugment: bool,
                             architecture: str, width: float, temperature: float, epochs: int, batch_size: int,
                             learning_rate: float, seed: int, encoder: Output[Model], curves: Output[HTML]):
     """Pretrains an encoder with the setting's proxy tasks (sm, cp, sm+cp) on mixture-vs-channel or
@@ -69,7 +69,7 @@ def pretrain_separation_ssl(views: Input[Dataset], setting: dict, cp_weight: flo
     from keras_models.model_pages import training_page
     from keras_models.separation_ssl import SeparationSSLParams, pretrain_separation_ssl as pretrain
 
-    summary = pretrain(views.path, encoder.path, SeparationSSLParams.from_setting(
+    summary = pretrain(separated.path, encoder.path, SeparationSSLParams.from_setting(
         setting, cp_weight=cp_weight, tps=tps, specaugment=specaugment, architecture=architecture, width=width,
         temperature=temperature, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed))
     encoder.metadata.update(framework="keras", **setting, **summary)

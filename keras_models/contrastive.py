@@ -19,7 +19,7 @@ from beam_jobs.contracts import schema
 from beam_jobs.contracts.aggregation import ClipAggregator
 from beam_jobs.contracts.feature_set import FeatureSet, load_feature_set
 from keras_models import augment
-from keras_models import input as model_input
+from keras_models import model_input
 from beam_jobs.contracts import model_folder
 from keras_models.architectures import build_encoder
 from keras_models.guards import FiniteGuard

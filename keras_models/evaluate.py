@@ -10,7 +10,7 @@ import numpy as np
 from beam_jobs.contracts import schema
 from beam_jobs.contracts.aggregation import ClipAggregator
 from beam_jobs.contracts.feature_set import load_feature_set
-from keras_models import input as model_input
+from keras_models import model_input
 from keras_models.metrics import clip_metrics, single_label_metrics
 from keras_models.model_folder import load_model
 

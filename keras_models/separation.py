@@ -1,5 +1,5 @@
 """Unsupervised sound separation with mixture invariant training (MixIT; Wisdom et al., NeurIPS 2020),
-the separation model behind the separated views of methods.md section 8.
+the separation model behind the separated channels of methods.md section 8.
 
 A small masking network on an STFT basis splits a waveform into M channels; softmax masks over the
 channels make them sum to the input (mixture consistency). Training input is a mixture of two mixtures

@@ -22,7 +22,7 @@ from keras import layers, ops
 from beam_jobs.contracts import schema
 from beam_jobs.contracts.feature_set import FeatureSet, load_feature_set, read_separation
 from keras_models import augment
-from keras_models import input as model_input
+from keras_models import model_input
 from keras_models.architectures import build_encoder
 from keras_models.contrastive import NTXentLoss, fit_and_save_encoder, projection_head
 from beam_jobs.contracts.model_folder import read_history
@@ -95,7 +95,7 @@ def checkpoint_indices(requested: tuple[int, ...], available: list[int]) -> list
         elif step in available:
             indices.append(available.index(step))
         else:
-            raise ValueError(f"separator checkpoint {step} not among the separated views' steps {available}")
+            raise ValueError(f"separator checkpoint {step} not among the separated channels' steps {available}")
     return sorted(set(indices))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from beam_jobs.contracts.feature_set import load_feature_set
-from keras_models import input as model_input
+from keras_models import model_input
 from keras_models.evaluate import predict_clips
 from keras_models.metrics import clip_metrics
 from keras_models.model_folder import load_model

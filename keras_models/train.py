@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from beam_jobs.contracts.feature_set import FeatureSet, load_feature_set
-from keras_models import input as model_input
+from keras_models import model_input
 from beam_jobs.contracts import model_folder
 from keras_models.architectures import build_model, classifier
 from keras_models.augment import mixup

@@ -28,7 +28,7 @@ from kfp.dsl import Dataset, pipeline_context
 from kfp.dsl.pipeline_channel import PipelineChannel
 
 from components import LIGHT, component, configure, configuring_tasks, runner_settings, with_runner_settings
-from components.data import extract_features, ingest_dataset, select_train_set, view_features
+from components.data import extract_features, ingest_dataset, select_train_set, resplit_features
 from components.models import fine_tune_classifier, train_classifier
 from pipelines.parameters import check_run_parameters
 
@@ -166,13 +166,13 @@ def prepare_dataset(dataset_root: str, dataset_format: str, dataset_options: dic
 
 def train_set_features(data: PreparedDataset, source_splits: list, flag, val_fraction, name: str = ""):
     """The clips of `source_splits` (with dataset `flag`; "" = all) split into train/val by uploader, and their
-    features as a view of the extracted set (no clip decoded again): (select task, view task)."""
+    features re-split from the extracted set (no clip decoded again): (select task, re-split task)."""
     train_set = select_train_set(manifest=data.manifest, source_splits=source_splits, flag=flag,
                                  val_fraction=val_fraction, seed=data.seed)
-    features = view_features(source=data.features, split_manifest=train_set.outputs["split_manifest"])
+    features = resplit_features(source=data.features, split_manifest=train_set.outputs["split_manifest"])
     if name:
         train_set.set_display_name(f"{name} train set")
-        features.set_display_name(f"{name} features (a view)")
+        features.set_display_name(f"{name} features (re-split)")
     return train_set, features
 
 

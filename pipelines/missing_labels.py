@@ -9,7 +9,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, Markdown, Metrics
 
-from components.data import split_dev_set, view_features
+from components.data import split_dev_set, resplit_features
 from components.labels import relabel_missing, score_clips
 from components.studies import evaluate_student, summarize_missing_labels
 from components.tagging import export_model
@@ -32,8 +32,8 @@ def missing_labels(
     split = split_dev_set(manifest=data.manifest, strategy="uploader", val_fraction=val_fraction,
                           seed=seed, train_fraction=train_fraction)
     split.set_display_name("train/val split")
-    features = view_features(source=data.features, split_manifest=split.outputs["split_manifest"])
-    features.set_display_name("train/val features (a view)")
+    features = resplit_features(source=data.features, split_manifest=split.outputs["split_manifest"])
+    features.set_display_name("train/val features (re-split)")
     teacher = train(data, features.outputs["features"], architecture=teacher_architecture)
     teacher.set_display_name("teacher")
     scores = score_clips(model=teacher.outputs["model"], features=features.outputs["features"], split="train",

@@ -25,7 +25,7 @@ DEFAULT_VARIANTS = [{"train_set": name, "flag": flag, "loss": loss} for name, fl
 def noisy_labels(
     data: PreparedDataset,
     val_fraction: float = 0.15,
-    variants: list = DEFAULT_VARIANTS,
+    loss_variants: list = DEFAULT_VARIANTS,
     stage1_epochs: int = 15,
     stage2_epochs: int = 35,
     stage2_q: float = 0.5,
@@ -33,7 +33,7 @@ def noisy_labels(
     prune_percentile: float = 97.0,
     aggregation: str = "mean",
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
-    with dsl.ParallelFor(variants) as variant:
+    with dsl.ParallelFor(loss_variants) as variant:
         _, features = train_set_features(data, ["train"], variant.flag, val_fraction)
         model = train(data, features.outputs["features"], loss=variant.loss)
         grid_result = evaluate_single_label(model=model.outputs["model"], features=features.outputs["features"],

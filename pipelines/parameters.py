@@ -68,16 +68,18 @@ def _strategies(values):
         raise ValueError(f"{sorted(unknown) or 'none'}: expected a non-empty list of {splits.STRATEGIES}")
 
 
-def _variants(values):
-    if not values:
-        raise ValueError("needs at least one variant")
+def _pooling_variants(values):
+    if not values or any(set(variant) - {"pooling", "mixup_alpha"} or "pooling" not in variant for variant in values):
+        raise ValueError(f"{values}: expected a non-empty list of {{pooling, mixup_alpha (optional)}}")
     for variant in values:
-        if "pooling" in variant:  # shift invariance
-            _train(pooling=variant["pooling"], mixup_alpha=variant.get("mixup_alpha", 0.0))
-        else:  # noisy labels
-            _loss(variant["loss"])
-            if "train_set" not in variant or "flag" not in variant:
-                raise ValueError(f"{variant}: a variant names its train_set, flag and loss")
+        _train(pooling=variant["pooling"], mixup_alpha=variant.get("mixup_alpha", 0.0))
+
+
+def _loss_variants(values):
+    if not values or any(set(variant) != {"train_set", "flag", "loss"} for variant in values):
+        raise ValueError(f"{values}: expected a non-empty list of {{train_set, flag, loss}}")
+    for variant in values:
+        _loss(variant["loss"])
 
 
 def _downstream_sets(values):
@@ -167,7 +169,8 @@ RULES = {
     "stage2_q": lambda value: _loss("lq", q=value),
     "aggregation": check_aggregation,
     "strategies": _strategies,
-    "variants": _variants,
+    "pooling_variants": _pooling_variants,
+    "loss_variants": _loss_variants,
     "downstream_sets": _downstream_sets,
     "augmentations": _augmentations,
     "knn_k": _positive, "shallow_hidden_units": _positive, "evaluation_mixtures": _positive,

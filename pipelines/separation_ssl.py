@@ -10,7 +10,7 @@ from kfp.dsl import Markdown, Metrics
 
 from components.data import select_train_set
 from components.models import evaluate_classifier
-from components.separation import evaluate_separator, pretrain_separation_ssl, separate_views, train_separator
+from components.separation import evaluate_separator, pretrain_separation_ssl, separate_channels, train_separator
 from components.ssl import train_on_encoder
 from components.studies import summarize_separation_ssl
 from components.tagging import export_model
@@ -66,11 +66,11 @@ def separation_ssl(
     separator.set_display_name("MixIT separator")
     separation = evaluate_separator(separator=separator.outputs["separator"], mixtures=evaluation_mixtures)
     separation.set_display_name("separation SI-SNRi")
-    views = separate_views(manifest=unlabelled.outputs["split_manifest"], separator=separator.outputs["separator"],
+    separated = separate_channels(manifest=unlabelled.outputs["split_manifest"], separator=separator.outputs["separator"],
                            steps=[], feature_params=feature_params)
-    views.set_display_name("separated views")
+    separated.set_display_name("separated channels")
     with dsl.ParallelFor(settings) as setting:
-        encoder = pretrain_separation_ssl(views=views.outputs["views"], setting=setting, cp_weight=cp_weight,
+        encoder = pretrain_separation_ssl(separated=separated.outputs["separated"], setting=setting, cp_weight=cp_weight,
                                           tps=tps, specaugment=specaugment, architecture=architecture, width=width,
                                           temperature=temperature, epochs=pretrain_epochs,
                                           batch_size=pretrain_batch_size, learning_rate=pretrain_learning_rate,

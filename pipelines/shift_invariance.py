@@ -17,9 +17,9 @@ DEFAULT_VARIANTS = [{"pooling": pooling, "mixup_alpha": alpha} for pooling in PO
             dataset=DatasetNeeds("fsd50k", "fsd50k", ("train", "val", "eval")), training=Training(architecture="vgg41"))
 def shift_invariance(
     data: PreparedDataset,
-    variants: list = DEFAULT_VARIANTS,
+    pooling_variants: list = DEFAULT_VARIANTS,
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, page=HTML):
-    with dsl.ParallelFor(variants) as variant:
+    with dsl.ParallelFor(pooling_variants) as variant:
         model = train(data, data.features, pooling=variant.pooling, mixup_alpha=variant.mixup_alpha)
         result = evaluate_shift_invariance(model=model.outputs["model"], features=data.features,
                                            pooling=variant.pooling, mixup_alpha=variant.mixup_alpha)

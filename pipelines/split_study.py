@@ -8,7 +8,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Markdown, Metrics
 
-from components.data import split_dev_set, view_features
+from components.data import split_dev_set, resplit_features
 from components.studies import evaluate_split_strategy, summarize_split_study
 from pipelines.experiment import DatasetNeeds, PreparedDataset, Training, experiment, train
 
@@ -24,7 +24,7 @@ def split_study(
     with dsl.ParallelFor(strategies) as strategy:
         split = split_dev_set(manifest=data.manifest, strategy=strategy, val_fraction=val_fraction,
                               seed=seed)
-        features = view_features(source=data.features, split_manifest=split.outputs["split_manifest"])
+        features = resplit_features(source=data.features, split_manifest=split.outputs["split_manifest"])
         model = train(data, features.outputs["features"])
         result = evaluate_split_strategy(model=model.outputs["model"], features=features.outputs["features"],
                                          split_manifest=split.outputs["split_manifest"])

@@ -61,7 +61,7 @@ def graph():
 def test_the_walker_sees_the_imports_it_must_judge(graph):
     assert "beam_jobs.contracts.schema" in graph["beam_jobs.extract"]
     assert "keras_models.losses" in graph["beam_jobs.prune"]  # imported inside a DoFn's setup
-    assert "beam_jobs.contracts.feature_set" in graph["keras_models.input"]
+    assert "beam_jobs.contracts.feature_set" in graph["keras_models.model_input"]
 
 
 def test_module_graph_has_no_cycle(graph):

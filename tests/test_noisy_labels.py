@@ -12,7 +12,7 @@ from beam_jobs.contracts import schema, score_table
 from beam_jobs.contracts.manifest import read_manifest
 from beam_jobs.splits import select_train_pool
 from beam_jobs.contracts.feature_set import load_feature_set, shard_pattern
-from keras_models import input as model_input
+from keras_models import model_input
 from keras_models.evaluate import evaluate_single_label
 from keras_models.model_folder import load_model
 from keras_models.losses import LossParams, lq_per_example

@@ -66,7 +66,8 @@ def test_the_rules_are_the_tasks_own_checks():
     values = defaults(discover()["noisy_labels"])
     for name, bad, expected in (("epochs", 0, "epochs"), ("stage2_q", 1.5, "0 < q <= 1"),
                                 ("prune_percentile", 0, "outside"), ("val_fraction", 1.0, "(0, 1)"),
-                                ("variants", [{"train_set": "clean", "flag": "", "loss": "mse"}], "Unknown loss")):
+                                ("loss_variants", [{"train_set": "clean", "flag": "", "loss": "mse"}], "Unknown loss"),
+                                ("loss_variants", [{"pooling": "max"}], "train_set, flag, loss")):
         with pytest.raises(ParameterError, match=rf"{name}=.*{expected}" if name != "stage2_q" else "q <= 1"):
             check_parameters("noisy_labels", {**values, name: bad})
     separation = defaults(discover()["separation_ssl"])

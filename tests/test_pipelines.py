@@ -85,7 +85,7 @@ def test_fsd50k_baseline_runs_locally_end_to_end(tmp_path):
                "--param", "batch_size=16", "--pipeline-root", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for task in ("check-fsd50k-baseline-parameters", "ingest-dataset", "extract-features", "train-classifier",
+    for task in ("check-run-parameters", "ingest-dataset", "extract-features", "train-classifier",
                  "evaluate-classifier", "export-model"):
         assert f"[run_local] task {task}: SUCCESS" in result.stdout
     assert "| class | positives | AP |" in result.stdout
@@ -111,7 +111,7 @@ def test_split_study_loops_over_strategies_and_collects_results(compiled):
     loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
     assert loop.parameter_iterator.items.input_parameter.endswith("strategies")
     inner = spec.components[loop.component_ref.name].dag.tasks
-    assert {"split-dev-set", "view-features", "train-classifier", "evaluate-split-strategy"} <= set(inner)
+    assert {"split-dev-set", "resplit-features", "train-classifier", "evaluate-split-strategy"} <= set(inner)
     assert "extract-features" in prepared_tasks(spec) and "extract-features" not in inner  # decoded once, viewed
     assert list(tasks["summarize-split-study"].dependent_tasks) == [next(n for n in tasks if n.startswith("for-loop"))]
     strategies = spec.root.input_definitions.parameters["strategies"].default_value.list_value.values
@@ -146,7 +146,7 @@ def test_shift_invariance_loops_over_pooling_and_mixup_variants(compiled):
     loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
     inner = spec.components[loop.component_ref.name].dag.tasks
     assert {"train-classifier", "evaluate-shift-invariance"} <= set(inner)
-    variants = spec.root.input_definitions.parameters["variants"].default_value.list_value.values
+    variants = spec.root.input_definitions.parameters["pooling_variants"].default_value.list_value.values
     pairs = {(v.struct_value.fields["pooling"].string_value, v.struct_value.fields["mixup_alpha"].number_value)
              for v in variants}
     assert {pooling for pooling, _ in pairs} == {"max", "blurpool3", "blurpool5", "tlpf", "aps", "tlpf_aps"}
@@ -161,7 +161,7 @@ def test_shift_invariance_runs_locally_and_writes_table_and_plot(tmp_path):
     command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "shift_invariance",
                "--param", "synthetic_clips=60", "--param", "width=0.125", "--param", "epochs=1",
                "--param", "batch_size=16",
-               "--param", 'variants=[{"pooling": "max", "mixup_alpha": 0}, {"pooling": "tlpf_aps", "mixup_alpha": 0.3}]',
+               "--param", 'pooling_variants=[{"pooling": "max", "mixup_alpha": 0}, {"pooling": "tlpf_aps", "mixup_alpha": 0.3}]',
                "--pipeline-root", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -193,9 +193,9 @@ def test_task_timer_pairs_concurrent_iterations_by_thread(capsys):
 def test_missing_labels_wires_teacher_scoring_and_a_loop_over_tc(compiled):
     spec = load_spec(compiled / "missing_labels.yaml")
     tasks = spec.root.dag.tasks
-    assert {"prepare-dataset", "split-dev-set", "view-features", "train-classifier", "score-clips",
+    assert {"prepare-dataset", "split-dev-set", "resplit-features", "train-classifier", "score-clips",
             "summarize-missing-labels"} <= set(tasks)
-    assert set(tasks["score-clips"].dependent_tasks) == {"view-features", "train-classifier"}
+    assert set(tasks["score-clips"].dependent_tasks) == {"resplit-features", "train-classifier"}
     loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
     assert loop.parameter_iterator.items.input_parameter.endswith("tc_percents")
     inner = spec.components[loop.component_ref.name].dag.tasks
@@ -227,14 +227,14 @@ def test_missing_labels_runs_locally_and_plots_map_against_tc(tmp_path):
 def test_noisy_labels_crosses_train_sets_with_losses_and_adds_instance_selection(compiled):
     spec = load_spec(compiled / "noisy_labels.yaml")
     tasks = spec.root.dag.tasks
-    variants = spec.root.input_definitions.parameters["variants"].default_value.list_value.values
+    variants = spec.root.input_definitions.parameters["loss_variants"].default_value.list_value.values
     grid = {(v.struct_value.fields["train_set"].string_value, v.struct_value.fields["loss"].string_value)
             for v in variants}
     assert grid == {(train_set, loss) for train_set in ("clean", "noisy", "noisy_and_clean")
                     for loss in ("cce", "lq", "lsoft", "cce_max", "cce_outlier", "label_smoothing")}
     loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
     inner = spec.components[loop.component_ref.name].dag.tasks
-    assert {"select-train-set", "view-features", "train-classifier", "evaluate-single-label"} <= set(inner)
+    assert {"select-train-set", "resplit-features", "train-classifier", "evaluate-single-label"} <= set(inner)
     assert not [name for name in tasks if name.startswith("extract-features")]  # once, in prepare-dataset
     assert [name for name in prepared_tasks(spec) if name.startswith("extract-features")] == ["extract-features"]
     # the pruning branch: stage-1 scoring -> pruning -> training continued from the stage-1 checkpoint
@@ -264,7 +264,7 @@ def test_noisy_labels_runs_locally_with_instance_selection(tmp_path):
     command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "noisy_labels",
                "--param", "synthetic_clips=60", "--param", "width=0.25", "--param", "epochs=1",
                "--param", "stage1_epochs=1", "--param", "stage2_epochs=1", "--param", "batch_size=16",
-               "--param", 'variants=[{"train_set": "noisy", "flag": "!manually_verified", "loss": "cce_outlier"}]',
+               "--param", 'loss_variants=[{"train_set": "noisy", "flag": "!manually_verified", "loss": "cce_outlier"}]',
                "--pipeline-root", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -320,7 +320,7 @@ def test_a_created_dataset_trains_through_the_baseline(tmp_path):
     noisy = next((tmp_path / "creation").glob(f"{assembled}/dataset/FSDnoisy18k.meta")).parent
     run_local("noisy_labels", "--param", f"dataset_root={noisy}", "--param", "epochs=1", "--param", "stage1_epochs=1",
               "--param", "stage2_epochs=1", "--param", "width=0.125", "--param", "batch_size=16", "--param",
-              'variants=[{"train_set": "noisy_and_clean", "flag": "", "loss": "lq"}]',
+              'loss_variants=[{"train_set": "noisy_and_clean", "flag": "", "loss": "lq"}]',
               "--pipeline-root", str(tmp_path / "noisy"))
     assert "| noisy_and_clean | lq |" in next((tmp_path / "noisy").glob("noisy-labels-*/summarize-noisy-labels/report")
                                                ).read_text()

@@ -16,12 +16,12 @@ RUNS = {
     "fsd50k_baseline": ("fsd50k", {"epochs": "1"}, "evaluate-classifier", "| Male_speech_and_man_speaking |"),
     "split_study": ("fsd50k", {"epochs": "1", "strategies": '["uploader"]'}, "summarize-split-study",
                     "| uploader |"),
-    "shift_invariance": ("folder", {"epochs": "1", "variants": '[{"pooling": "aps", "mixup_alpha": 0.0}]'},
+    "shift_invariance": ("folder", {"epochs": "1", "pooling_variants": '[{"pooling": "aps", "mixup_alpha": 0.0}]'},
                          "summarize-shift-invariance", "| aps |"),
     "missing_labels": ("audioset", {"epochs": "1", "tc_percents": "[0, 20]"}, "summarize-missing-labels",
                        "| 20 |"),
     "noisy_labels": ("fsdnoisy18k", {"epochs": "1", "stage1_epochs": "1", "stage2_epochs": "1",
-                                     "variants": '[{"train_set": "clean", "flag": "manually_verified", '
+                                     "loss_variants": '[{"train_set": "clean", "flag": "manually_verified", '
                                                  '"loss": "lq"}]'},
                      "summarize-noisy-labels", "| clean | lq |"),
     "dcase2019_task2": ("fsdkaggle2019", {"noisy_epochs": "1", "curated_epochs": "1"}, "summarize-dcase2019",

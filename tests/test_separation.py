@@ -1,4 +1,4 @@
-"""MixIT separation, separated views (Beam) and the SM / CP proxy tasks (methods.md section 8)."""
+"""MixIT separation, separated channels (Beam) and the SM / CP proxy tasks (methods.md section 8)."""
 import dataclasses
 import glob
 import itertools
@@ -273,7 +273,7 @@ def test_second_view_is_a_window_of_an_allowed_checkpoints_channel(views_dir, vi
 
 def test_unknown_checkpoints_and_settings_are_rejected(views_dir):
     features = load_feature_set(views_dir)
-    with pytest.raises(ValueError, match="not among the separated views' steps"):
+    with pytest.raises(ValueError, match="not among the separated channels' steps"):
         separation_ssl.separated_views(features, "train", separation_ssl.SeparationSSLParams(checkpoints=(7,),
                                                                                               batch_size=4))
     with pytest.raises(ValueError, match="proxy_tasks"):

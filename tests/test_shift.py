@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from beam_jobs.contracts.feature_set import load_feature_set
-from keras_models import input as model_input
+from keras_models import model_input
 from keras_models.architectures import build_model
 from keras_models.evaluate import predict_clips
 from keras_models.shift import shift_consistency, shift_patches

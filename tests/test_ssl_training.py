@@ -9,7 +9,7 @@ import tensorflow as tf
 from beam_jobs.contracts import schema
 from beam_jobs.contracts.feature_set import load_feature_set, shard_pattern
 from keras_models import contrastive
-from keras_models import input as model_input
+from keras_models import model_input
 from keras_models.losses import LossParams
 from keras_models.model_folder import load_encoder
 from keras_models.train import TrainParams, train_classifier

@@ -7,7 +7,7 @@ import pytest
 
 from beam_jobs.contracts import schema
 from beam_jobs.contracts.feature_set import load_feature_set
-from keras_models import input as model_input
+from keras_models import model_input
 from keras_models.architectures import build_encoder, build_model
 from keras_models.evaluate import evaluate_classifier, predict_clips
 from beam_jobs.contracts.model_folder import read_history

@@ -7,10 +7,10 @@
   dead_letters.jsonl one line per rejected clip: clip_id, path, split, reason
   params.json        the FeatureParams used;  vocabulary.json  class names in label-vector order (the
                      manifest's)
-  separation.json    separated views only: the separator and its checkpoint steps, in channel order
+  separation.json    separated channels only: the separator and its checkpoint steps, in channel order
   clip_sums-*.jsonl  extraction and views only: per written clip, its split, frames, patches, silence and
                      per-band float64 sums and sums of squares (their exact bits, base64;
-                     beam_jobs.contracts.split_reports.ClipSummary), from which a view of the feature set (beam_jobs.view)
+                     beam_jobs.contracts.split_reports.ClipSummary), from which a re-split of the feature set (beam_jobs.resplit)
                      computes its own statistics
 
 Every job writes a feature set's files through one sink, `WriteFeatureFiles`: extraction and views its shards,

@@ -1,4 +1,4 @@
-"""Feature-set views (Beam): a re-split or subset of an extracted feature set, without decoding a clip again.
+"""Re-split feature sets (Beam): an extracted feature set re-split or subset, without decoding a clip again.
 
 A split manifest (select_train_set, split_dev_set: the dataset's clips with new train/val assignments, or
 a subset of them) and the feature set extracted once from the whole manifest give a new feature-set folder
@@ -7,7 +7,7 @@ for byte under its new split, the counts, the dead letters of clips that extract
 split's statistics, summed exactly again from the clips' sums (feature_set.CLIP_SUMS_FILE), so a train
 subset is normalised by its own clips. Shards' record order may differ.
 
-    python -m beam_jobs.view --features_dir F --split_manifest_dir M --output_dir V [--runner ...]
+    python -m beam_jobs.resplit --features_dir F --split_manifest_dir M --output_dir V [--runner ...]
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def source_clips(features_dir: str) -> tuple[set[str], dict[str, dict]]:
     """The clip ids the feature set wrote, and its dead letters by clip id."""
     if not list_files(feature_set.clip_sums_pattern(features_dir)):
         raise ValueError(f"{features_dir} has no per-clip sums ({feature_set.CLIP_SUMS_FILE}-*): only a feature set "
-                         f"written by beam_jobs.extract (or a view of one) can be viewed")
+                         f"written by beam_jobs.extract (or a re-split of one) can be re-split")
     written = {json.loads(line)["clip_id"] for path in list_files(feature_set.clip_sums_pattern(features_dir))
                for line in read_text(path).splitlines() if line}
     dead_letters = read_text(join(features_dir, feature_set.DEAD_LETTERS_FILE)).splitlines()
@@ -53,8 +53,8 @@ class SelectRecords(beam.DoFn):
             yield split, serialized
 
 
-def view(features_dir: str, split_manifest_dir: str, output_dir: str, beam_args: list[str] | None = None) -> dict:
-    """Writes the view; returns its per-split counts. Every clip of the split manifest must be in the
+def resplit_features(features_dir: str, split_manifest_dir: str, output_dir: str, beam_args: list[str] | None = None) -> dict:
+    """Writes the re-split feature set; returns its per-split counts. Every clip of the split manifest must be in the
     feature set (written or rejected) with the same vocabulary: checked before any work."""
     check_complete(features_dir, feature_set.WHAT)
     manifest = read_manifest(split_manifest_dir)
@@ -77,7 +77,7 @@ def view(features_dir: str, split_manifest_dir: str, output_dir: str, beam_args:
     source_splits = sorted(read_json(join(features_dir, feature_set.COUNTS_FILE), feature_set.WHAT))
     splits = list(manifest.splits)
     options = pipeline_options(beam_args or [], items=len(manifest.rows))
-    with publishing(output_dir, "view") as publication:
+    with publishing(output_dir, "resplit") as publication:
         staging = publication.staging
         params = FeatureParams.from_json(read_text(join(features_dir, feature_set.PARAMS_FILE)))
         feature_set.write_description(staging, params, vocabulary)
@@ -111,7 +111,7 @@ def run(argv=None) -> dict:
     parser.add_argument("--split_manifest_dir", required=True)
     parser.add_argument("--output_dir", required=True)
     args, beam_args = parser.parse_known_args(argv)
-    return view(args.features_dir, args.split_manifest_dir, args.output_dir, beam_args)
+    return resplit_features(args.features_dir, args.split_manifest_dir, args.output_dir, beam_args)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Feature-set views: a re-split or subset of one extraction is what extracting it afresh writes."""
+"""Re-split feature sets: a re-split or subset of one extraction is what extracting it afresh writes."""
 import dataclasses
 import glob
 import os
@@ -11,7 +11,7 @@ from beam_jobs.contracts.manifest import Manifest, read_manifest, write_manifest
 from beam_jobs.contracts.publish import publishing
 from beam_jobs.extract import extract
 from beam_jobs.splits import resplit, select_train_pool, subsample_split
-from beam_jobs.view import view
+from beam_jobs.resplit import resplit_features
 
 
 def folder_contents(features_dir, splits):
@@ -59,14 +59,14 @@ def test_a_view_holds_exactly_what_extracting_its_split_manifest_writes(source, 
     write_manifest(split_dir, split_manifest)
     assert len(split_manifest.rows) < len(manifest.rows) or strategy == "uploader"
 
-    counts = view(features_dir, split_dir, str(tmp_path / "view"))
+    counts = resplit_features(features_dir, split_dir, str(tmp_path / "view"))
     direct = extract(split_dir, str(tmp_path / "direct"))
     assert counts == direct
     if strategy == "uploader":
         assert sum(split["rejected"] for split in counts.values()) == 2  # the broken clips, rejected once
     assert folder_contents(str(tmp_path / "view"), counts) == folder_contents(str(tmp_path / "direct"), counts)
     # a view of a view is a view too
-    assert view(str(tmp_path / "view"), split_dir, str(tmp_path / "view_of_view")) == direct
+    assert resplit_features(str(tmp_path / "view"), split_dir, str(tmp_path / "view_of_view")) == direct
 
 
 def test_a_view_of_clips_the_feature_set_lacks_fails_before_any_output(source, manifest_dir, tmp_path):
@@ -75,7 +75,7 @@ def test_a_view_of_clips_the_feature_set_lacks_fails_before_any_output(source, m
     stranger = dataclasses.replace(manifest.rows[1], clip_id="not_extracted")
     write_manifest(str(tmp_path / "split"), dataclasses.replace(manifest, rows=manifest.rows + (stranger,)))
     with pytest.raises(ValueError, match="1 clips of .* are not in"):
-        view(features_dir, str(tmp_path / "split"), str(tmp_path / "view"))
+        resplit_features(features_dir, str(tmp_path / "split"), str(tmp_path / "view"))
     assert not (tmp_path / "view").exists()
 
 
@@ -86,4 +86,4 @@ def test_a_feature_set_without_clip_sums_cannot_be_viewed(source, tmp_path):
         counts = feature_set.read_counts(features_dir)
         feature_set.copy_feature_set(features_dir, publication.staging, "nothing", counts)
     with pytest.raises(ValueError, match="no per-clip sums"):
-        view(copied, source_manifest, str(tmp_path / "view"))
+        resplit_features(copied, source_manifest, str(tmp_path / "view"))
