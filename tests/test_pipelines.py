@@ -384,8 +384,8 @@ def test_contrastive_ssl_runs_locally_and_reports_every_method(tmp_path):
 def test_separation_ssl_trains_the_separator_once_and_an_encoder_per_setting(compiled):
     spec = load_spec(compiled / "separation_ssl.yaml")
     tasks = spec.root.dag.tasks
-    assert {"train-separator", "evaluate-separator", "separate-views", "summarize-separation-ssl"} <= set(tasks)
-    assert "train-separator" in tasks["separate-views"].dependent_tasks
+    assert {"train-separator", "evaluate-separator", "separate-channels", "summarize-separation-ssl"} <= set(tasks)
+    assert "train-separator" in tasks["separate-channels"].dependent_tasks
     assert "check-run-parameters" in tasks["prepare-dataset"].dependent_tasks  # bad settings fail first
     loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
     assert loop.parameter_iterator.items.input_parameter.endswith("settings")
