@@ -19,10 +19,10 @@ from __future__ import annotations
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.contracts.features import AUDIO_EXTENSIONS
-from beam_jobs.datasets.common import (csv_rows, fields_of, header_index, split_labels, list_folders, unique_clips,
+from beam_jobs.datasets.common import (csv_rows, csv_text, fields_of, header_index, split_labels, list_folders, unique_clips,
                                        unlisted_files)
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
-from beam_jobs.contracts.storage import join
+from beam_jobs.contracts.storage import join, write_text
 
 VOCABULARY_FILE = "class_labels_indices.csv"
 SEGMENT_COLUMNS = ["YTID", "start_seconds", "end_seconds", "positive_labels"]
@@ -141,3 +141,26 @@ def read_audioset(root: str, train_subsets: str = "balanced") -> Manifest:
               "missing_audio": {subset: {"clips": len(ytids), "examples": ytids[:10]}
                                 for subset, ytids in missing.items()}}
     return Manifest(rows=rows, vocabulary=tuple(mids.values()), source=source, mids=tuple(mids))
+
+# A synthetic dataset in this layout (beam_jobs.synthetic): how its dev clips split, where a clip's audio goes,
+# and its metadata files. `plans` are beam_jobs.synthetic's ClipPlan records, `mid` a class's ontology id.
+
+def synthetic_split(position: float, in_val_uploaders: bool) -> tuple[str, dict, bool]:
+    return "train", {}, False
+
+
+def synthetic_audio_path(root: str, plan) -> str:
+    return join(root, "audio", plan.split, plan.fname + ".wav")
+
+
+def write_synthetic(plans, root: str, vocabulary, mid) -> None:
+    write_text(join(root, VOCABULARY_FILE),
+               csv_text(["index", "mid", "display_name"], [(i, mid(label), label) for i, label in enumerate(vocabulary)]))
+    for split in ("train", "eval"):
+        subset = [p for p in plans if p.split == split]
+        header = f"# Segments csv created by beam_jobs.synthetic\n# num_ytids={len(subset)}\n" \
+                 "# YTID, start_seconds, end_seconds, positive_labels\n"
+        for name, field in (("segments", "labels"), ("negatives", "negatives")):
+            rows = [f'{p.fname}, 0.000, {p.seconds:.3f}, "{",".join(mid(label) for label in getattr(p, field))}"'
+                    for p in subset if getattr(p, field)]
+            write_text(join(root, f"{split}_{name}.csv"), header + "".join(row + "\n" for row in rows))

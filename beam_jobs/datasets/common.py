@@ -95,3 +95,13 @@ def unlisted_files(listing: dict[str, list[str]], rows) -> list[dict]:
             entries.append({"path": folder, "reason": f"{len(extra)} files that the metadata does not list",
                             "files": len(extra), "examples": extra[:10]})
     return entries
+
+
+def csv_text(header, rows) -> str:
+    """A CSV file's text as the releases write it (comma-separated, quoted where needed, \\n line ends)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if header:
+        writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()

@@ -77,3 +77,17 @@ def read_folder(root: str) -> Manifest:
     rows = unique_clips(rows)
     return Manifest(rows=rows, vocabulary=tuple(sorted({row.labels[0] for row in rows})),
                     source={"format": "folder", "root": root, "ignored": ignored})
+
+# A synthetic dataset in this layout (beam_jobs.synthetic): how its dev clips split, where a clip's audio goes,
+# and its metadata files. `plans` are beam_jobs.synthetic's ClipPlan records, `mid` a class's ontology id.
+
+def synthetic_split(position: float, in_val_uploaders: bool) -> tuple[str, dict, bool]:
+    return "train", {}, False
+
+
+def synthetic_audio_path(root: str, plan) -> str:
+    return join(root, plan.split, plan.labels[0], plan.fname + ".wav")
+
+
+def write_synthetic(plans, root: str, vocabulary, mid) -> None:
+    """A class-folder dataset has no metadata files: the folders are its labels."""

@@ -1,23 +1,38 @@
-"""The dataset formats ingest reads: each one's reader and the options only it takes (a pipeline's
-`dataset_options`), in one record per format."""
+"""The dataset formats: one record per format, the one place that lists them. A record names the format's
+reader and the options only it takes (a pipeline's `dataset_options`), and how the synthetic generator
+(beam_jobs.synthetic) writes a dataset in its layout; the layout constants, reader and synthetic writer live
+in the format's module, datasets/<format>.py.
+
+Adding a format: write datasets/<format>.py (`read_<format>(root, **options)` -> Manifest, and
+`synthetic_split`, `synthetic_audio_path`, `write_synthetic`, as the others do), then add its record here.
+"""
 from __future__ import annotations
 
 import dataclasses
+from types import ModuleType
 from typing import Callable
 
 from beam_jobs.contracts.manifest import DatasetError, Manifest
-from beam_jobs.datasets.audioset import TRAIN_SUBSETS, read_audioset
-from beam_jobs.datasets.folder import read_folder
-from beam_jobs.datasets.fsd50k import read_fsd50k
-from beam_jobs.datasets.fsdkaggle2018 import read_fsdkaggle2018
-from beam_jobs.datasets.fsdkaggle2019 import read_fsdkaggle2019
-from beam_jobs.datasets.fsdnoisy18k import read_fsdnoisy18k
+from beam_jobs.datasets import audioset, folder, fsd50k, fsdkaggle2018, fsdkaggle2019, fsdnoisy18k
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticLayout:
+    """How a synthetic dataset imitates the format's release."""
+    classes: str  # the synthetic classes it labels: "ontology" (parents too), "leaves", or "closed_set" (leaves
+    #               but one family, whose sounds become out-of-vocabulary label noise)
+    single_label: bool
+    held_out: str  # the split of the last clips, from uploaders not seen elsewhere
+    held_out_fraction: float
+    explicit_negatives: bool = False  # AudioSet: missing positives and verified absent classes
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetFormat:
     name: str
+    module: ModuleType  # datasets/<format>.py: layout constants, reader, synthetic writer
     reader: Callable[..., Manifest]  # reader(root, **options)
+    synthetic: SyntheticLayout
     options: dict = dataclasses.field(default_factory=dict)  # option -> its allowed values, the default first
 
     def check_options(self, options: dict) -> dict:
@@ -36,15 +51,30 @@ class DatasetFormat:
     def read(self, root: str, options: dict | None = None) -> Manifest:
         return self.reader(root, **self.check_options(options or {}))
 
+    def synthetic_split(self, position: float, in_val_uploaders: bool) -> tuple[str, dict, bool]:
+        """A synthetic dev clip's (split, flags, whether its labels are noisy) by its position in the dev clips."""
+        return self.module.synthetic_split(position, in_val_uploaders)
+
+    def synthetic_audio_path(self, root: str, plan) -> str:
+        return self.module.synthetic_audio_path(root, plan)
+
+    def write_synthetic(self, plans, root: str, vocabulary, mid) -> None:
+        self.module.write_synthetic(plans, root, vocabulary, mid)
+
 
 FORMATS = {format_.name: format_ for format_ in (
-    DatasetFormat("fsd50k", read_fsd50k),
-    DatasetFormat("fsdnoisy18k", read_fsdnoisy18k),
-    DatasetFormat("fsdkaggle2019", read_fsdkaggle2019),
-    DatasetFormat("fsdkaggle2018", read_fsdkaggle2018),
+    DatasetFormat("fsd50k", fsd50k, fsd50k.read_fsd50k, SyntheticLayout("ontology", False, "eval", 0.2)),
+    DatasetFormat("fsdnoisy18k", fsdnoisy18k, fsdnoisy18k.read_fsdnoisy18k,
+                  SyntheticLayout("closed_set", True, "test", 0.1)),
+    DatasetFormat("fsdkaggle2019", fsdkaggle2019, fsdkaggle2019.read_fsdkaggle2019,
+                  SyntheticLayout("closed_set", False, "test", 0.1)),
+    DatasetFormat("fsdkaggle2018", fsdkaggle2018, fsdkaggle2018.read_fsdkaggle2018,
+                  SyntheticLayout("closed_set", True, "test", 0.15)),
     # which of AudioSet's released train subsets form the train split
-    DatasetFormat("audioset", read_audioset, {"train_subsets": tuple(TRAIN_SUBSETS)}),
-    DatasetFormat("folder", read_folder),
+    DatasetFormat("audioset", audioset, audioset.read_audioset,
+                  SyntheticLayout("ontology", False, "eval", 0.2, explicit_negatives=True),
+                  {"train_subsets": tuple(audioset.TRAIN_SUBSETS)}),
+    DatasetFormat("folder", folder, folder.read_folder, SyntheticLayout("leaves", True, "eval", 0.2)),
 )}
 
 

@@ -13,10 +13,10 @@ import json
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.datasets.common import (csv_rows, fields_of, header_index, split_labels, list_folders, unique_clips,
+from beam_jobs.datasets.common import (csv_rows, csv_text, fields_of, header_index, split_labels, list_folders, unique_clips,
                                        unlisted_files)
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
-from beam_jobs.contracts.storage import join, read_text
+from beam_jobs.contracts.storage import join, read_text, write_text
 
 GROUND_TRUTH = "FSD50K.ground_truth"
 METADATA = "FSD50K.metadata"
@@ -102,3 +102,33 @@ def read_fsd50k(root: str) -> Manifest:
     ignored = unlisted_files(list_folders([join(root, DEV_AUDIO), join(root, EVAL_AUDIO)]), rows)
     return Manifest(rows=rows, vocabulary=vocabulary, source={"format": "fsd50k", "root": root, "ignored": ignored},
                     mids=tuple(mids[label] for label in vocabulary))
+
+# A synthetic dataset in this layout (beam_jobs.synthetic): how its dev clips split, where a clip's audio goes,
+# and its metadata files. `plans` are beam_jobs.synthetic's ClipPlan records, `mid` a class's ontology id.
+
+def synthetic_split(position: float, in_val_uploaders: bool) -> tuple[str, dict, bool]:
+    return ("val" if in_val_uploaders else "train"), {}, False  # an uploader-disjoint validation set
+
+
+def synthetic_audio_path(root: str, plan) -> str:
+    return join(root, EVAL_AUDIO if plan.split == "eval" else DEV_AUDIO, plan.fname + ".wav")
+
+
+def write_synthetic(plans, root: str, vocabulary, mid) -> None:
+    truth = join(root, GROUND_TRUTH)
+    write_text(join(truth, "vocabulary.csv"), csv_text(None, [(i, label, mid(label)) for i, label in enumerate(vocabulary)]))
+
+    def labels_row(plan):
+        return [plan.fname, ",".join(plan.labels), ",".join(mid(label) for label in plan.labels)]
+
+    dev = [plan for plan in plans if plan.split != "eval"]
+    evaluation = [plan for plan in plans if plan.split == "eval"]
+    write_text(join(truth, "dev.csv"), csv_text(DEV_HEADER, [labels_row(p) + [p.split] for p in dev]))
+    write_text(join(truth, "eval.csv"), csv_text(EVAL_HEADER, [labels_row(p) for p in evaluation]))
+    for name, subset in (("dev", dev), ("eval", evaluation)):
+        info = {plan.fname: {"uploader": plan.uploader, "license": "http://creativecommons.org/publicdomain/zero/1.0/",
+                             "title": f"synthetic_{plan.fname}.wav", "tags": list(plan.labels),
+                             "description": "Procedurally generated.", "duration": plan.seconds,
+                             "sample_rate": plan.sample_rate, "channels": plan.channels}
+                for plan in subset}
+        write_text(join(root, METADATA, f"{name}_clips_info_FSD50K.json"), json.dumps(info, indent=1))

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.datasets.common import (csv_rows, fields_of, flag_of, header_index, list_folders, unique_clips,
+from beam_jobs.datasets.common import (csv_rows, csv_text, fields_of, flag_of, header_index, list_folders, unique_clips,
                                        unlisted_files)
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
-from beam_jobs.contracts.storage import join
+from beam_jobs.contracts.storage import join, write_text
 
 META = "FSDKaggle2018.meta"
 RELEASED = {  # split -> (metadata file, required columns, audio folder)
@@ -66,3 +66,24 @@ def read_fsdkaggle2018(root: str) -> Manifest:
     rows = unique_clips(located)
     source["ignored"] = source.get("ignored", []) + unlisted_files(list_folders(folders), rows)
     return Manifest(rows=rows, vocabulary=tuple(sorted({row.labels[0] for row in rows})), source=source)
+
+# A synthetic dataset in this layout (beam_jobs.synthetic): how its dev clips split, where a clip's audio goes,
+# and its metadata files. `plans` are beam_jobs.synthetic's ClipPlan records, `mid` a class's ontology id.
+
+def synthetic_split(position: float, in_val_uploaders: bool) -> tuple[str, dict, bool]:
+    verified = position < 0.4  # about 40% of the released train set was verified
+    return "train", {"manually_verified": verified}, not verified
+
+
+def synthetic_audio_path(root: str, plan) -> str:
+    return join(root, RELEASED[plan.split][2], plan.fname + ".wav")
+
+
+def write_synthetic(plans, root: str, vocabulary, mid) -> None:
+    train = [[p.fname + ".wav", p.labels[0], int(dict(p.flags)["manually_verified"]), str(p.index), "CC0"]
+             for p in plans if p.split == "train"]
+    test = [[p.fname + ".wav", p.labels[0], "Private" if p.index % 2 else "Public", str(p.index), "CC0"]
+            for p in plans if p.split == "test"]
+    write_text(join(root, META, RELEASED["train"][0]),
+               csv_text(["fname", "label", "manually_verified", "freesound_id", "license"], train))
+    write_text(join(root, META, RELEASED["test"][0]), csv_text(["fname", "label", "usage", "freesound_id", "license"], test))

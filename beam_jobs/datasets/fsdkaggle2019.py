@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.datasets.common import (csv_rows, fields_of, header_index, split_labels, list_folders, unique_clips,
+from beam_jobs.datasets.common import (csv_rows, csv_text, fields_of, header_index, split_labels, list_folders, unique_clips,
                                        unlisted_files)
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
-from beam_jobs.contracts.storage import join
+from beam_jobs.contracts.storage import join, write_text
 
 META = "FSDKaggle2019.meta"
 SUBSETS = {  # split -> (candidate metadata files, audio folder)
@@ -97,3 +97,20 @@ def read_fsdkaggle2019(root: str) -> Manifest:
     folders = [join(root, audio_dir) for _, audio_dir in subsets.values()]
     source["ignored"] = source.get("ignored", []) + unlisted_files(list_folders(folders), rows)
     return Manifest(rows=rows, vocabulary=vocabulary or tuple(sorted(seen_labels)), source=source, mids=mids)
+
+# A synthetic dataset in this layout (beam_jobs.synthetic): how its dev clips split, where a clip's audio goes,
+# and its metadata files. `plans` are beam_jobs.synthetic's ClipPlan records, `mid` a class's ontology id.
+
+def synthetic_split(position: float, in_val_uploaders: bool) -> tuple[str, dict, bool]:
+    return ("train_curated", {}, False) if position < 0.3 else ("train_noisy", {}, True)
+
+
+def synthetic_audio_path(root: str, plan) -> str:
+    return join(root, SUBSETS[plan.split][1], plan.fname + ".wav")
+
+
+def write_synthetic(plans, root: str, vocabulary, mid) -> None:
+    write_text(join(root, META, "vocabulary.csv"), csv_text(None, list(enumerate(vocabulary))))
+    for split, (files, _) in SUBSETS.items():
+        rows = [[p.fname + ".wav", ",".join(p.labels), str(p.index), "CC0"] for p in plans if p.split == split]
+        write_text(join(root, META, files[0]), csv_text(["fname", "labels", "freesound_id", "license"], rows))

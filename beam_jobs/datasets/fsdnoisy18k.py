@@ -9,12 +9,13 @@ The vocabulary is the sorted set of labels; splits are `train` and `test`; `manu
 """
 from __future__ import annotations
 
-from beam_jobs.datasets.common import (csv_rows, fields_of, flag_of, header_index, list_folders, unique_clips,
+from beam_jobs.datasets.common import (csv_rows, csv_text, fields_of, flag_of, header_index, list_folders, unique_clips,
                                        unlisted_files)
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
-from beam_jobs.contracts.storage import join
+from beam_jobs.contracts.storage import join, write_text
 
 META = "FSDnoisy18k.meta"
+AUDIO = "FSDnoisy18k.audio_{split}"
 TRAIN_HEADER = ["fname", "label", "aso_id", "manually_verified", "noisy_small"]
 TEST_HEADER = ["fname", "label", "aso_id"]
 
@@ -40,7 +41,7 @@ def _read(path: str, header: list[str], audio_dir: str, split: str, label_ids: d
 
 def read_fsdnoisy18k(root: str) -> Manifest:
     label_ids: dict[str, str] = {}
-    audio = {split: join(root, f"FSDnoisy18k.audio_{split}") for split in ("train", "test")}
+    audio = {split: join(root, AUDIO.format(split=split)) for split in ("train", "test")}
     rows = (_read(join(root, META, "train.csv"), TRAIN_HEADER, audio["train"], "train", label_ids)
             + _read(join(root, META, "test.csv"), TEST_HEADER, audio["test"], "test", label_ids))
     if not rows:
@@ -50,3 +51,22 @@ def read_fsdnoisy18k(root: str) -> Manifest:
     source = {"format": "fsdnoisy18k", "root": root, "ignored": ignored}
     return Manifest(rows=rows, vocabulary=vocabulary, source=source,
                     mids=tuple(label_ids[label] for label in vocabulary))
+
+# A synthetic dataset in this layout (beam_jobs.synthetic): how its dev clips split, where a clip's audio goes,
+# and its metadata files. `plans` are beam_jobs.synthetic's ClipPlan records, `mid` a class's ontology id.
+
+def synthetic_split(position: float, in_val_uploaders: bool) -> tuple[str, dict, bool]:
+    verified = position < 0.1  # the clean subset; noisy_small: a noisy subset of about the same size
+    return "train", {"manually_verified": verified, "noisy_small": not verified and position < 0.2}, not verified
+
+
+def synthetic_audio_path(root: str, plan) -> str:
+    return join(root, AUDIO.format(split=plan.split), plan.fname + ".wav")
+
+
+def write_synthetic(plans, root: str, vocabulary, mid) -> None:
+    train = [[p.fname + ".wav", p.labels[0], mid(p.labels[0]), int(dict(p.flags)["manually_verified"]),
+              int(dict(p.flags)["noisy_small"])] for p in plans if p.split == "train"]
+    test = [[p.fname + ".wav", p.labels[0], mid(p.labels[0])] for p in plans if p.split == "test"]
+    write_text(join(root, META, "train.csv"), csv_text(TRAIN_HEADER, train))
+    write_text(join(root, META, "test.csv"), csv_text(TEST_HEADER, test))
