@@ -53,7 +53,8 @@ class SelectRecords(beam.DoFn):
             yield split, serialized
 
 
-def resplit_features(features_dir: str, split_manifest_dir: str, output_dir: str, beam_args: list[str] | None = None) -> dict:
+def resplit_features(features_dir: str, split_manifest_dir: str, output_dir: str,
+                     beam_args: list[str] | None = None) -> dict:
     """Writes the re-split feature set; returns its per-split counts. Every clip of the split manifest must be in the
     feature set (written or rejected) with the same vocabulary: checked before any work."""
     check_complete(features_dir, feature_set.WHAT)

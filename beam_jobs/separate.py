@@ -36,7 +36,8 @@ class SeparationSpec:
         if not params.whole_clips:
             problems.append("separated channels are whole-clip examples: use FeatureParams(whole_clips=True)")
         if separator.sample_rate != params.sample_rate:
-            problems.append(f"the separator runs at {separator.sample_rate} Hz, the features at {params.sample_rate} Hz")
+            problems.append(f"the separator runs at {separator.sample_rate} Hz, "
+                            f"the features at {params.sample_rate} Hz")
         missing = [step for step in self.steps if step not in separator.checkpoint_steps]
         if not self.steps or missing:
             problems.append(f"steps {list(self.steps)}: need one or more of the saved checkpoints "

@@ -10,8 +10,8 @@
   separation.json    separated channels only: the separator and its checkpoint steps, in channel order
   clip_sums-*.jsonl  extraction and views only: per written clip, its split, frames, patches, silence and
                      per-band float64 sums and sums of squares (their exact bits, base64;
-                     beam_jobs.contracts.split_reports.ClipSummary), from which a re-split of the feature set (beam_jobs.resplit)
-                     computes its own statistics
+                     beam_jobs.contracts.split_reports.ClipSummary), from which a re-split of the feature
+                     set (beam_jobs.resplit) computes its own statistics
 
 Every job writes a feature set's files through one sink, `WriteFeatureFiles`: extraction and views its shards,
 clip sums and dead letters (`WriteFeatureSet`, with counts.json and stats.json); jobs that rewrite one split

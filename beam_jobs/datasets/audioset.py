@@ -19,8 +19,8 @@ from __future__ import annotations
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.contracts.features import AUDIO_EXTENSIONS
-from beam_jobs.datasets.common import (csv_rows, csv_text, fields_of, header_index, split_labels, list_folders, unique_clips,
-                                       unlisted_files)
+from beam_jobs.datasets.common import (csv_rows, csv_text, fields_of, header_index, list_folders, split_labels,
+                                       unique_clips, unlisted_files)
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join, write_text
 
@@ -154,8 +154,8 @@ def synthetic_audio_path(root: str, plan) -> str:
 
 
 def write_synthetic(plans, root: str, vocabulary, mid) -> None:
-    write_text(join(root, VOCABULARY_FILE),
-               csv_text(["index", "mid", "display_name"], [(i, mid(label), label) for i, label in enumerate(vocabulary)]))
+    classes = [(i, mid(label), label) for i, label in enumerate(vocabulary)]
+    write_text(join(root, VOCABULARY_FILE), csv_text(["index", "mid", "display_name"], classes))
     for split in ("train", "eval"):
         subset = [p for p in plans if p.split == split]
         header = f"# Segments csv created by beam_jobs.synthetic\n# num_ytids={len(subset)}\n" \

@@ -13,8 +13,8 @@ import json
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.datasets.common import (csv_rows, csv_text, fields_of, header_index, split_labels, list_folders, unique_clips,
-                                       unlisted_files)
+from beam_jobs.datasets.common import (csv_rows, csv_text, fields_of, header_index, list_folders, split_labels,
+                                       unique_clips, unlisted_files)
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join, read_text, write_text
 
@@ -116,7 +116,8 @@ def synthetic_audio_path(root: str, plan) -> str:
 
 def write_synthetic(plans, root: str, vocabulary, mid) -> None:
     truth = join(root, GROUND_TRUTH)
-    write_text(join(truth, "vocabulary.csv"), csv_text(None, [(i, label, mid(label)) for i, label in enumerate(vocabulary)]))
+    classes = [(i, label, mid(label)) for i, label in enumerate(vocabulary)]
+    write_text(join(truth, "vocabulary.csv"), csv_text(None, classes))
 
     def labels_row(plan):
         return [plan.fname, ",".join(plan.labels), ",".join(mid(label) for label in plan.labels)]

@@ -86,4 +86,5 @@ def write_synthetic(plans, root: str, vocabulary, mid) -> None:
             for p in plans if p.split == "test"]
     write_text(join(root, META, RELEASED["train"][0]),
                csv_text(["fname", "label", "manually_verified", "freesound_id", "license"], train))
-    write_text(join(root, META, RELEASED["test"][0]), csv_text(["fname", "label", "usage", "freesound_id", "license"], test))
+    write_text(join(root, META, RELEASED["test"][0]),
+               csv_text(["fname", "label", "usage", "freesound_id", "license"], test))

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.datasets.common import (csv_rows, csv_text, fields_of, header_index, split_labels, list_folders, unique_clips,
-                                       unlisted_files)
+from beam_jobs.datasets.common import (csv_rows, csv_text, fields_of, header_index, list_folders, split_labels,
+                                       unique_clips, unlisted_files)
 from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join, write_text
 
