@@ -19,7 +19,7 @@ DOWNSTREAM_SETS = [{"train_set": "noisy", "flag": "!manually_verified"},
 AUGMENTATIONS = ["rrc", "compander", "noise", "specaugment", "shift"]
 
 
-@experiment(name="contrastive-ssl", description=__doc__.splitlines()[0],
+@experiment(name="contrastive-ssl",
             dataset=DatasetNeeds("fsdnoisy18k", "fsd50k", ("train", "test")))
 def contrastive_ssl(
     data: PreparedDataset,
@@ -41,6 +41,30 @@ def contrastive_ssl(
     fine_tune_learning_rate: float = 0.01,
     scratch_learning_rate: float = 1e-3,
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, exported_encoder=Model):
+    """Contrastive self-supervised learning: an encoder pretrained with NT-Xent on the unlabelled train clips,
+    then kNN, linear evaluation and fine-tuning per downstream train set, next to training from scratch.
+
+    Args:
+        val_fraction: Share of each train set held out (by uploader) for validation.
+        architecture: The encoder's architecture (resnet18, vgg_like, vgg41, vgg42, crnn).
+        width: Filter-count multiplier of the encoder (1 = its published size).
+        tps: Temporal proximity sampling: the two views are patches from two random positions of the clip
+            (false: the same patch twice).
+        mix_back: Mix each view with a background from another clip of the batch.
+        augmentations: The views' augmentations, any of rrc, compander, noise, specaugment, shift.
+        temperature: NT-Xent's temperature.
+        pretrain_epochs: Pretraining epochs.
+        pretrain_batch_size: Pretraining batch size (clips; two views each).
+        pretrain_learning_rate: Pretraining learning rate.
+        knn_k: Neighbours of the kNN evaluation on the frozen embedding.
+        downstream_sets: The downstream train sets: {"train_set": a name, "flag": the dataset flag its clips
+            need ("" for every clip, "!flag" for its absence)}.
+        downstream_epochs: Epochs of linear evaluation, fine-tuning and training from scratch.
+        batch_size: Batch size of the downstream training.
+        linear_learning_rate: SGD's learning rate for linear evaluation (the encoder frozen).
+        fine_tune_learning_rate: SGD's learning rate for fine-tuning the pretrained encoder.
+        scratch_learning_rate: Adam's learning rate for the model trained from scratch.
+    """
     seed = data.seed
     unlabelled = select_train_set(manifest=data.manifest, source_splits=["train"], flag="",
                                   val_fraction=val_fraction, seed=seed)

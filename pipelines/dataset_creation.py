@@ -13,7 +13,7 @@ from components.creation import assemble_dataset, nominate_candidates, validate_
 from pipelines.experiment import experiment
 
 
-@experiment(name="dataset-creation", description=__doc__.splitlines()[0])
+@experiment(name="dataset-creation")
 def dataset_creation(
     raw_dir: str = "",
     synthetic_clips: int = 800,
@@ -25,6 +25,22 @@ def dataset_creation(
     val_fraction: float = 0.15,
     audio_mode: str = "copy",
 ) -> NamedTuple("Outputs", fsd50k=Dataset, fsdnoisy18k=Dataset, report=Markdown, validation_report=Markdown):
+    """Dataset creation as FSD50K and FSDnoisy18k were made: nominate candidate labels from tags, validate them
+    with rater votes, fix the vocabulary, split by uploader, write both released layouts.
+
+    Args:
+        raw_dir: The raw material (clips, Freesound-like metadata, keyword lists, ontology, rater votes);
+            empty: generate synthetic raw material of `synthetic_clips` clips.
+        synthetic_clips: Clips of the synthetic raw material generated when `raw_dir` is empty.
+        seed: Seed of the synthetic raw material and of the splits.
+        nomination_fields: The clip fields whose text nominates labels: any of tags, title, description.
+        min_agreement: Votes needed to accept (present) or reject (not present) a candidate label.
+        min_clips: Clips a class needs to stay in the vocabulary (otherwise it merges into its nearest kept
+            ancestor).
+        eval_share: Share of each class's clips the evaluation split aims at (uploaders stay on one side).
+        val_fraction: Share of the development clips in FSD50K's validation split.
+        audio_mode: copy the clips into the dataset, or link them (a local disk only).
+    """
     nomination = nominate_candidates(raw_dir=raw_dir, synthetic_clips=synthetic_clips, seed=seed,
                                      nomination_fields=nomination_fields)
     nomination.set_display_name("nominate candidate labels")

@@ -12,7 +12,7 @@ from pipelines.experiment import (DatasetNeeds, PreparedDataset, Training, exper
                                   train_set_features)
 
 
-@experiment(name="dcase2019-task2", description=__doc__.splitlines()[0],
+@experiment(name="dcase2019-task2",
             dataset=DatasetNeeds("fsdkaggle2019", "fsd50k", ("train_curated", "train_noisy", "test")),
             training=Training(epochs=None))
 def dcase2019_task2(
@@ -22,6 +22,15 @@ def dcase2019_task2(
     curated_epochs: int = 30,
     fine_tune_learning_rate: float = 3e-4,
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, fine_tuned_report=Markdown, exported=Model):
+    """DCASE2019 Task 2 (FSDKaggle2019): train on the noisy set, then fine-tune on the curated set; lwlrap on
+    the test set next to the noisy-only and curated-only models.
+
+    Args:
+        val_fraction: Share of each train set held out (by uploader) for validation.
+        noisy_epochs: Epochs on the noisy set.
+        curated_epochs: Epochs on the curated set (fine-tuning, and the curated-only model).
+        fine_tune_learning_rate: Adam's learning rate when fine-tuning on the curated set.
+    """
     feature_sets = {}
     for name, split in (("noisy", "train_noisy"), ("curated", "train_curated")):
         _, features = train_set_features(data, [split], "", val_fraction, name=name)

@@ -10,9 +10,15 @@
 
 An experiment's body declares only its own parameters:
 
-    @experiment(name="my-study", description=..., dataset=DatasetNeeds("fsd50k", "fsd50k", ("train", "eval")),
+    @experiment(name="my-study",
+            dataset=DatasetNeeds("fsd50k", "fsd50k", ("train", "eval")),
                 training=Training(epochs=30))
     def my_study(data: PreparedDataset, val_fraction: float = 0.15) -> NamedTuple(...):
+        '''What the study shows, in one paragraph (the pipeline's description).
+
+        Args:
+            val_fraction: what it means (every parameter of the body has a line here).
+        '''
         model = train(data, data.features, loss="lq")
 """
 
@@ -20,6 +26,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import re
 import types
 from typing import NamedTuple
 
@@ -35,6 +42,59 @@ from pipelines.parameters import check_run_parameters
 
 def _parameter(name: str, annotation, default=inspect.Parameter.empty) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation, default=default)
+
+
+# The meaning of every parameter @experiment declares; an experiment's own parameters are described in its
+# docstring's Args section. Both reach `run_local.py PIPELINE --help` and the KFP UI.
+SHARED_DESCRIPTIONS = {
+    "dataset_root": "The dataset's folder (local, gs://, ...) in `dataset_format`'s layout; empty: generate a "
+                    "synthetic dataset of `synthetic_clips` clips in that format.",
+    "dataset_format": "fsd50k, fsdnoisy18k, fsdkaggle2019, fsdkaggle2018, audioset or folder "
+                      "(<root>/<split>/<class>/<clip>).",
+    "dataset_options": 'Options of the dataset\'s format, a JSON object; only audioset takes one: {"train_subsets": '
+                       '"balanced"} (or "unbalanced", "both"), the subsets that become train.',
+    "feature_params": "A feature preset (fsd50k, fsdnoisy18k) or a JSON object of FeatureParams fields "
+                      '(e.g. {"n_mels": 64}).',
+    "synthetic_clips": "Clips of the synthetic dataset generated when `dataset_root` is empty (50 to 100,000).",
+    "seed": "Seed of the synthetic dataset, the splits and the training runs.",
+    "architecture": "Classifier architecture: vgg_like, vgg41, vgg42, resnet18 or crnn.",
+    "width": "Filter-count multiplier of the architecture (1 = its published size; 0.125-0.5 for CPU runs).",
+    "epochs": "Training epochs.",
+    "batch_size": "Training batch size (patches).",
+    "learning_rate": "Adam's learning rate.",
+    "mixed_precision": "Compute in float16 when a GPU is visible.",
+    "beam_runner": "Runner of the Beam steps: DirectRunner (in the task's pod), DataflowRunner, FlinkRunner, "
+                   "SparkRunner, ...",
+    "beam_options": 'The runner\'s extra flags, e.g. ["--project=P", "--region=R", "--temp_location=gs://B/tmp"].',
+}
+
+
+def described(summary: str, signature: inspect.Signature, own: dict[str, str]) -> str:
+    """A pipeline's docstring: `summary`, then an Args section (what KFP reads its parameter descriptions from)
+    with every parameter's meaning; a parameter without one fails here, when the pipeline is defined."""
+    meanings = {**SHARED_DESCRIPTIONS, **own}
+    missing = [name for name in signature.parameters if not meanings.get(name)]
+    if missing:
+        raise TypeError(f"parameters without a description: {missing}; describe them in the pipeline's docstring "
+                        "(an Args section)")
+    return summary.strip() + "\n\nArgs:\n" + "".join(f"    {name}: {meanings[name]}\n" for name in signature.parameters)
+
+
+ARGUMENT = re.compile(r"^    (\w+): (.*)$")
+
+
+def own_descriptions(docstring: str | None) -> tuple[str, dict[str, str]]:
+    """(summary, {parameter: description}) of an experiment body's docstring: the text before its `Args:` line,
+    and each `    name: meaning` line of the section, continued on the lines indented deeper."""
+    summary, _, section = inspect.cleandoc(docstring or "").partition("\nArgs:\n")
+    meanings, name = {}, None
+    for line in section.splitlines():
+        match = ARGUMENT.match(line)
+        if match:
+            name, meanings[match[1]] = match[1], match[2].strip()
+        elif name and line.startswith("        "):
+            meanings[name] += " " + line.strip()
+    return summary, meanings
 
 
 RUNNER_PARAMETERS = (_parameter("beam_runner", str, "DirectRunner"), _parameter("beam_options", list, []))
@@ -176,8 +236,9 @@ def train_set_features(data: PreparedDataset, source_splits: list, flag, val_fra
     return train_set, features
 
 
-def experiment(name: str, description: str, dataset: DatasetNeeds | None = None, training: Training | None = None):
-    """The pipeline of an experiment body (see the module's docstring); `dataset`: what it needs of its dataset,
+def experiment(name: str, dataset: DatasetNeeds | None = None, training: Training | None = None):
+    """The pipeline of an experiment body (see the module's docstring), described by the first paragraph of the
+    body's docstring (the KFP UI's and `run_local.py --help`'s one line); `dataset`: what it needs of its dataset,
     None for a pipeline that reads no dataset (dataset creation, tagging); `training`: the defaults of its
     classifier-training parameters, None where it declares its own."""
     def decorate(body):
@@ -187,6 +248,7 @@ def experiment(name: str, description: str, dataset: DatasetNeeds | None = None,
         signature = inspect.Signature([*shared, *own, *RUNNER_PARAMETERS],
                                       return_annotation=inspect.signature(body).return_annotation)
         check = check_component(body.__name__, signature)
+        summary, own_meanings = own_descriptions(body.__doc__)
 
         def pipeline(*args, **kwargs):
             bound = signature.bind(*args, **kwargs)
@@ -215,8 +277,8 @@ def experiment(name: str, description: str, dataset: DatasetNeeds | None = None,
             return outputs
 
         pipeline.__name__, pipeline.__qualname__ = body.__name__, body.__qualname__
-        pipeline.__module__, pipeline.__doc__ = body.__module__, body.__doc__
+        pipeline.__module__, pipeline.__doc__ = body.__module__, described(summary, signature, own_meanings)
         pipeline.__signature__ = signature
-        return dsl.pipeline(name=name, description=description)(pipeline)
+        return dsl.pipeline(name=name, description=" ".join(summary.split("\n\n")[0].split()))(pipeline)
 
     return decorate

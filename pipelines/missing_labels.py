@@ -18,7 +18,7 @@ from pipelines.experiment import DatasetNeeds, PreparedDataset, Training, experi
 TC_PERCENTS = [0.0, 0.5, 1.0, 2.0, 4.0, 6.0, 10.0, 20.0]
 
 
-@experiment(name="missing-labels", description=__doc__.splitlines()[0],
+@experiment(name="missing-labels",
             dataset=DatasetNeeds("audioset", "fsd50k", ("train", "eval")), training=Training(architecture=None))
 def missing_labels(
     data: PreparedDataset,
@@ -28,6 +28,17 @@ def missing_labels(
     teacher_architecture: str = "vgg_like",
     student_architecture: str = "vgg_like",
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, page=HTML):
+    """Missing labels: a teacher scores the train set, the relabel job masks the loss of the top tc % implicit
+    negatives per class, a student trains on each enhanced label set; eval mAP and d' against tc.
+
+    Args:
+        val_fraction: Share of the development clips held out (by uploader) for validation.
+        train_fraction: Share of the train clips kept (below 1: the smaller train set, which gains more).
+        tc_percents: The tc values: the share (%) of each class's implicit negatives, top-scored by the teacher,
+            whose loss is masked.
+        teacher_architecture: The teacher's architecture (vgg_like, vgg41, vgg42, resnet18, crnn).
+        student_architecture: The students' architecture.
+    """
     seed = data.seed
     split = split_dev_set(manifest=data.manifest, strategy="uploader", val_fraction=val_fraction,
                           seed=seed, train_fraction=train_fraction)

@@ -19,7 +19,7 @@ DEFAULT_VARIANTS = [{"train_set": name, "flag": flag, "loss": loss} for name, fl
                     for loss in LOSSES]
 
 
-@experiment(name="noisy-labels", description=__doc__.splitlines()[0],
+@experiment(name="noisy-labels",
             dataset=DatasetNeeds("fsdnoisy18k", "fsdnoisy18k", ("train", "test"), ("manually_verified",)),
             training=Training())
 def noisy_labels(
@@ -33,6 +33,21 @@ def noisy_labels(
     prune_percentile: float = 97.0,
     aggregation: str = "mean",
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
+    """Noisy labels (FSDnoisy18k): models trained on the clean, noisy and noisy + clean train sets with each
+    noise-robust loss, and loss-based instance selection after a stage-1 model; test accuracy per variant.
+
+    Args:
+        val_fraction: Share of each train set held out (by uploader) for validation.
+        loss_variants: One model per entry: {"train_set": a name, "flag": the dataset flag its clips need
+            ("manually_verified", "!manually_verified" for its absence, "" for every clip), "loss": cce, lq,
+            lsoft, cce_max, cce_outlier or label_smoothing}.
+        stage1_epochs: Epochs of the stage-1 model (Lq) that instance selection starts from.
+        stage2_epochs: Epochs of each stage-2 run (no selection, in-batch discarding, pruned set).
+        stage2_q: Lq's q in stage 2.
+        discard_percentile: In-batch discarding: the losses above this percentile of each batch are dropped.
+        prune_percentile: Dataset pruning: the clips whose stage-1 loss is above this percentile are removed.
+        aggregation: Patch scores -> clip score: mean or geometric_mean.
+    """
     with dsl.ParallelFor(loss_variants) as variant:
         _, features = train_set_features(data, ["train"], variant.flag, val_fraction)
         model = train(data, features.outputs["features"], loss=variant.loss)

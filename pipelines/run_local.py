@@ -1,6 +1,8 @@
 """Runs a pipeline on this machine through kfp.local (SubprocessRunner) and prints its final metrics.
 
     python pipelines/run_local.py PIPELINE [--param NAME=VALUE ...] [--pipeline-root DIR]
+    python pipelines/run_local.py --help             the pipelines, one line each
+    python pipelines/run_local.py PIPELINE --help    the pipeline's parameters: type, default, meaning
 
 Each task's start, end and duration are printed as it finishes; the exit status is non-zero on failure.
 """
@@ -12,6 +14,7 @@ import logging
 import os
 import re
 import sys
+import textwrap
 import time
 
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,9 +94,31 @@ def print_outputs(outputs) -> None:
                 print(handle.read())
 
 
+TYPE_NAMES = {"String": "str", "Integer": "int", "Float": "float", "Boolean": "bool", "List": "JSON list",
+              "Dict": "JSON object"}
+
+
+def pipelines_help(pipelines: dict) -> str:
+    width = max(map(len, pipelines))
+    return "pipelines:\n" + "".join(f"  {name:<{width}}  {pipeline.description}\n" for name, pipeline in sorted(
+        pipelines.items())) + "\nrun_local.py PIPELINE --help lists a pipeline's parameters.\n"
+
+
+def parameters_help(name: str, pipeline) -> str:
+    """Every parameter of `pipeline`: its type, default (or `required`) and meaning, as the KFP UI shows them."""
+    lines = [f"{name}: {pipeline.description}", "", "parameters (--param NAME=VALUE):"]
+    for parameter, spec in pipeline.component_spec.inputs.items():
+        default = "required" if spec.default is None and not spec.optional else f"default {json.dumps(spec.default)}"
+        lines.append(f"  {parameter} ({TYPE_NAMES[spec.type]}, {default})")
+        lines += [f"      {line}" for line in textwrap.wrap(spec.description, 100)]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("pipeline")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     add_help=False)
+    parser.add_argument("pipeline", nargs="?")
+    parser.add_argument("-h", "--help", action="store_true")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--pipeline-root", default=os.path.join(REPOSITORY_ROOT, "runs"))
     args = parser.parse_args(argv)
@@ -108,6 +133,12 @@ def main(argv=None) -> int:
     from pipelines import defaults, discover, required
 
     pipelines = discover()
+    if args.help or not args.pipeline:
+        if args.pipeline in pipelines:
+            print(parameters_help(args.pipeline, pipelines[args.pipeline]), end="")
+        else:
+            print(parser.format_help() + "\n" + pipelines_help(pipelines), end="")
+        return 0 if args.help else 2
     if args.pipeline not in pipelines:
         parser.error(f"unknown pipeline {args.pipeline!r}; available: {sorted(pipelines)}")
     pipeline = pipelines[args.pipeline]

@@ -28,7 +28,7 @@ SETTINGS = [
 ]
 
 
-@experiment(name="separation-ssl", description=__doc__.splitlines()[0],
+@experiment(name="separation-ssl",
             dataset=DatasetNeeds("fsd50k", "fsd50k", ("train", "val", "eval")))
 def separation_ssl(
     data: PreparedDataset,
@@ -55,6 +55,36 @@ def separation_ssl(
     shallow_learning_rate: float = 1e-3,
     batch_size: int = 64,
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
+    """Self-supervised learning from automatically separated sound scenes: a MixIT separator, an encoder
+    pretrained per proxy-task setting on the separated channels, and a shallow classifier on each frozen
+    embedding; eval mAP and d' beside the separator's SI-SNR improvement.
+
+    Args:
+        val_fraction: Share of the train clips held out (by uploader) for validation.
+        separator_channels: Output channels of the MixIT separator.
+        separator_steps: Training steps of the separator.
+        checkpoint_steps: The steps at which separator checkpoints are kept (the channels are separated with each).
+        separator_segment_seconds: Length of the training mixtures' segments.
+        separator_batch_size: Mixtures per separator training step.
+        separator_learning_rate: The separator's Adam learning rate.
+        evaluation_mixtures: Synthetic mixtures with known sources the SI-SNR improvement is measured on.
+        settings: One encoder per entry: {"name", "proxy_tasks": sm, cp or sm+cp, "view": mixture or channel
+            (what the mixture is compared with), "checkpoints": the separator steps a channel view is drawn from
+            ([] every one, -1 the last)}.
+        cp_weight: Weight of the coincidence-prediction loss next to the similarity-maximisation loss.
+        tps: Temporal proximity sampling: the views come from two random positions of the clip.
+        specaugment: SpecAugment on both views.
+        architecture: The encoder's architecture (resnet18, vgg_like, vgg41, vgg42, crnn).
+        width: Filter-count multiplier of the encoder (1 = its published size).
+        temperature: The similarity-maximisation (NT-Xent) temperature.
+        pretrain_epochs: Pretraining epochs.
+        pretrain_batch_size: Pretraining batch size (clips).
+        pretrain_learning_rate: Pretraining learning rate.
+        shallow_hidden_units: Hidden units of the shallow classifier on the frozen embedding.
+        shallow_epochs: Epochs of the shallow classifier.
+        shallow_learning_rate: Adam's learning rate of the shallow classifier.
+        batch_size: Batch size of the shallow classifier.
+    """
     seed, feature_params = data.seed, data.feature_params
     unlabelled = select_train_set(manifest=data.manifest, source_splits=["train"], flag="",
                                   val_fraction=val_fraction, seed=seed)

@@ -13,12 +13,19 @@ POOLINGS = ["max", "blurpool3", "blurpool5", "tlpf", "aps", "tlpf_aps"]
 DEFAULT_VARIANTS = [{"pooling": pooling, "mixup_alpha": alpha} for pooling in POOLINGS for alpha in (0.0, 0.3)]
 
 
-@experiment(name="shift-invariance", description=__doc__.splitlines()[0],
+@experiment(name="shift-invariance",
             dataset=DatasetNeeds("fsd50k", "fsd50k", ("train", "val", "eval")), training=Training(architecture="vgg41"))
 def shift_invariance(
     data: PreparedDataset,
     pooling_variants: list = DEFAULT_VARIANTS,
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, page=HTML):
+    """Shift invariance: one model per subsampling pool (max, BlurPool, TLPF, APS, TLPF+APS) with and without
+    mixup, compared on mAP, d' and classification consistency under time and frequency shifts.
+
+    Args:
+        pooling_variants: One model per entry: {"pooling": max|blurpool3|blurpool5|tlpf|aps|tlpf_aps,
+            "mixup_alpha": 0 for none, else mixup's alpha}.
+    """
     with dsl.ParallelFor(pooling_variants) as variant:
         model = train(data, data.features, pooling=variant.pooling, mixup_alpha=variant.mixup_alpha)
         result = evaluate_shift_invariance(model=model.outputs["model"], features=data.features,

@@ -13,13 +13,20 @@ from components.studies import evaluate_split_strategy, summarize_split_study
 from pipelines.experiment import DatasetNeeds, PreparedDataset, Training, experiment, train
 
 
-@experiment(name="split-study", description=__doc__.splitlines()[0],
+@experiment(name="split-study",
             dataset=DatasetNeeds("fsd50k", "fsd50k", ("train", "eval")), training=Training())
 def split_study(
     data: PreparedDataset,
     strategies: list = ["random", "iterative_stratification", "uploader"],
     val_fraction: float = 0.15,
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown):
+    """Split study: one model per train/val split strategy of the development set, each evaluated on its
+    val split and on eval; shows how within-class uploader contamination makes validation optimistic.
+
+    Args:
+        strategies: The split strategies to compare: random, iterative_stratification, uploader.
+        val_fraction: Share of the development clips that each strategy puts in val.
+    """
     seed = data.seed
     with dsl.ParallelFor(strategies) as strategy:
         split = split_dev_set(manifest=data.manifest, strategy=strategy, val_fraction=val_fraction,

@@ -13,13 +13,22 @@ from components.tagging import tag_audio_files
 from pipelines.experiment import experiment
 
 
-@experiment(name="tag-audio", description=__doc__.splitlines()[0])
+@experiment(name="tag-audio")
 def tag_audio(
     model_uri: str,
     audio: list,
     timestamps: bool = False,
     aggregation: str = "mean",
 ) -> NamedTuple("Outputs", scores=Dataset, report=Markdown):
+    """Tag audio with a trained model: a model (or export) folder and audio files -> score table and report.
+
+    Args:
+        model_uri: A classifier folder (a train-classifier task's model output) or an export folder (an
+            export-model task's output), as a path or URI (gs://, minio://, ...).
+        audio: Audio files, folders or object-store prefixes to tag.
+        timestamps: Also write a score row per patch, with its start and end times.
+        aggregation: Patch scores -> clip score: mean or geometric_mean.
+    """
     model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=False)
     model.set_display_name("model")
     tagged = tag_audio_files(model=model.output, audio=audio, timestamps=timestamps, aggregation=aggregation)

@@ -209,9 +209,13 @@ def test_resource_classes_are_declared_with_the_runner_settings_they_imply():
 def test_parameter_defaults_are_checked_when_compiling(tmp_path):
     from pipelines.experiment import experiment
 
-    @experiment(name="bad-epochs", description="a default the check refuses")
+    @experiment(name="bad-epochs")
     def bad_epochs(epochs: int = 0):
-        pass  # the parameter check is its one task
+        """A default the check refuses; the parameter check is its one task.
+
+        Args:
+            epochs: zero, which no rule allows.
+        """
 
     with pytest.raises(ValueError, match="epochs=0"):
         compile_module.compile_pipeline(bad_epochs, str(tmp_path / "bad.yaml"))

@@ -139,3 +139,42 @@ def test_the_compiled_check_task_fails_a_bad_value_where_the_launcher_runs_it(tm
         assert result.returncode == status, result.stderr[-2000:]
     assert "pipeline fsd50k_baseline: invalid parameters, nothing was run" in result.stderr
     assert "epochs=0" in result.stderr
+
+
+def test_every_parameter_of_every_pipeline_is_described_in_the_compiled_pipeline(tmp_path):
+    for name, pipeline in discover().items():
+        path = compile_module.compile_pipeline(pipeline, str(tmp_path / f"{name}.yaml"))
+        with open(path) as handle:
+            spec = next(yaml.safe_load_all(handle))
+        parameters = spec["root"]["inputDefinitions"]["parameters"]
+        undescribed = [parameter for parameter, definition in parameters.items() if not definition.get("description")]
+        assert undescribed == [], f"{name}: {undescribed}"  # what the KFP UI shows beside each field
+        assert spec["pipelineInfo"]["description"] == pipeline.description and pipeline.description
+
+
+def test_a_pipeline_with_an_undescribed_parameter_is_refused_when_defined():
+    from pipelines.experiment import experiment
+
+    with pytest.raises(TypeError, match=r"parameters without a description: \['rounds'\]"):
+        @experiment(name="undescribed")
+        def undescribed(rounds: int = 3, width: float = 1.0):
+            """Says nothing of rounds.
+
+            Args:
+                width: described.
+            """
+
+
+def test_run_local_help_lists_every_pipeline_and_each_ones_parameters(capsys):
+    assert run_local.main(["--help"]) == 0
+    listing = capsys.readouterr().out
+    for name, pipeline in discover().items():
+        assert f"  {name}" in listing and pipeline.description in listing
+    assert run_local.main(["noisy_labels", "--help"]) == 0
+    parameters = capsys.readouterr().out
+    for name, spec in discover()["noisy_labels"].component_spec.inputs.items():
+        assert f"  {name} (" in parameters
+    assert '  stage2_q (float, default 0.5)\n      Lq\'s q in stage 2.' in parameters
+    assert "  loss_variants (JSON list, default [{" in parameters
+    assert run_local.main(["tag_audio", "-h"]) == 0
+    assert "  model_uri (str, required)" in capsys.readouterr().out
