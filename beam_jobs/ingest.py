@@ -11,6 +11,7 @@ import os
 
 from apache_beam.io.filesystems import FileSystems
 
+from beam_jobs import splits
 from beam_jobs.contracts.manifest import DatasetError, Manifest, write_manifest
 from beam_jobs.datasets.formats import FORMATS, dataset_format as format_named
 from beam_jobs.ontology import load_ontology, propagate_labels
@@ -34,10 +35,12 @@ def absolute(path: str) -> str:
 
 
 def ingest(dataset_root: str, manifest_dir: str, dataset_format: str = "fsd50k", ontology_path: str = "",
-           dataset_options: dict | None = None) -> Manifest:
+           dataset_options: dict | None = None, needed_splits: tuple[str, ...] = (), seed: int = 0) -> Manifest:
     """Reads and validates a dataset (optionally propagating labels up an ontology), publishes its manifest.
     A dataset inside the manifest folder (a generated one) is kept there. `dataset_options`: the options its
-    format takes (datasets.formats; e.g. AudioSet's `train_subsets`)."""
+    format takes (datasets.formats; e.g. AudioSet's `train_subsets`). A folder dataset without split folders
+    gets the held-out and val splits of `needed_splits` made from `seed` (splits.make_splits), reported in
+    made_splits.json beside the manifest."""
     format_ = format_named(dataset_format)
     format_.check_options(dataset_options or {})
     dataset_root, manifest_dir = absolute(dataset_root).rstrip("/"), absolute(manifest_dir).rstrip("/")
@@ -47,9 +50,15 @@ def ingest(dataset_root: str, manifest_dir: str, dataset_format: str = "fsd50k",
     manifest = format_.read(dataset_root, dataset_options)
     if ontology_path:
         manifest = propagate(manifest, ontology_path)
+    extra_files = {}
+    if manifest.source.get("split_folders") is False and set(needed_splits) - set(manifest.splits):
+        manifest, report = splits.make_splits(manifest, list(needed_splits), seed)
+        extra_files[splits.MADE_SPLITS_FILE] = json.dumps(report, indent=1)
+        print(f"{dataset_root}: no split folders; made the splits {report['clips']} (seed {seed}, one source's "
+              f"clips on one side: grouped by {report['grouped_by']}), see {splits.MADE_SPLITS_FILE}", flush=True)
     inside = (dataset_root[len(manifest_dir) + 1:].split("/", 1)[0] if dataset_root.startswith(manifest_dir + "/")
               else "")
-    write_manifest(manifest_dir, manifest, keep=(inside,) if inside else ())
+    write_manifest(manifest_dir, manifest, extra_files, keep=(inside,) if inside else ())
     return manifest
 
 
@@ -59,7 +68,8 @@ def check_requirements(manifest: Manifest, splits: list[str], flags: list[str]) 
     where = f"{manifest.source.get('root', '')} ({manifest.source.get('format', '')} format)"
     missing = [split for split in splits if split not in manifest.splits]
     if missing:
-        hint = (" (a folder dataset takes its splits from <root>/<split>/<class>/<clip>)"
+        hint = (" (a folder dataset's split folders, <root>/<split>/<class>/<clip>, are used as they are; without "
+                "split folders, ingest makes every split the experiment needs)"
                 if manifest.source.get("format") == "folder" else "")
         raise DatasetError(f"{where}: this experiment needs the splits {list(splits)}, the dataset has "
                            f"{manifest.splits}: {missing} missing{hint}")
@@ -78,8 +88,12 @@ def run(argv=None) -> Manifest:
     parser.add_argument("--ontology", default="", help="ontology.json to propagate labels to their ancestors")
     parser.add_argument("--dataset_options", type=json.loads, default={},
                         help='a JSON object of the options the format takes, e.g. {"train_subsets": "both"} (AudioSet)')
+    parser.add_argument("--needed_splits", default="", help="comma-separated: the splits a folder dataset without "
+                        "split folders gets made (e.g. train,val,eval)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the made splits")
     args = parser.parse_args(argv)
-    return ingest(args.dataset_root, args.manifest_dir, args.format, args.ontology, args.dataset_options)
+    return ingest(args.dataset_root, args.manifest_dir, args.format, args.ontology, args.dataset_options,
+                  tuple(filter(None, args.needed_splits.split(","))), args.seed)
 
 
 if __name__ == "__main__":

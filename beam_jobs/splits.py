@@ -237,3 +237,69 @@ def select_train_pool(manifest: Manifest, source_splits: tuple[str, ...], flag: 
         raise ValueError(f"no clips in splits {list(source_splits)} with flag {flag!r}")
     return dataclasses.replace(manifest, rows=rows, source={**manifest.source, "train_pool": list(source_splits),
                                                             "train_flag": flag})
+
+
+# A dataset without held-out splits (a folder of class folders): ingest makes the ones an experiment needs.
+HELD_OUT_SPLITS = ("eval", "test")
+HELD_OUT_FRACTION = 0.2  # of all clips, as FSD50K's eval set is about a fifth of the clips
+MADE_VAL_FRACTION = 0.15  # of the development clips
+MADE_SPLITS_FILE = "made_splits.json"  # beside the manifest, when ingest made its splits
+
+
+def source_groups(rows: list[ManifestRow]) -> list[list[int]]:
+    """Clips of one source (the same non-empty `uploader` field: a reader's grouping key) together; a clip
+    without one is a group of its own."""
+    groups = defaultdict(list)
+    for i, row in enumerate(rows):
+        groups[row.uploader or f"clip:{row.clip_id}"].append(i)
+    return list(groups.values())
+
+
+def _split_groups(rows: list[ManifestRow], vocabulary, fraction: float, seed: int) -> list[bool]:
+    """Per clip: whether it goes to the `fraction` side, whole groups stratified by class. A side that
+    stratification leaves empty (groups large against the share wanted of a class) gets one of the smallest
+    groups, so that the split exists."""
+    index = {label: i for i, label in enumerate(vocabulary)}
+    groups = source_groups(rows)
+    folds = stratify([sum(_label_vector(rows[i], index) for i in group) for group in groups],
+                     [len(group) for group in groups], fraction, seed)
+    if len(groups) > 1 and not any(folds):
+        smallest = [g for g, group in enumerate(groups) if len(group) == min(map(len, groups))]
+        folds[int(np.random.default_rng(seed).choice(smallest))] = 1
+    chosen = [False] * len(rows)
+    for group, fold in zip(groups, folds):
+        for i in group:
+            chosen[i] = bool(fold)
+    return chosen
+
+
+def make_splits(manifest: Manifest, needed: list[str], seed: int) -> tuple[Manifest, dict]:
+    """The held-out split (eval or test: the one `needed` names) and, if needed, val, carved out of a dataset
+    whose clips are all `train`: whole groups of one source on one side (`source_groups`), stratified by class,
+    deterministic from `seed`. Returns the new manifest and the report of what was made."""
+    held_out = [split for split in needed if split in HELD_OUT_SPLITS]
+    rows = list(manifest.rows)
+    if {row.split for row in rows} != {TRAIN} or len(held_out) > 1:
+        raise ValueError(f"make_splits takes a dataset whose clips are all train and needs at most one of "
+                         f"{HELD_OUT_SPLITS}; got splits {manifest.splits}, needed {needed}")
+    assignment = [TRAIN] * len(rows)
+    if held_out:
+        chosen = _split_groups(rows, manifest.vocabulary, HELD_OUT_FRACTION, seed)
+        assignment = [held_out[0] if out else TRAIN for out in chosen]
+    if VAL in needed:
+        dev = [i for i, split in enumerate(assignment) if split == TRAIN]
+        chosen = _split_groups([rows[i] for i in dev], manifest.vocabulary, MADE_VAL_FRACTION, seed + 1)
+        for i, out in zip(dev, chosen):
+            assignment[i] = VAL if out else TRAIN
+    made = tuple(dataclasses.replace(row, split=split) for row, split in zip(rows, assignment))
+    groups = {split: len({row.uploader or row.clip_id for row in made if row.split == split})
+              for split in sorted(set(assignment))}
+    per_class = {label: {split: sum(row.split == split and label in row.labels for row in made)
+                         for split in sorted(set(assignment))} for label in manifest.vocabulary}
+    report = {"made_by": "ingest", "seed": seed, "held_out": held_out[0] if held_out else "",
+              "held_out_fraction": HELD_OUT_FRACTION, "val_fraction": MADE_VAL_FRACTION if VAL in needed else 0,
+              "grouped_by": manifest.source.get("grouped_by", ""),
+              "clips": {split: assignment.count(split) for split in sorted(set(assignment))}, "groups": groups,
+              "per_class": per_class}
+    source = {**manifest.source, "made_splits": {key: report[key] for key in ("held_out", "seed", "clips")}}
+    return dataclasses.replace(manifest, rows=made, source=source), report

@@ -17,7 +17,8 @@ def ingest_dataset(dataset_root: str, dataset_format: str, synthetic_clips: int,
     beam = BeamSettings(beam_runner, beam_options)
     root = dataset_root or synthetic.generate(f"{beam.location(manifest)}/synthetic_{dataset_format}",
                                               synthetic_clips, seed, beam.args, dataset_format=dataset_format)
-    result = ingest.ingest(root, beam.location(manifest), dataset_format, dataset_options=dataset_options)
+    result = ingest.ingest(root, beam.location(manifest), dataset_format, dataset_options=dataset_options,
+                           needed_splits=tuple(required_splits), seed=seed)
     ingest.check_requirements(result, required_splits, required_flags)
     manifest.metadata.update(clips=len(result.rows), classes=len(result.vocabulary), dataset_root=root)
 

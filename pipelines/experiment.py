@@ -49,10 +49,12 @@ def _parameter(name: str, annotation, default=inspect.Parameter.empty) -> inspec
 SHARED_DESCRIPTIONS = {
     "dataset_root": "The dataset's folder (local, gs://, ...) in `dataset_format`'s layout; empty: generate a "
                     "synthetic dataset of `synthetic_clips` clips in that format.",
-    "dataset_format": "fsd50k, fsdnoisy18k, fsdkaggle2019, fsdkaggle2018, audioset or folder "
-                      "(<root>/<split>/<class>/<clip>).",
-    "dataset_options": 'Options of the dataset\'s format, a JSON object; only audioset takes one: {"train_subsets": '
-                       '"balanced"} (or "unbalanced", "both"), the subsets that become train.',
+    "dataset_format": "fsd50k, fsdnoisy18k, fsdkaggle2019, fsdkaggle2018, audioset or folder (<root>/<class>/<clip>, "
+                      "or <root>/<split>/<class>/<clip> with the splits as folders).",
+    "dataset_options": 'Options of the dataset\'s format, a JSON object. audioset: {"train_subsets": "balanced"} '
+                       '(or "unbalanced", "both"), the subsets that become train. folder: {"group_by": "clip"} (or '
+                       '"prefix": the file name up to its first _ - . or space; "subfolder": <class>/<source>/<clip>), '
+                       'the clips of one source, which the splits ingest makes keep on one side.',
     "feature_params": "A feature preset (fsd50k, fsdnoisy18k) or a JSON object of FeatureParams fields "
                       '(e.g. {"n_mels": 64}).',
     "synthetic_clips": "Clips of the synthetic dataset generated when `dataset_root` is empty (50 to 100,000).",

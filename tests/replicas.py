@@ -238,6 +238,19 @@ def folder(root: Path, clips=(18, 9, 9), seed=4) -> Path:
     return root
 
 
+def own_folder(root: Path, sources=12, takes=3, seed=6) -> Path:
+    """The most common layout of one's own audio: a folder of class folders, no split folders; several takes
+    of each recording session, named `<session>_take<n>` (sessions must stay on one side of a split)."""
+    rng = np.random.default_rng(seed)
+    for source in range(sources):
+        label = FOLDER_CLASSES[source % len(FOLDER_CLASSES)]
+        for take in range(takes):
+            _audio(root / label / f"session{source:02d}_take{take}.wav", [label], FOLDER_CLASSES, rng, 44100, 1,
+                   "PCM_16")
+    (root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    return root
+
+
 REPLICAS = {"fsd50k": fsd50k, "fsdnoisy18k": fsdnoisy18k, "fsdkaggle2019": fsdkaggle2019,
             "fsdkaggle2018": fsdkaggle2018,
             "audioset": audioset, "folder": folder}

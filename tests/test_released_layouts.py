@@ -1,12 +1,13 @@
 """Every experiment's pipeline, run locally (tiny settings) on a replica of a released dataset layout
 (tests/replicas.py) or of a researcher's own folder, through `run_local.py` as a user runs it."""
+import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from replicas import REPLICAS
+from replicas import REPLICAS, own_folder
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {"width": "0.125", "batch_size": "8"}
@@ -57,3 +58,38 @@ def test_every_experiment_runs_on_a_released_layout(pipeline, tmp_path):
     assert expected_line in report, report
     manifest = next((tmp_path / "runs").glob("*/ingest-dataset/manifest"))
     assert not list(manifest.glob("synthetic_*"))  # the replica was read, nothing was generated
+
+
+# A folder of class folders without split folders, through the experiments that need val or held-out splits.
+OWN_FOLDER_RUNS = {"fsd50k_baseline": ({"epochs": "1"}, "evaluate-classifier", "| dog bark |"),
+                   "shift_invariance": ({"epochs": "1", "pooling_variants": '[{"pooling": "max", "mixup_alpha": 0.0}]'},
+                                        "summarize-shift-invariance", "| max |"),
+                   "contrastive_ssl": (RUNS["contrastive_ssl"][1] | {"downstream_sets": '[{"train_set": "all", '
+                                                                                         '"flag": ""}]'},
+                                       "summarize-contrastive", "| all |")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pipeline", sorted(OWN_FOLDER_RUNS))
+def test_a_folder_of_class_folders_gets_its_splits_made_and_runs(pipeline, tmp_path):
+    settings, report_task, expected_line = OWN_FOLDER_RUNS[pipeline]
+    root = own_folder(tmp_path / "dataset")
+    params = {**TINY, **settings, "dataset_root": str(root), "dataset_format": "folder",
+              "dataset_options": '{"group_by": "prefix"}'}
+    command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), pipeline,
+               "--pipeline-root", str(tmp_path / "runs")]
+    for name, value in params.items():
+        command += ["--param", f"{name}={value}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "no split folders; made the splits" in result.stdout + result.stderr
+    assert expected_line in next((tmp_path / "runs").glob(f"*/{report_task}/report")).read_text()
+    manifest = next((tmp_path / "runs").glob("*/ingest-dataset/manifest"))
+    made = json.loads((manifest / "made_splits.json").read_text())
+    assert made["grouped_by"] == "prefix" and sum(made["clips"].values()) == 36
+    sides = {}
+    for line in (manifest / "manifest.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        sides.setdefault(row["uploader"], set()).add(row["split"])
+    assert len(sides) == 12 and all(len(splits) == 1 for splits in sides.values())  # a session on one side
+

@@ -108,3 +108,57 @@ def test_the_uploader_split_of_a_dataset_without_uploaders_says_so_and_stratifie
     with_uploaders = Manifest(rows=tuple(dataclasses.replace(row, uploader=f"u{i % 7}") for i, row in enumerate(rows)),
                               vocabulary=("a", "b"), source={})
     assert splits.resplit(with_uploaders, "uploader", 0.25, seed=0)[1].note == ""
+
+
+def own_manifest(sources: int, takes: int, classes=("bark", "chime", "hum")) -> Manifest:
+    """A folder dataset without split folders: `sources` recording sessions of `takes` clips each."""
+    rows = tuple(ManifestRow(f"train/{classes[s % len(classes)]}/s{s}_t{t}", f"/a/s{s}_t{t}.wav", "train",
+                             (classes[s % len(classes)],), uploader=f"s{s}") for s in range(sources) for t in range(takes))
+    return Manifest(rows=rows, vocabulary=tuple(sorted(classes)), source={"format": "folder", "grouped_by": "prefix"})
+
+
+def test_made_splits_keep_each_source_on_one_side_stratified_by_class_and_reproducible():
+    manifest = own_manifest(sources=90, takes=2)
+    made, report = splits.make_splits(manifest, ["train", "val", "eval"], seed=3)
+    assert splits.make_splits(manifest, ["train", "val", "eval"], seed=3)[0] == made
+    assert splits.make_splits(manifest, ["train", "val", "eval"], seed=4)[0] != made
+    sides = {}
+    for row in made.rows:
+        sides.setdefault(row.uploader, set()).add(row.split)
+    assert all(len(side) == 1 for side in sides.values())
+    assert report["clips"] == {split: sum(row.split == split for row in made.rows) for split in ("eval", "train", "val")}
+    assert abs(report["clips"]["eval"] / 180 - splits.HELD_OUT_FRACTION) < 0.03
+    assert abs(report["clips"]["val"] / (180 - report["clips"]["eval"]) - splits.MADE_VAL_FRACTION) < 0.03
+    for label, counts in report["per_class"].items():  # every class on every side, near its share
+        assert abs(counts["eval"] / 60 - splits.HELD_OUT_FRACTION) < 0.05, label
+    assert made.source["made_splits"]["held_out"] == "eval"
+
+
+def test_a_held_out_test_split_is_made_without_val_and_a_tiny_dataset_still_gets_every_split():
+    made, report = splits.make_splits(own_manifest(sources=30, takes=1), ["train", "test"], seed=0)
+    assert made.splits == ["test", "train"] and report["val_fraction"] == 0
+    tiny, _ = splits.make_splits(own_manifest(sources=5, takes=4), ["train", "val", "eval"], seed=0)
+    assert tiny.splits == ["eval", "train", "val"]  # large groups: each side still gets one
+    with pytest.raises(ValueError, match="all train"):
+        splits.make_splits(made, ["train", "test"], seed=0)
+
+
+def test_the_folder_reader_groups_clips_by_prefix_or_subfolder(tmp_path):
+    from beam_jobs.datasets.folder import read_folder
+
+    for path in ("bark/dog01_take1.wav", "bark/dog01-take2.wav", "bark/dog02 take1.wav", "hum/fridge.1.wav"):
+        (tmp_path / "prefix" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "prefix" / path).write_bytes(b"")
+    rows = read_folder(str(tmp_path / "prefix"), group_by="prefix").rows
+    assert {row.clip_id: row.uploader for row in rows} == {
+        "train/bark/dog01_take1": "dog01", "train/bark/dog01-take2": "dog01", "train/bark/dog02 take1": "dog02",
+        "train/hum/fridge.1": "fridge"}
+    for path in ("bark/dog01/a.wav", "bark/dog02/a.wav", "hum/kitchen/a.wav", "hum/stray.wav"):
+        (tmp_path / "sub" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "sub" / path).write_bytes(b"")
+    manifest = read_folder(str(tmp_path / "sub"), group_by="subfolder")
+    assert {row.clip_id: row.uploader for row in manifest.rows} == {
+        "train/bark/dog01/a": "dog01", "train/bark/dog02/a": "dog02", "train/hum/kitchen/a": "kitchen"}
+    assert manifest.source["ignored"] == [{"path": "hum/stray.wav",
+                                           "reason": "nested shallower than the layout <class>/<source>/<clip>"}]
+    assert manifest.source["split_folders"] is False and manifest.source["grouped_by"] == "subfolder"

@@ -74,7 +74,9 @@ FORMATS = {format_.name: format_ for format_ in (
     DatasetFormat("audioset", audioset, audioset.read_audioset,
                   SyntheticLayout("ontology", False, "eval", 0.2, explicit_negatives=True),
                   {"train_subsets": tuple(audioset.TRAIN_SUBSETS)}),
-    DatasetFormat("folder", folder, folder.read_folder, SyntheticLayout("leaves", True, "eval", 0.2)),
+    # which clips come from one source, kept on one side of the splits ingest makes
+    DatasetFormat("folder", folder, folder.read_folder, SyntheticLayout("leaves", True, "eval", 0.2),
+                  {"group_by": folder.GROUPINGS}),
 )}
 
 
