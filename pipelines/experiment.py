@@ -10,8 +10,7 @@
 
 An experiment's body declares only its own parameters:
 
-    @experiment(name="my-study",
-            dataset=DatasetNeeds("fsd50k", "fsd50k", ("train", "eval")),
+    @experiment(name="my-study", dataset=DatasetNeeds("fsd50k", "fsd50k", ("train", "eval")),
                 training=Training(epochs=30))
     def my_study(data: PreparedDataset, val_fraction: float = 0.15) -> NamedTuple(...):
         '''What the study shows, in one paragraph (the pipeline's description).
@@ -35,7 +34,7 @@ from kfp.dsl import Dataset, pipeline_context
 from kfp.dsl.pipeline_channel import PipelineChannel
 
 from components import LIGHT, component, configure, configuring_tasks, runner_settings, with_runner_settings
-from components.data import extract_features, ingest_dataset, select_train_set, resplit_features
+from components.data import extract_features, ingest_dataset, resplit_features, select_train_set
 from components.models import fine_tune_classifier, train_classifier
 from pipelines.parameters import check_run_parameters
 
