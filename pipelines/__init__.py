@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-NOT_PIPELINES = {"compile", "run_local", "deployment", "experiment", "parameters"}
+NOT_PIPELINES = {"compile", "run_local", "deployment", "experiment", "parameters", "draw"}
 
 
 def defaults(pipeline) -> dict:

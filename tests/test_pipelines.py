@@ -450,3 +450,24 @@ def test_tag_audio_runs_locally_on_a_model_folder(tiny_classifier_dir, synthetic
     assert summary["tagged"] == summary["files"] > 0 and summary["rejected"] == 0
     assert list(scores.glob("patches-*.csv"))
     assert "# Tagging:" in result.stdout
+
+
+def test_the_drawn_task_graph_has_every_task_and_each_artifact_it_passes(compiled):
+    from pipelines.draw import dot_source
+
+    with open(compiled / "fsd50k_baseline.yaml") as handle:
+        source = dot_source(next(yaml.safe_load_all(handle)))
+    for label in ("check parameters", "ingest", "extract log-mel features", "train", "evaluate"):
+        assert f'[label="{label}"]' in source
+    assert 'subgraph "cluster_root/prepare-dataset"' in source and 'label="prepare the dataset"' in source
+    for edge in ('"root/prepare-dataset/ingest-dataset" -> "root/prepare-dataset/extract-features"',
+                 '"root/prepare-dataset/extract-features" -> "root/train-classifier"',
+                 '"root/train-classifier" -> "root/evaluate-classifier"',
+                 '"root/check-run-parameters" -> "root/prepare-dataset/extract-features" [style=dashed, '
+                 'lhead="cluster_root/prepare-dataset"]'):
+        assert edge in source
+    with open(compiled / "noisy_labels.yaml") as handle:
+        loop = dot_source(next(yaml.safe_load_all(handle)))
+    assert 'label="for each of loss_variants"' in loop
+    assert '"root/prepare-dataset/extract-features" -> "root/for-loop-1/resplit-features"' in loop  # into the loop
+    assert '"root/for-loop-1/evaluate-single-label" -> "root/summarize-noisy-labels"' in loop  # collected out of it
