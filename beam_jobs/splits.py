@@ -18,7 +18,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from beam_jobs.contracts.manifest import Manifest, ManifestRow
+from beam_jobs.contracts.manifest import DatasetError, Manifest, ManifestRow
 from beam_jobs.contracts.storage import join, read_json
 
 TRAIN, VAL = "train", "val"
@@ -282,6 +282,11 @@ def make_splits(manifest: Manifest, needed: list[str], seed: int) -> tuple[Manif
     if {row.split for row in rows} != {TRAIN} or len(held_out) > 1:
         raise ValueError(f"make_splits takes a dataset whose clips are all train and needs at most one of "
                          f"{HELD_OUT_SPLITS}; got splits {manifest.splits}, needed {needed}")
+    made_splits = [TRAIN, *held_out, *([VAL] if VAL in needed else [])]
+    if len(source_groups(rows)) < len(made_splits):
+        raise DatasetError(f"{manifest.source.get('root', '')}: {len(source_groups(rows))} sources (grouped by "
+                           f"{manifest.source.get('grouped_by') or 'clip'}) cannot make the splits {made_splits}, "
+                           "which need one source each at least")
     assignment = [TRAIN] * len(rows)
     if held_out:
         chosen = _split_groups(rows, manifest.vocabulary, HELD_OUT_FRACTION, seed)

@@ -292,8 +292,15 @@ def test_an_experiment_says_what_the_dataset_lacks(tmp_path):
     tone(tmp_path / "cat" / "b.wav")
     manifest = read_folder(str(tmp_path))
     with pytest.raises(DatasetError, match=r"needs the splits \['train', 'val', 'eval'\].*\['val', 'eval'\] missing "
-                                           r"\(a folder dataset takes its splits from <root>/<split>/<class>/<clip>\)"):
+                                           r"\(a folder dataset's split folders, <root>/<split>/<class>/<clip>, are used "
+                                           r"as they are; without split folders, ingest makes"):
         ingest.check_requirements(manifest, ["train", "val", "eval"], [])
+    with pytest.raises(DatasetError, match=r"2 sources \(grouped by clip\) cannot make the splits \['train', 'eval', "
+                                           r"'val'\]"):
+        ingest.ingest(str(tmp_path), str(tmp_path / "manifest"), "folder", needed_splits=("train", "val", "eval"))
+    tone(tmp_path / "dog" / "c.wav")
+    made = ingest.ingest(str(tmp_path), str(tmp_path / "manifest"), "folder", needed_splits=("train", "val", "eval"))
+    ingest.check_requirements(made, ["train", "val", "eval"], [])  # what a pipeline's ingest task does
     with pytest.raises(DatasetError, match=r"needs the per-clip flags \['manually_verified'\] on the train clips"):
         ingest.check_requirements(manifest, ["train"], ["manually_verified"])
     ingest.check_requirements(manifest, ["train"], [])
