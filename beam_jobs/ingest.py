@@ -42,12 +42,12 @@ def ingest(dataset_root: str, manifest_dir: str, dataset_format: str = "fsd50k",
     gets the held-out and val splits of `needed_splits` made from `seed` (splits.make_splits), reported in
     made_splits.json beside the manifest."""
     format_ = format_named(dataset_format)
-    format_.check_options(dataset_options or {})
+    options = format_.check_options(dataset_options or {})  # before any file is read
     dataset_root, manifest_dir = absolute(dataset_root).rstrip("/"), absolute(manifest_dir).rstrip("/")
     if not FileSystems.exists(dataset_root) or (not FileSystems.get_scheme(dataset_root)
                                                 and not os.path.isdir(dataset_root)):
         raise DatasetError(f"{dataset_root}: the dataset root is not a folder")
-    manifest = format_.read(dataset_root, dataset_options)
+    manifest = format_.reader(dataset_root, **options)
     if ontology_path:
         manifest = propagate(manifest, ontology_path)
     extra_files = {}

@@ -136,11 +136,17 @@ def uploader_groups(rows: list[ManifestRow]) -> list[list[int]]:
     return list(groups.values())
 
 
-def uploader_split(rows: list[ManifestRow], vocabulary, val_fraction: float, seed: int) -> dict[str, str]:
+def stratify_groups(rows: list[ManifestRow], groups: list[list[int]], vocabulary, fraction: float,
+                    seed: int) -> list[int]:
+    """`stratify` over groups of clips (indices into `rows`): the fold of each group."""
     index = {label: i for i, label in enumerate(vocabulary)}
+    return stratify([sum(_label_vector(rows[i], index) for i in group) for group in groups],
+                    [len(group) for group in groups], fraction, seed)
+
+
+def uploader_split(rows: list[ManifestRow], vocabulary, val_fraction: float, seed: int) -> dict[str, str]:
     groups = uploader_groups(rows)
-    vectors = [sum(_label_vector(rows[i], index) for i in group) for group in groups]
-    folds = stratify(vectors, [len(group) for group in groups], val_fraction, seed)
+    folds = stratify_groups(rows, groups, vocabulary, val_fraction, seed)
     return {rows[i].clip_id: (TRAIN, VAL)[f] for group, f in zip(groups, folds) for i in group}
 
 
@@ -246,12 +252,16 @@ MADE_VAL_FRACTION = 0.15  # of the development clips
 MADE_SPLITS_FILE = "made_splits.json"  # beside the manifest, when ingest made its splits
 
 
+def source_of(row: ManifestRow) -> str:
+    """A clip's source: its non-empty `uploader` field (a reader's grouping key), or the clip itself."""
+    return row.uploader or f"clip:{row.clip_id}"
+
+
 def source_groups(rows: list[ManifestRow]) -> list[list[int]]:
-    """Clips of one source (the same non-empty `uploader` field: a reader's grouping key) together; a clip
-    without one is a group of its own."""
+    """Clips of one source together."""
     groups = defaultdict(list)
     for i, row in enumerate(rows):
-        groups[row.uploader or f"clip:{row.clip_id}"].append(i)
+        groups[source_of(row)].append(i)
     return list(groups.values())
 
 
@@ -259,10 +269,8 @@ def _split_groups(rows: list[ManifestRow], vocabulary, fraction: float, seed: in
     """Per clip: whether it goes to the `fraction` side, whole groups stratified by class. A side that
     stratification leaves empty (groups large against the share wanted of a class) gets one of the smallest
     groups, so that the split exists."""
-    index = {label: i for i, label in enumerate(vocabulary)}
     groups = source_groups(rows)
-    folds = stratify([sum(_label_vector(rows[i], index) for i in group) for group in groups],
-                     [len(group) for group in groups], fraction, seed)
+    folds = stratify_groups(rows, groups, vocabulary, fraction, seed)
     if len(groups) > 1 and not any(folds):
         smallest = [g for g, group in enumerate(groups) if len(group) == min(map(len, groups))]
         folds[int(np.random.default_rng(seed).choice(smallest))] = 1
@@ -283,8 +291,9 @@ def make_splits(manifest: Manifest, needed: list[str], seed: int) -> tuple[Manif
         raise ValueError(f"make_splits takes a dataset whose clips are all train and needs at most one of "
                          f"{HELD_OUT_SPLITS}; got splits {manifest.splits}, needed {needed}")
     made_splits = [TRAIN, *held_out, *([VAL] if VAL in needed else [])]
-    if len(source_groups(rows)) < len(made_splits):
-        raise DatasetError(f"{manifest.source.get('root', '')}: {len(source_groups(rows))} sources (grouped by "
+    sources = len(source_groups(rows))
+    if sources < len(made_splits):
+        raise DatasetError(f"{manifest.source.get('root', '')}: {sources} sources (grouped by "
                            f"{manifest.source.get('grouped_by') or 'clip'}) cannot make the splits {made_splits}, "
                            "which need one source each at least")
     assignment = [TRAIN] * len(rows)
@@ -297,7 +306,7 @@ def make_splits(manifest: Manifest, needed: list[str], seed: int) -> tuple[Manif
         for i, out in zip(dev, chosen):
             assignment[i] = VAL if out else TRAIN
     made = tuple(dataclasses.replace(row, split=split) for row, split in zip(rows, assignment))
-    groups = {split: len({row.uploader or row.clip_id for row in made if row.split == split})
+    groups = {split: len({source_of(row) for row in made if row.split == split})
               for split in sorted(set(assignment))}
     per_class = {label: {split: sum(row.split == split and label in row.labels for row in made)
                          for split in sorted(set(assignment))} for label in manifest.vocabulary}

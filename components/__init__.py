@@ -33,25 +33,24 @@ _task_hooks: contextvars.ContextVar[tuple] = contextvars.ContextVar("task_hooks"
 
 
 @contextlib.contextmanager
+def _set(variable: contextvars.ContextVar, value):
+    token = variable.set(value)
+    try:
+        yield
+    finally:
+        variable.reset(token)
+
+
 def runner_settings(beam_runner, beam_options):
     """While open, every call of a Beam job's component (or of a nested pipeline that takes the runner settings)
     that does not give them gets these: a pipeline's own `beam_runner`/`beam_options` parameters."""
-    token = _runner_settings.set({"beam_runner": beam_runner, "beam_options": beam_options})
-    try:
-        yield
-    finally:
-        _runner_settings.reset(token)
+    return _set(_runner_settings, {"beam_runner": beam_runner, "beam_options": beam_options})
 
 
-@contextlib.contextmanager
 def configuring_tasks(hook):
     """While open, every task a component call creates is passed to `hook` (pipelines/deployment.py sizes
     tasks this way, the tasks of nested pipelines included)."""
-    token = _task_hooks.set((*_task_hooks.get(), hook))
-    try:
-        yield
-    finally:
-        _task_hooks.reset(token)
+    return _set(_task_hooks, (*_task_hooks.get(), hook))
 
 
 def with_runner_settings(inputs, arguments: dict) -> dict:

@@ -242,9 +242,10 @@ def run_parameters(parameter_types: dict, values: dict) -> dict:
     ({name: type name})."""
     typed = {}
     for name, type_name in parameter_types.items():
-        convert = _CONVERSIONS[type_name]
         value = values[name]
-        typed[name] = int(value) if convert is int and float(value).is_integer() else convert(value)
+        if type_name == "int" and not float(value).is_integer():
+            raise ParameterError(f"{name}={value!r}: not an integer")
+        typed[name] = _CONVERSIONS[type_name](value)
     return typed
 
 

@@ -110,6 +110,8 @@ def test_the_check_task_reads_every_parameter_of_the_run_from_its_executor_input
         run_check_task(monkeypatch, "fsd50k_baseline", {**values, "batch_size": 0.0})
     with pytest.raises(ParameterError, match="dataset_options"):
         run_check_task(monkeypatch, "fsd50k_baseline", {**values, "dataset_options": {"train_subsets": "both"}})
+    with pytest.raises(ParameterError, match=r"epochs=3.5: not an integer"):  # never truncated to 3
+        run_check_task(monkeypatch, "fsd50k_baseline", {**values, "epochs": 3.5})
 
 
 def test_dataset_options_are_the_ones_the_format_takes():

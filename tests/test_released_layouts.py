@@ -42,18 +42,23 @@ RUNS = {
 }
 
 
+def run_local(pipeline: str, params: dict, runs) -> subprocess.CompletedProcess:
+    """`run_local.py PIPELINE --param NAME=VALUE ...` as a user runs it, with the tiny settings; must succeed."""
+    command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), pipeline, "--pipeline-root",
+               str(runs)]
+    for name, value in {**TINY, **params}.items():
+        command += ["--param", f"{name}={value}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("pipeline", sorted(RUNS))
 def test_every_experiment_runs_on_a_released_layout(pipeline, tmp_path):
     dataset_format, settings, report_task, expected_line = RUNS[pipeline]
     root = REPLICAS[dataset_format](tmp_path / "dataset")
-    params = {**TINY, **settings, "dataset_root": str(root), "dataset_format": dataset_format}
-    command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), pipeline,
-               "--pipeline-root", str(tmp_path / "runs")]
-    for name, value in params.items():
-        command += ["--param", f"{name}={value}"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_local(pipeline, {**settings, "dataset_root": str(root), "dataset_format": dataset_format}, tmp_path / "runs")
     report = next((tmp_path / "runs").glob(f"*/{report_task}/report")).read_text()
     assert expected_line in report, report
     manifest = next((tmp_path / "runs").glob("*/ingest-dataset/manifest"))
@@ -74,14 +79,8 @@ OWN_FOLDER_RUNS = {"fsd50k_baseline": ({"epochs": "1"}, "evaluate-classifier", "
 def test_a_folder_of_class_folders_gets_its_splits_made_and_runs(pipeline, tmp_path):
     settings, report_task, expected_line = OWN_FOLDER_RUNS[pipeline]
     root = own_folder(tmp_path / "dataset")
-    params = {**TINY, **settings, "dataset_root": str(root), "dataset_format": "folder",
-              "dataset_options": '{"group_by": "prefix"}'}
-    command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), pipeline,
-               "--pipeline-root", str(tmp_path / "runs")]
-    for name, value in params.items():
-        command += ["--param", f"{name}={value}"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = run_local(pipeline, {**settings, "dataset_root": str(root), "dataset_format": "folder",
+                                  "dataset_options": '{"group_by": "prefix"}'}, tmp_path / "runs")
     assert "no split folders; made the splits" in result.stdout + result.stderr
     assert expected_line in next((tmp_path / "runs").glob(f"*/{report_task}/report")).read_text()
     manifest = next((tmp_path / "runs").glob("*/ingest-dataset/manifest"))

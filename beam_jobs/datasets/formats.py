@@ -48,9 +48,6 @@ class DatasetFormat:
                                    f"{list(self.options[name])}")
         return {name: options.get(name, allowed[0]) for name, allowed in self.options.items()}
 
-    def read(self, root: str, options: dict | None = None) -> Manifest:
-        return self.reader(root, **self.check_options(options or {}))
-
     def synthetic_split(self, position: float, in_val_uploaders: bool) -> tuple[str, dict, bool]:
         """A synthetic dev clip's (split, flags, whether its labels are noisy) by its position in the dev clips."""
         return self.module.synthetic_split(position, in_val_uploaders)

@@ -34,6 +34,7 @@ class FormatSpec:
 CLASSES = {"ontology": (VOCABULARY, LEAVES), "leaves": (LEAVES, LEAVES), "closed_set": (CLOSED_SET, CLOSED_SET)}
 
 
+@functools.lru_cache(maxsize=None)
 def format_spec(name: str) -> FormatSpec:
     layout = FORMATS[name].synthetic
     vocabulary, audio_classes = CLASSES[layout.classes]
