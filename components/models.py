@@ -8,7 +8,7 @@ from components import GPU, LIGHT, component
 def train_classifier(features: Input[Dataset], architecture: str, width: float, epochs: int, batch_size: int,
                      learning_rate: float, seed: int, mixed_precision: bool, model: Output[Model],
                      curves: Output[HTML], pooling: str = "max", mixup_alpha: float = 0.0, loss: str = "bce",
-                     loss_params: dict = {}):
+                     loss_params: dict = {}, lr_patience: int = 5, early_stopping_patience: int = 15):
     """Trains from scratch with a loss of keras_models.losses (`loss_params`: its hyperparameters); keeps
     the best model by clip-level validation mAP (accuracy for single-label losses); `curves`: the training
     curves page."""
@@ -19,7 +19,8 @@ def train_classifier(features: Input[Dataset], architecture: str, width: float, 
     summary = train(features.path, model.path, TrainParams(
         architecture=architecture, width=width, pooling=pooling, mixup_alpha=mixup_alpha, epochs=epochs,
         batch_size=batch_size, learning_rate=learning_rate, seed=seed, mixed_precision=mixed_precision,
-        loss=LossParams.from_values(loss, loss_params)))
+        loss=LossParams.from_values(loss, loss_params), lr_patience=lr_patience,
+        early_stopping_patience=early_stopping_patience))
     model.metadata.update(framework="keras", loss=loss, **summary)
     with open(curves.path, "w") as handle:
         handle.write(training_page(model.path, f"Training: {architecture}, {loss}"))
@@ -28,7 +29,8 @@ def train_classifier(features: Input[Dataset], architecture: str, width: float, 
 @component(GPU)
 def fine_tune_classifier(initial_model: Input[Model], features: Input[Dataset], epochs: int, batch_size: int,
                          learning_rate: float, seed: int, mixed_precision: bool, model: Output[Model],
-                         curves: Output[HTML], loss: str = "bce", loss_params: dict = {}, mixup_alpha: float = 0.0):
+                         curves: Output[HTML], loss: str = "bce", loss_params: dict = {}, mixup_alpha: float = 0.0,
+                         lr_patience: int = 5, early_stopping_patience: int = 15):
     """Continues training `initial_model` on `features` (warm start; the architecture is the model's)."""
     from keras_models.losses import LossParams
     from keras_models.model_pages import training_page
@@ -36,8 +38,8 @@ def fine_tune_classifier(initial_model: Input[Model], features: Input[Dataset], 
 
     summary = train(features.path, model.path, TrainParams(
         mixup_alpha=mixup_alpha, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-        mixed_precision=mixed_precision, loss=LossParams.from_values(loss, loss_params)),
-        initial_model_dir=initial_model.path)
+        mixed_precision=mixed_precision, loss=LossParams.from_values(loss, loss_params), lr_patience=lr_patience,
+        early_stopping_patience=early_stopping_patience), initial_model_dir=initial_model.path)
     model.metadata.update(framework="keras", loss=loss, warm_start=initial_model.uri, **summary)
     with open(curves.path, "w") as handle:
         handle.write(training_page(model.path, f"Training continued from {initial_model.uri}"))

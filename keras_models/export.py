@@ -35,8 +35,8 @@ from beam_jobs.contracts import storage
 from beam_jobs.contracts.aggregation import AGGREGATIONS, LOG_FLOOR, check_aggregation
 from beam_jobs.contracts.model_folder import (FEATURE_PARAMS_FILE, VOCABULARY_FILE, read_feature_params,
                                               read_normalisation, read_vocabulary)
-from beam_jobs.contracts.features import analysis_window, mel_filterbank
-from beam_jobs.contracts.params import FeatureParams
+from beam_jobs.contracts.features import analysis_window, log_of, mel_filterbank
+from beam_jobs.contracts.params import PEAK_HEAD_ROOM, FeatureParams
 from beam_jobs.contracts.publish import check_complete, publishing
 from beam_jobs.contracts.storage import join
 from beam_jobs.contracts import model_folder
@@ -61,7 +61,15 @@ def tf_log_mel(waveform, params: FeatureParams):
     frames = tf.signal.frame(padded[:, offset:], params.win_length, params.hop_length)[:, :frames_count]
     spectrum = tf.signal.rfft(frames * analysis_window(params), fft_length=[params.n_fft])
     power = tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum))
-    return tf.math.log(tf.linalg.matmul(power, mel_filterbank(params)) + params.log_offset)
+    return log_of(tf.linalg.matmul(power, mel_filterbank(params)) + params.log_offset, params, tf.math)
+
+
+def normalize_waveform(waveform, params: FeatureParams):
+    """Each clip (row) normalised as beam_jobs.contracts.features.normalize_waveform does."""
+    if not params.normalize_waveform:
+        return waveform
+    centred = waveform - tf.reduce_mean(waveform, axis=1, keepdims=True)
+    return centred / (tf.reduce_max(tf.abs(centred), axis=1, keepdims=True) + PEAK_HEAD_ROOM)
 
 
 def replicate_to_patch(waveform, params: FeatureParams):
@@ -90,7 +98,8 @@ class WaveformPatches(keras.layers.Layer):
         one for timestamp embeddings)."""
         params = self.params
         hop = params.patch_hop_frames if hop_frames is None else hop_frames
-        log_mel = (tf_log_mel(replicate_to_patch(waveform, params), params) - self.mean) / self.std
+        waveform = replicate_to_patch(normalize_waveform(waveform, params), params)
+        log_mel = (tf_log_mel(waveform, params) - self.mean) / self.std
         patches = tf.signal.frame(log_mel, params.patch_frames, hop, axis=1)
         count = tf.shape(patches)[1]
         starts = tf.cast(tf.range(count) * hop * params.hop_length, tf.float32) / params.sample_rate

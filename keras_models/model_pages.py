@@ -12,7 +12,7 @@ import numpy as np
 
 from keras_models.evaluate import Evaluation, SingleLabelEvaluation
 from keras_models.metrics import precision_recall
-from beam_jobs.contracts.model_folder import read_history
+from beam_jobs.contracts.model_folder import TRAIN_PARAMS_FILE, read_history, read_json
 from keras_models.study_reports import figure_png, html_page, subplots
 
 CURVE_CLASSES = 3  # best and worst classes drawn as precision-recall curves
@@ -39,13 +39,25 @@ def training_page(model_dir: str, title: str) -> str:
         selection = axes[0][1]
         selection.plot(epochs, [entry[criterion] for entry in history], marker=".", color="tab:green")
         selection.axvline(best["epoch"], color="grey", linestyle="--", label=f"kept: epoch {best['epoch']}")
-        selection.set_xlabel("epoch"), selection.set_ylabel(criterion), selection.legend()
+        selection.set_xlabel("epoch"), selection.set_ylabel(criterion), selection.legend(loc="lower right")
+        if "learning_rate" in history[0]:
+            rates = selection.twinx()
+            rates.step(epochs, [entry["learning_rate"] for entry in history], where="mid", color="tab:orange")
+            rates.set_yscale("log"), rates.set_ylabel("learning rate", color="tab:orange")
     keys = sorted(key for key in history[0] if key != "epoch")
     table = "\n".join(["| epoch | " + " | ".join(keys) + " |"] +
                       [f"| {entry['epoch']} | " + " | ".join(f"{entry[key]:.4f}" for key in keys) + " |"
                        for entry in history])
     intro = (f"{len(history)} epochs; the model kept is the best by {criterion} (epoch {best['epoch']}, "
              f"{best[criterion]:.4f})." if criterion else f"{len(history)} epochs; the last one is kept.")
+    if criterion and "learning_rate" in history[0]:
+        from keras_models.train import TrainParams, schedule_state
+
+        params = TrainParams(**read_json(model_dir, TRAIN_PARAMS_FILE))
+        state = schedule_state([entry[criterion] for entry in history], params)
+        intro += (f" Schedule: the rate x{params.lr_factor:g} after {params.lr_patience} epochs without gain, "
+                  f"early stop after {params.early_stopping_patience} (0 = off); {state.reason}"
+                  f"{'' if state.stop else f', ran all {params.epochs} epochs'}.")
     return html_page(title, intro, table, figure_png(figure))
 
 

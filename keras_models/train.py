@@ -43,6 +43,13 @@ class TrainParams:
     loss: LossParams = LossParams()
     optimizer: str = "adam"  # adam | sgd (momentum 0.9)
     head_hidden_units: int = 0  # on a pretrained encoder: a hidden ReLU layer under the output (0 = linear)
+    # The schedule and stopping rule of the authors' supervised training (edufonseca/icassp19 main.py:
+    # ReduceLROnPlateau(factor=0.5, patience=5) and EarlyStopping(patience=15, min_delta=0.001), both on the
+    # validation metric that selects the model). 0 turns either off.
+    lr_patience: int = 5
+    lr_factor: float = 0.5
+    early_stopping_patience: int = 15
+    min_delta: float = 0.001
 
     def __post_init__(self):
         if isinstance(self.loss, dict):  # from train_params.json
@@ -50,8 +57,12 @@ class TrainParams:
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0 or self.width <= 0:
             raise ValueError(f"Invalid TrainParams: epochs, batch_size, learning_rate and width must be "
                              f"positive: {self}")
-        if self.mixup_alpha < 0 or self.head_hidden_units < 0:
-            raise ValueError(f"Invalid TrainParams: mixup_alpha and head_hidden_units must be >= 0: {self}")
+        if min(self.mixup_alpha, self.head_hidden_units, self.lr_patience, self.early_stopping_patience,
+               self.min_delta) < 0:
+            raise ValueError(f"Invalid TrainParams: mixup_alpha, head_hidden_units, lr_patience, "
+                             f"early_stopping_patience and min_delta must be >= 0: {self}")
+        if not 0 < self.lr_factor < 1:
+            raise ValueError(f"Invalid TrainParams: lr_factor must be in (0, 1), got {self.lr_factor}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Invalid TrainParams: optimizer {self.optimizer!r} not in {sorted(OPTIMIZERS)}")
         from keras_models.layers.pooling import VARIANTS
@@ -86,6 +97,59 @@ class ClipValidation(keras.callbacks.Callback):
             self.model.save(self.model_path)
             with tf.io.gfile.GFile(self.best_path, "w") as handle:
                 json.dump({self.criterion: self.best, "epoch": epoch + 1}, handle)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleState:
+    """Where the schedule stands after some epochs: the rate of the next epoch, whether to stop, and why."""
+    learning_rate: float
+    stop: bool
+    reason: str
+
+
+def schedule_state(scores: list[float], params: TrainParams) -> ScheduleState:
+    """Replays the plateau schedule and the early-stopping rule over the validation scores so far (higher
+    is better), as Keras' ReduceLROnPlateau and EarlyStopping would have run them. A pure function of the
+    history, so a resumed run continues exactly where the interrupted one was."""
+    rate, best_for_rate, best_for_stop, rate_wait, stop_wait = params.learning_rate, -np.inf, -np.inf, 0, 0
+    reductions = 0
+    for epoch, score in enumerate(scores, start=1):
+        if score > best_for_rate + 1e-4:  # ReduceLROnPlateau's own min_delta
+            best_for_rate, rate_wait = score, 0
+        else:
+            rate_wait += 1
+            if params.lr_patience and rate_wait >= params.lr_patience:
+                rate, rate_wait, reductions = rate * params.lr_factor, 0, reductions + 1
+        if score - params.min_delta > best_for_stop:
+            best_for_stop, stop_wait = score, 0
+        else:
+            stop_wait += 1
+            if params.early_stopping_patience and stop_wait >= params.early_stopping_patience:
+                return ScheduleState(rate, True, f"stopped after epoch {epoch}: no gain of {params.min_delta} "
+                                                 f"in {params.early_stopping_patience} epochs")
+    reason = f"learning rate {rate:.3g} after {reductions} halving(s)" if reductions else f"learning rate {rate:.3g}"
+    return ScheduleState(rate, False, reason)
+
+
+class PlateauSchedule(keras.callbacks.Callback):
+    """Sets each epoch's learning rate and stops training by `schedule_state` over the history so far
+    (the criterion that selects the model); records the rate in the epoch's logs."""
+
+    def __init__(self, model_dir: str, params: TrainParams, criterion: str):
+        super().__init__()
+        self.model_dir, self.train_params, self.criterion = model_dir, params, criterion  # `params`: Keras' own
+
+    def _scores(self, before_epoch: int) -> list[float]:
+        return [entry[self.criterion] for entry in model_folder.read_history(self.model_dir)
+                if entry["epoch"] <= before_epoch]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.learning_rate.assign(schedule_state(self._scores(epoch), self.train_params).learning_rate)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        if schedule_state([*self._scores(epoch), logs[self.criterion]], self.train_params).stop:
+            self.model.stop_training = True
 
 
 def describe_devices() -> str:
@@ -177,6 +241,7 @@ def train_classifier(features_dir: str, model_dir: str, params: TrainParams = Tr
         FiniteGuard(),
         ClipValidation(val_data, model_folder.path(model_dir, model_folder.MODEL_FILE),
                        model_folder.path(checkpoints, model_folder.BEST_FILE), criterion),
+        PlateauSchedule(model_dir, params, criterion),
         HistoryFile(model_dir),
         keras.callbacks.TensorBoard(model_folder.path(model_dir, model_folder.TENSORBOARD_DIR)),
         keras.callbacks.BackupAndRestore(model_folder.path(checkpoints, model_folder.BACKUP_DIR)),
@@ -186,5 +251,7 @@ def train_classifier(features_dir: str, model_dir: str, params: TrainParams = Tr
     keras.mixed_precision.set_global_policy("float32")
     history = model_folder.read_history(model_dir)
     best = max(history, key=lambda entry: entry[criterion])
+    state = schedule_state([entry[criterion] for entry in history], params)
     return {f"best_{criterion}": best[criterion], "best_val_mAP": best["val_mAP"], "best_epoch": best["epoch"],
-            "epochs": len(history), "parameters": int(model.count_params())}
+            "epochs": len(history), "stopped_early": state.stop, "schedule": state.reason,
+            "parameters": int(model.count_params())}

@@ -60,9 +60,13 @@ SHARED_DESCRIPTIONS = {
     "seed": "Seed of the synthetic dataset, the splits and the training runs.",
     "architecture": "Classifier architecture: vgg_like, vgg41, vgg42, resnet18 or crnn.",
     "width": "Filter-count multiplier of the architecture (1 = its published size; 0.125-0.5 for CPU runs).",
-    "epochs": "Training epochs.",
+    "epochs": "Training epochs at most (early stopping may end sooner).",
     "batch_size": "Training batch size (patches).",
-    "learning_rate": "Adam's learning rate.",
+    "learning_rate": "Adam's initial learning rate.",
+    "lr_patience": "Epochs without a gain of the validation metric before the learning rate is halved "
+                   "(the authors' ReduceLROnPlateau; 0 = a constant rate).",
+    "early_stopping_patience": "Epochs without a gain of 0.001 of the validation metric before training stops "
+                               "(the authors' EarlyStopping; 0 = never).",
     "mixed_precision": "Compute in float16 when a GPU is visible.",
     "beam_runner": "Runner of the Beam steps: DirectRunner (in the task's pod), DataflowRunner, FlinkRunner, "
                    "SparkRunner, ...",
@@ -124,6 +128,8 @@ class Training:
     epochs: int | None = 50
     batch_size: int | None = 64
     learning_rate: float | None = 1e-3
+    lr_patience: int | None = 5
+    early_stopping_patience: int | None = 15
     mixed_precision: bool | None = False
 
     def parameters(self) -> list[inspect.Parameter]:

@@ -188,6 +188,8 @@ SUFFIX_RULES = {
     "epochs": lambda value: _train(epochs=value),
     "batch_size": lambda value: _train(batch_size=value),
     "learning_rate": lambda value: _train(learning_rate=value),
+    "lr_patience": lambda value: _train(lr_patience=value),
+    "early_stopping_patience": lambda value: _train(early_stopping_patience=value),
 }
 JOINT_RULES = {  # parameters checked together, by the rule that needs them all
     ("beam_runner", "beam_options"): lambda values: BeamSettings(values["beam_runner"], values["beam_options"]),

@@ -23,10 +23,25 @@ def sine(freq, seconds, rate, amplitude=0.5):
     return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-def test_mel_filterbank_matches_librosa():
-    reference = librosa.filters.mel(sr=PARAMS.sample_rate, n_fft=PARAMS.n_fft, n_mels=PARAMS.n_mels,
-                                    fmin=PARAMS.fmin, fmax=PARAMS.fmax)
-    np.testing.assert_allclose(features.mel_filterbank(PARAMS).T, reference, rtol=1e-4, atol=1e-7)
+@pytest.mark.parametrize("mel_norm,librosa_norm", [("none", None), ("slaney", "slaney")])
+def test_mel_filterbank_matches_librosa(mel_norm, librosa_norm):
+    params = FeatureParams(mel_norm=mel_norm)
+    reference = librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels,
+                                    fmin=params.fmin, fmax=params.fmax, norm=librosa_norm)
+    np.testing.assert_allclose(features.mel_filterbank(params).T, reference, rtol=1e-4, atol=1e-7)
+
+
+def test_waveform_normalisation_removes_the_mean_and_divides_by_peak_plus_head_room():
+    waveform = np.array([0.1, 0.3, -0.2, 0.2], np.float32)  # mean 0.1 -> [0, 0.2, -0.3, 0.1]; peak 0.3
+    expected = np.array([0.0, 0.2, -0.3, 0.1]) / 0.305
+    np.testing.assert_allclose(features.normalize_waveform(waveform, PARAMS), expected, rtol=1e-6)
+    unchanged = FeatureParams(normalize_waveform=False)
+    np.testing.assert_array_equal(features.normalize_waveform(waveform, unchanged), waveform)
+    # A DC offset no longer reaches the features; a peak of 0.5 is scaled to 1 / 1.01.
+    tone = sine(440, 1.0, 22050)
+    np.testing.assert_allclose(features.waveform_to_log_mel(tone + 0.2, 22050, PARAMS),
+                               features.waveform_to_log_mel(tone, 22050, PARAMS), atol=1e-3)
+    np.testing.assert_allclose(features.prepare_waveform(tone, 22050, PARAMS), tone / 0.505, atol=1e-4)
 
 
 def test_log_mel_matches_librosa_melspectrogram():
@@ -35,10 +50,13 @@ def test_log_mel_matches_librosa_melspectrogram():
     reference = librosa.feature.melspectrogram(
         y=waveform, sr=PARAMS.sample_rate, n_fft=PARAMS.n_fft, hop_length=PARAMS.hop_length,
         win_length=PARAMS.win_length, window=PARAMS.window, center=True, pad_mode="constant", power=2.0,
-        n_mels=PARAMS.n_mels, fmin=PARAMS.fmin, fmax=PARAMS.fmax)
+        n_mels=PARAMS.n_mels, fmin=PARAMS.fmin, fmax=PARAMS.fmax, norm=None)
     ours = features.log_mel_spectrogram(waveform, PARAMS)
     assert ours.shape == (reference.shape[1], PARAMS.n_mels)
-    np.testing.assert_allclose(ours, np.log(reference.T + PARAMS.log_offset), atol=2e-3)
+    np.testing.assert_allclose(ours, np.log10(reference.T + PARAMS.log_offset), atol=1e-3)
+    natural = FeatureParams(log_scale="natural")
+    np.testing.assert_allclose(features.log_mel_spectrogram(waveform, natural),
+                               np.log(reference.T + PARAMS.log_offset), atol=2e-3)
 
 
 def test_sine_energy_lands_in_the_band_of_its_frequency():
@@ -48,7 +66,7 @@ def test_sine_energy_lands_in_the_band_of_its_frequency():
     peak_band = int(np.argmax(logmel[50]))
     assert abs(centres[peak_band] - 440) < 60
     silent = features.log_mel_spectrogram(np.zeros(PARAMS.sample_rate, np.float32), PARAMS)
-    np.testing.assert_allclose(silent, np.log(PARAMS.log_offset), rtol=1e-6)
+    np.testing.assert_allclose(silent, np.log10(PARAMS.log_offset), rtol=1e-6)
 
 
 def test_one_second_is_one_patch_of_101_frames_and_hop_is_half_a_second():

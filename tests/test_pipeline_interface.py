@@ -69,6 +69,13 @@ RENAMES = [('"function": "view_features"', '"function": "resplit_features"'),
            ('"name": "separated views"', '"name": "separated channels"')]
 
 
+# The published schedule and stopping rule (issue 30): two training parameters where the classifier-training
+# parameters are, passed to every training task that takes the run's training parameters.
+RECIPE_PARAMETERS = {"lr_patience": {"type": "NUMBER_INTEGER", "default": 5},
+                     "early_stopping_patience": {"type": "NUMBER_INTEGER", "default": 15}}
+TRAINING_FUNCTIONS = {"train_classifier", "fine_tune_classifier"}
+
+
 def expected(name: str, before: dict) -> dict:
     text = json.dumps(before, sort_keys=True)
     for old, new in (EVERY_PIPELINE if "audioset_train" in before["parameters"] else []) + CHANGES.get(name, []):
@@ -78,7 +85,13 @@ def expected(name: str, before: dict) -> dict:
     if "audioset_train" in result["parameters"]:
         del result["parameters"]["audioset_train"]
         result["parameters"]["dataset_options"] = {"type": "STRUCT", "default": {}}
+    trains_with_run_parameters = "learning_rate" in result["parameters"]
+    if trains_with_run_parameters:
+        result["parameters"].update(RECIPE_PARAMETERS)
     for task in result["tasks"]:
+        if trains_with_run_parameters and (task["function"] in TRAINING_FUNCTIONS
+                                           or task["function"].startswith("check_")):
+            task["inputs"].update({key: f"param:{key}" for key in RECIPE_PARAMETERS})
         if task["function"] == f"check_{name}_parameters":
             task["function"] = "check_run_parameters"
         if name == "noisy_labels" and task["name"] not in LOOP_TASKS:

@@ -122,3 +122,53 @@ def test_encoders_give_an_embedding_and_scale_with_width():
     assert build_encoder("resnet18", (101, 96), width=0.5).output_shape == (None, 256)
     with pytest.raises(ValueError, match="only uses max-pooling"):
         build_encoder("crnn", (101, 96), pooling="aps")
+
+
+SCORES = [0.30, 0.35, 0.351, 0.34, 0.33, 0.35, 0.32, 0.36, 0.30, 0.30, 0.30, 0.30, 0.30, 0.30, 0.30, 0.30, 0.30]
+
+
+def keras_reference(scores, params):
+    """Keras' own ReduceLROnPlateau and EarlyStopping (the authors' callbacks) fed the same scores: the rate
+    used by each epoch and the epoch after which training stops."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss="mse")
+    callbacks = [keras.callbacks.ReduceLROnPlateau("val_mAP", factor=params.lr_factor, patience=params.lr_patience,
+                                                   mode="max")]
+    if params.early_stopping_patience:  # 0 is "never" here, "at the first miss" for Keras
+        callbacks.append(keras.callbacks.EarlyStopping("val_mAP", patience=params.early_stopping_patience,
+                                                       min_delta=params.min_delta, mode="max"))
+    for callback in callbacks:
+        callback.set_model(model)
+        callback.on_train_begin()
+    rates = []
+    for epoch, score in enumerate(scores):
+        rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, {"val_mAP": score})
+        if model.stop_training:
+            return rates, epoch + 1
+    return rates, None
+
+
+@pytest.mark.parametrize("lr_patience,stop_patience", [(5, 15), (2, 4), (3, 0)])
+def test_schedule_replays_keras_reduce_on_plateau_and_early_stopping(lr_patience, stop_patience):
+    from keras_models.train import schedule_state
+
+    params = TrainParams(lr_patience=lr_patience, early_stopping_patience=stop_patience)
+    rates, stopped_after = keras_reference(SCORES, params)
+    ours = [schedule_state(SCORES[:epoch], params) for epoch in range(len(SCORES) + 1)]
+    np.testing.assert_allclose([state.learning_rate for state in ours[:len(rates)]], rates, rtol=1e-6)
+    first_stop = next((epoch for epoch, state in enumerate(ours) if state.stop), None)
+    assert first_stop == stopped_after
+    if stopped_after:
+        assert f"stopped after epoch {stopped_after}" in ours[stopped_after].reason
+
+
+def test_training_halves_the_rate_on_a_plateau_and_stops_early(features_dir, tmp_path):
+    model_dir = str(tmp_path / "model")
+    summary = train_classifier(features_dir, model_dir, TrainParams(
+        width=0.125, epochs=12, batch_size=16, learning_rate=0.5, lr_patience=1, early_stopping_patience=3))
+    history = read_history(model_dir)
+    rates = [entry["learning_rate"] for entry in history]
+    assert summary["stopped_early"] and len(history) < 12  # a rate of 0.5 makes no progress to keep
+    assert rates[0] == 0.5 and rates[-1] < 0.5 and all(later <= earlier for earlier, later in zip(rates, rates[1:]))

@@ -1,8 +1,9 @@
 """Pure functions: audio file -> mono waveform -> log-mel spectrogram -> patches.
 
 The STFT follows librosa's conventions (centred frames, zero padding, periodic window of `win_length`
-centred in `n_fft`, Slaney mel filters with Slaney area normalisation), so features match
-`librosa.feature.melspectrogram` while running an order of magnitude faster.
+centred in `n_fft`, Slaney mel filters, unnormalised or of unit area), so features match
+`librosa.feature.melspectrogram` while running an order of magnitude faster. Before the STFT the waveform
+is normalised as in the authors' released extraction: mean removed, divided by its peak plus a head room.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import soundfile
 import soxr
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.contracts.params import COSINE_WINDOWS, FeatureParams
+from beam_jobs.contracts.params import COSINE_WINDOWS, PEAK_HEAD_ROOM, FeatureParams
 
 
 # Shorter clips are rejected: a few samples repeated make no sound event. Real percussive clips can be short
@@ -254,13 +255,16 @@ def mel_to_hz(mel):
 
 @functools.lru_cache(maxsize=8)
 def mel_filterbank(params: FeatureParams) -> np.ndarray:
-    """(n_fft // 2 + 1, n_mels) triangular filters, each scaled to unit area (Slaney norm)."""
+    """(n_fft // 2 + 1, n_mels) triangular filters of peak 1 (mel_norm "none": librosa's norm=None, the
+    authors' choice) or of unit area (mel_norm "slaney")."""
     fft_hz = np.linspace(0.0, params.sample_rate / 2, params.n_fft // 2 + 1)
     edges = mel_to_hz(np.linspace(hz_to_mel(params.fmin), hz_to_mel(params.fmax), params.n_mels + 2))
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     rising = (fft_hz[None, :] - lower) / (centre - lower)
     falling = (upper - fft_hz[None, :]) / (upper - centre)
-    weights = np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (upper - lower))
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    if params.mel_norm == "slaney":
+        weights = weights * (2.0 / (upper - lower))
     return np.ascontiguousarray(weights.T, dtype=np.float32)
 
 
@@ -289,7 +293,12 @@ def _log_mel_frames(segment: np.ndarray, n_frames: int, params: FeatureParams) -
     spectrum = scipy.fft.rfft(buffer, axis=-1, overwrite_x=True)
     power = spectrum.real**2 + spectrum.imag**2
     mel = power @ mel_filterbank(params)
-    return np.log(mel + params.log_offset).astype(np.float32, copy=False)
+    return log_of(mel + params.log_offset, params).astype(np.float32, copy=False)
+
+
+def log_of(values, params: FeatureParams, ops=np):
+    """params.log_scale's logarithm, with numpy or TensorFlow (`ops=tf.math`) operations."""
+    return ops.log(values) / np.float32(np.log(10.0)) if params.log_scale == "log10" else ops.log(values)
 
 
 def log_mel_spectrogram(waveform: np.ndarray, params: FeatureParams) -> np.ndarray:
@@ -338,6 +347,17 @@ class StreamedLogMel:
         return self.out[:n_frames]
 
 
+def _resampled_blocks(path: str, params: FeatureParams) -> typing.Iterator[np.ndarray]:
+    """A clip's waveform at the feature rate, block by block (streamed resampling)."""
+    with open_clip(path) as audio:
+        stream = (soxr.ResampleStream(audio.rate, params.sample_rate, 1, dtype="float32", quality="HQ")
+                  if audio.rate != params.sample_rate else None)
+        for block in audio.blocks(BLOCK_SECONDS):
+            yield stream.resample_chunk(block) if stream else block
+        if stream:
+            yield stream.resample_chunk(np.zeros(0, np.float32), last=True)
+
+
 def clip_log_mel(path: str, params: FeatureParams) -> tuple[np.ndarray, bool]:
     """(log-mel, digital silence) of a clip on any filesystem, as the feature job computes it. A clip
     longer than LONG_CLIP_SECONDS is decoded, resampled and transformed in blocks (the same frames, to
@@ -346,17 +366,22 @@ def clip_log_mel(path: str, params: FeatureParams) -> tuple[np.ndarray, bool]:
         if audio.frames <= LONG_CLIP_SECONDS * audio.rate:
             waveform = prepare_waveform(audio.read(), audio.rate, params)
             return log_mel_spectrogram(waveform, params), is_silent(waveform)
-        stream = (soxr.ResampleStream(audio.rate, params.sample_rate, 1, dtype="float32", quality="HQ")
-                  if audio.rate != params.sample_rate else None)
-        log_mel = StreamedLogMel(params, -(-audio.frames * params.sample_rate // audio.rate) + 64)
-        silent = True
-        for block in audio.blocks(BLOCK_SECONDS):
-            block = stream.resample_chunk(block) if stream else block
-            silent = silent and not np.any(block)
-            log_mel.add(block)
-        if stream:
-            log_mel.add(stream.resample_chunk(np.zeros(0, np.float32), last=True))
-        return log_mel.finish(), silent
+        expected_samples = -(-audio.frames * params.sample_rate // audio.rate) + 64
+    centre, scale = np.float32(0.0), np.float32(1.0)
+    if params.normalize_waveform:  # the whole clip's mean and peak first: a pass of their own
+        total, count, low, high = 0.0, 0, np.inf, -np.inf
+        for block in _resampled_blocks(path, params):
+            if len(block):
+                total, count = total + float(block.sum(dtype=np.float64)), count + len(block)
+                low, high = min(low, float(block.min())), max(high, float(block.max()))
+        centre = np.float32(total / count)
+        scale = np.float32(1.0 / (max(high - centre, centre - low) + PEAK_HEAD_ROOM))
+    log_mel, silent = StreamedLogMel(params, expected_samples), True
+    for block in _resampled_blocks(path, params):
+        block = ((block - centre) * scale).astype(np.float32, copy=False)
+        silent = silent and not np.any(block)
+        log_mel.add(block)
+    return log_mel.finish(), silent
 
 
 def patch_starts(n_frames: int, params: FeatureParams) -> range:
@@ -383,9 +408,19 @@ def example_count(n_frames: int, params: FeatureParams) -> int:
     return 1 if params.whole_clips else len(patch_starts(n_frames, params))
 
 
+def normalize_waveform(waveform: np.ndarray, params: FeatureParams) -> np.ndarray:
+    """The authors' waveform normalisation (edufonseca/uclser20 extract/wav2spec_utils.py, icassp19
+    feat_ext.py): mean removed, then divided by the peak magnitude plus PEAK_HEAD_ROOM."""
+    if not params.normalize_waveform:
+        return waveform
+    centred = waveform - np.float32(waveform.mean(dtype=np.float64))
+    return (centred / (np.abs(centred).max() + np.float32(PEAK_HEAD_ROOM))).astype(np.float32, copy=False)
+
+
 def prepare_waveform(waveform: np.ndarray, rate: int, params: FeatureParams) -> np.ndarray:
-    """Resampled to the feature rate, short clips replicated to one patch."""
-    return replicate_to_length(resample(waveform, rate, params.sample_rate), params.patch_samples)
+    """Resampled to the feature rate, normalised, short clips replicated to one patch (the authors' order)."""
+    waveform = normalize_waveform(resample(waveform, rate, params.sample_rate), params)
+    return replicate_to_length(waveform, params.patch_samples)
 
 
 def waveform_to_log_mel(waveform: np.ndarray, rate: int, params: FeatureParams) -> np.ndarray:

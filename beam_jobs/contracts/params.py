@@ -7,21 +7,29 @@ import json
 # The analysis windows a feature set may use: cosine sums w[n] = sum_k a_k cos(k x_n), x from -pi to pi, with
 # scipy.signal's coefficients a_k (features.analysis_window computes them; a test compares them with scipy's).
 COSINE_WINDOWS = {"hann": (0.5, 0.5), "hamming": (0.54, 0.46), "blackman": (0.42, 0.5, 0.08), "boxcar": (1.0,)}
+LOG_SCALES = ("log10", "natural")
+MEL_NORMS = ("none", "slaney")  # triangles of peak 1 (librosa norm=None), or of unit area (norm="slaney")
+PEAK_HEAD_ROOM = 0.005  # waveform / (max |waveform - mean| + this): the authors' normalisation
 
 
 @dataclasses.dataclass(frozen=True)
 class FeatureParams:
-    """Log-mel patch parameters. Defaults are the FSD50K setting (methods.md section 2)."""
+    """Log-mel patch parameters. Defaults are the authors' released extraction at the FSD50K setting
+    (edufonseca/uclser20 config/params_unsupervised_cl.yaml `extract:` and extract/wav2spec_utils.py; the
+    same 22.05 kHz, 96-band, 30 ms / 10 ms features as the FSD50K paper): docs/recipes.md, "Features"."""
 
     sample_rate: int = 22050
     n_mels: int = 96
     win_length: int = 660  # 30 ms
     hop_length: int = 220  # 10 ms
-    n_fft: int = 1024
+    n_fft: int = 2048
     fmin: float = 50.0
     fmax: float = 10500.0
     window: str = "hamming"
-    log_offset: float = 1e-6
+    log_offset: float = 1.1e-8
+    log_scale: str = "log10"  # LOG_SCALES
+    mel_norm: str = "none"  # MEL_NORMS
+    normalize_waveform: bool = True  # mean removed, then divided by its peak + PEAK_HEAD_ROOM, before the STFT
     patch_frames: int = 101  # 1 s
     patch_hop_frames: int = 50  # 0.5 s
     whole_clips: bool = False  # one example per clip holding its whole log-mel (for temporal proximity
@@ -43,6 +51,10 @@ class FeatureParams:
             problems.append("n_mels, patch_frames and patch_hop_frames must be positive")
         if self.log_offset <= 0:
             problems.append(f"log_offset must be positive, got {self.log_offset}")
+        if self.log_scale not in LOG_SCALES:
+            problems.append(f"log_scale must be one of {LOG_SCALES}, got {self.log_scale!r}")
+        if self.mel_norm not in MEL_NORMS:
+            problems.append(f"mel_norm must be one of {MEL_NORMS}, got {self.mel_norm!r}")
         if problems:
             raise ValueError("Invalid FeatureParams: " + "; ".join(problems))
 
@@ -84,7 +96,8 @@ class FeatureParams:
 
     @classmethod
     def fsdnoisy18k(cls) -> "FeatureParams":
-        """The FSDnoisy18k baseline: 44.1 kHz, 40 ms / 20 ms, 2 s patches with 1 s hop."""
-        return cls(sample_rate=44100, win_length=1764, hop_length=882, n_fft=2048,
-                   fmin=50.0, fmax=22050.0, patch_frames=100, patch_hop_frames=50)
+        """The FSDnoisy18k baseline: 44.1 kHz, 40 ms / 20 ms, 0 Hz to Nyquist, 2 s patches with 1 s hop
+        (edufonseca/icassp19 config/params.yaml `extract:`)."""
+        return cls(sample_rate=44100, win_length=1764, hop_length=882, n_fft=2048, fmin=0.0, fmax=22050.0,
+                   log_offset=2.220446049250313e-16, patch_frames=100, patch_hop_frames=50)
 
