@@ -26,8 +26,8 @@ def _patch_input(input_shape: tuple[int, int], size: float, size_name: str = "wi
 def vgg_like_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.Model:
     """The FSD50K VGG-like baseline's body: 3 blocks of two 3x3 conv + BN + ReLU and a 2x2 max-pool.
 
-    width=1 gives 32/64/128 filters (the paper's ~0.27M-weight baseline with its classifier); the tiny
-    CPU variant is width=0.25.
+    width=1 gives 32/64/128 filters: 0.29M weights, 0.31M with a 200-class output (the FSD50K paper's
+    table says 0.27M; its code is unreleased: docs/recipes.md). The tiny CPU variant is width=0.25.
     """
     inputs, x = _patch_input(input_shape, width)
     for block, base_filters in enumerate(VGG_LIKE_FILTERS, start=1):
@@ -76,11 +76,15 @@ RESNET18_FILTERS = (64, 128, 256, 512)
 
 
 def resnet18_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.Model:
-    """ResNet-18 for log-mel patches: a 3x3 stem, 4 stages of two basic blocks (64/128/256/512 x width
-    filters, stride 2 from stage 2 on, 1x1 projection shortcuts where shapes change), global average
-    pooling: h has 512 x width dimensions (11M weights at width 1)."""
+    """ResNet-18 for log-mel patches, as the authors ran it (edufonseca/uclser20 models/resnetAudio.py: the
+    torchvision ResNet on one input channel): a 7x7 stride-2 stem and a 3x3 stride-2 max-pool, 4 stages of
+    two basic blocks (64/128/256/512 x width filters, stride 2 from stage 2 on, 1x1 projection shortcuts
+    where shapes change), global average pooling: h has 512 x width dimensions (11.2M weights at width 1)."""
     inputs, x = _patch_input(input_shape, width)
-    x = _conv_bn_relu(x, max(4, round(64 * width)), "stem")
+    x = layers.Conv2D(max(4, round(64 * width)), 7, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     for stage, base_filters in enumerate(RESNET18_FILTERS, start=1):
         filters = max(4, round(base_filters * width))
         for block in (1, 2):
@@ -97,22 +101,38 @@ def resnet18_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.
     return keras.Model(inputs, layers.GlobalAveragePooling2D(name="average")(x), name=f"resnet18_w{width:g}_encoder")
 
 
-CRNN_FILTERS = (64, 128, 128)
+CRNN_POOLS = ((2, 5), (2, 4), (2, 2))  # (time, frequency) after each conv block
 
 
 def crnn_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.Model:
-    """CRNN: 3 conv blocks (3x3 conv + BN + ReLU, pooling over frequency only, so time resolution stays),
-    then a bidirectional GRU over time (64 x width units per direction); h = max over time of its outputs."""
+    """The authors' CRNN (edufonseca/uclser20 models/audio_models.py, CRNN_tagger, after Cakir et al. 2017):
+    3 blocks of a 5x5 conv with 128 x width filters + BN + ReLU + max-pool (2x5, 2x4, 2x2 over time x
+    frequency), then a bidirectional GRU of 64 x width units whose final states are multiplied (Keras'
+    merge_mode "mul", which their code says it emulates): h has 64 x width dimensions (0.96M weights with a
+    200-class output at width 1)."""
     inputs, x = _patch_input(input_shape, width)
-    for block, base_filters in enumerate(CRNN_FILTERS, start=1):
-        x = _conv_bn_relu(x, max(4, round(base_filters * width)), f"block{block}")
-        x = layers.MaxPooling2D((1, 4), name=f"block{block}_pool")(x)
-    x = layers.Reshape((input_shape[0], x.shape[2] * x.shape[3]), name="frames")(x)
-    x = layers.Bidirectional(layers.GRU(max(4, round(64 * width)), return_sequences=True), name="bigru")(x)
-    return keras.Model(inputs, layers.GlobalMaxPooling1D(name="max_over_time")(x), name=f"crnn_w{width:g}_encoder")
+    for block, pool in enumerate(CRNN_POOLS, start=1):
+        x = layers.Conv2D(max(4, round(128 * width)), 5, padding="same", use_bias=False, name=f"block{block}_conv")(x)
+        x = layers.BatchNormalization(name=f"block{block}_bn")(x)
+        x = layers.ReLU(name=f"block{block}_relu")(x)
+        x = layers.MaxPooling2D(pool, name=f"block{block}_pool")(x)
+    x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]), name="frames")(x)
+    h = layers.Bidirectional(layers.GRU(max(4, round(64 * width))), merge_mode="mul", name="bigru")(x)
+    return keras.Model(inputs, h, name=f"crnn_w{width:g}_encoder")
 
 
-ARCHITECTURES = ("vgg_like", "vgg41", "vgg42", "resnet18", "crnn")
+def densenet121_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.Model:
+    """DenseNet-121 (Keras' application, random initialisation, one input channel) with global average
+    pooling: the FSD50K paper's largest baseline; h has 1024 dimensions. It has no width option."""
+    if width != 1.0:
+        raise ValueError(f"densenet121 has no width option (its growth rate and blocks are fixed), got {width}")
+    inputs, x = _patch_input(input_shape, width)
+    body = keras.applications.DenseNet121(include_top=False, weights=None, input_shape=(*input_shape, 1),
+                                          pooling="avg")
+    return keras.Model(inputs, body(x), name="densenet121_w1_encoder")
+
+
+ARCHITECTURES = ("vgg_like", "vgg41", "vgg42", "resnet18", "crnn", "densenet121")
 
 
 def build_encoder(architecture: str, input_shape: tuple[int, int], width: float = 1.0,
@@ -123,7 +143,8 @@ def build_encoder(architecture: str, input_shape: tuple[int, int], width: float 
         return vgg4_encoder(input_shape, k=width * int(architecture[-1]), pooling=pooling)
     if pooling != "max":
         raise ValueError(f"{architecture} only uses max-pooling; use vgg41/vgg42 for other pools")
-    builders = {"vgg_like": vgg_like_encoder, "resnet18": resnet18_encoder, "crnn": crnn_encoder}
+    builders = {"vgg_like": vgg_like_encoder, "resnet18": resnet18_encoder, "crnn": crnn_encoder,
+                "densenet121": densenet121_encoder}
     if architecture not in builders:
         raise ValueError(f"Unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
     return builders[architecture](input_shape, width)

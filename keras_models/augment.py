@@ -2,8 +2,9 @@
 
 The contrastive-view augmentations (methods.md section 7) take a batch of log-mel patches [batch, frames,
 bands] and a `keras.random.SeedGenerator` created outside the tf.data function (a fresh draw per batch).
-mix_back and compander work in the extraction job's log domain (log(mel + LOG_OFFSET), before
-normalisation); the others on normalised patches.
+mix_back, compander, random_resized_crop and gaussian_noise work on the extraction job's log-mel (before
+normalisation, as the authors' edufonseca/uclser20 pipeline: main_train.py's transforms); mix_back goes
+through the linear domain of the feature set's FeatureParams (log scale and offset).
 """
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import math
 import keras
 import tensorflow as tf
 from keras import ops
+
+from beam_jobs.contracts.features import log_of
+from beam_jobs.contracts.params import FeatureParams
 
 
 def mixup(alpha: float):
@@ -33,30 +37,37 @@ def mixup(alpha: float):
     return apply
 
 
-LOG_OFFSET = 1e-6  # beam_jobs.contracts.features: log-mel = log(mel + 1e-6)
+def to_linear(logmel, params: FeatureParams):
+    """The mel energies of a log-mel of beam_jobs.contracts.features (log_of(mel + log_offset))."""
+    base = 10.0 if params.log_scale == "log10" else math.e
+    return ops.maximum(ops.power(base, logmel) - params.log_offset, 0.0)
 
 
-def to_linear(logmel):
-    return ops.maximum(ops.exp(logmel) - LOG_OFFSET, 0.0)
+def to_log(linear, params: FeatureParams):
+    return log_of(linear + params.log_offset, params, ops)
 
 
-def to_log(linear):
-    return ops.log(linear + LOG_OFFSET)
-
-
-def mix_back(patches, backgrounds, a_max: float = 0.05, seed=None):
+def mix_back(patches, backgrounds, params: FeatureParams, a_max: float = 0.05, seed=None):
     """Mixes each patch with a background patch (another clip's) in the linear domain: the foreground is
     scaled by (1 - a) and the background's energy is set to a x the foreground's, a ~ U(0, a_max)."""
-    foreground, background = to_linear(patches), to_linear(backgrounds)
+    foreground, background = to_linear(patches, params), to_linear(backgrounds, params)
     a = keras.random.uniform((ops.shape(patches)[0], 1, 1), 0.0, a_max, seed=seed)
     foreground_energy = ops.mean(foreground, axis=(1, 2), keepdims=True)
-    background_energy = ops.maximum(ops.mean(background, axis=(1, 2), keepdims=True), LOG_OFFSET)
-    return to_log((1.0 - a) * foreground + a * foreground_energy / background_energy * background)
+    background_energy = ops.maximum(ops.mean(background, axis=(1, 2), keepdims=True), params.log_offset)
+    return to_log((1.0 - a) * foreground + a * foreground_energy / background_energy * background, params)
 
 
-def compander(patches, alpha: float = 0.75):
-    """Compresses the dynamic range: linear magnitudes raised to the power alpha (< 1)."""
-    return to_log(ops.power(to_linear(patches), alpha))
+def random_others(batch, seed=None):
+    """For each example of a batch, the index of another example drawn at random (never itself)."""
+    steps = keras.random.randint((batch,), 1, ops.maximum(batch, 2), seed=seed)
+    return ops.mod(ops.arange(batch) + steps, batch)
+
+
+def compander(patches, alpha: float = 0.75, seed=None):
+    """The authors' compander (edufonseca/uclser20 da/data_augment.py): each log-mel patch multiplied by
+    a factor ~ U(alpha, 1), which compresses its dynamic range (alpha < 1)."""
+    factor = keras.random.uniform((ops.shape(patches)[0], 1, 1), alpha, 1.0, seed=seed) if alpha < 1 else 1.0
+    return patches * factor
 
 
 def gaussian_noise(patches, sigma: float = 0.01, seed=None):

@@ -80,7 +80,9 @@ class ContrastiveParams:
     tps: bool = True  # temporal proximity sampling; False: both views from the same patch
     mix_back: bool = True
     mix_back_max: float = 0.05
-    augmentations: tuple[str, ...] = AUGMENTATIONS
+    # The released config's (edufonseca/uclser20 config/params_unsupervised_cl.yaml `da:`): random resized
+    # crop, compander (alpha 0.75) and Gaussian noise (0.01) on; SpecAugment and shifts off.
+    augmentations: tuple[str, ...] = ("rrc", "compander", "noise")
     temperature: float = 0.2
     head_units: int = 512
     epochs: int = 50
@@ -111,15 +113,17 @@ def contrastive_views(features: FeatureSet, split: str, params: ContrastiveParam
     def augment_views(first, second):
         views = []
         for view, other in ((first, second), (second, first)):
-            if params.mix_back:  # the background: the other view of the next clip in the batch
-                view = augment.mix_back(view, tf.roll(other, 1, axis=0), params.mix_back_max, generator)
-            if "compander" in chosen:
-                view = augment.compander(view)
-            view = model_input.normalise(features, view)
-            if "rrc" in chosen:
+            if params.mix_back:  # each view's own background: a patch of another clip, drawn at random
+                others = augment.random_others(tf.shape(view)[0], generator)
+                view = augment.mix_back(view, tf.gather(other, others), features.params, params.mix_back_max,
+                                        generator)
+            if "rrc" in chosen:  # the authors' order, on the log-mel: crop, compander, noise, then normalise
                 view = augment.random_resized_crop(view, seed=generator)
+            if "compander" in chosen:
+                view = augment.compander(view, seed=generator)
             if "noise" in chosen:
                 view = augment.gaussian_noise(view, seed=generator)
+            view = model_input.normalise(features, view)
             if "specaugment" in chosen:
                 view = augment.spec_augment(view, seed=generator)
             if "shift" in chosen:

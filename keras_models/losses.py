@@ -9,10 +9,12 @@ Noisy labels (methods.md section 5):
   lq               (1 - p_y^q) / q; tends to CCE as q -> 0, equals MAE (up to a factor 2) at q = 1
   lsoft            CCE against the soft-bootstrapped target beta * y + (1 - beta) * p
   label_smoothing  CCE against (1 - s) * y + s / n_classes
-  cce_max          CCE, but the examples whose loss exceeds `fraction` x the batch maximum are dropped
-  cce_outlier      CCE, but the examples whose loss exceeds median + `sigmas` x std of the batch are dropped
+  cce_max          CCE, but the examples whose loss exceeds `fraction` x the batch maximum are zeroed
+  cce_outlier      CCE, but the examples whose loss exceeds median + `sigmas` x std of the batch are zeroed
+                   (both still divide by the batch size, as edufonseca/icassp19 losses.py does)
   + `discard_percentile` on any of them: loss-based instance selection within the mini-batch (drop the
-    examples above that percentile of the batch's losses, renormalise by the number kept).
+    examples above that percentile of the batch's losses, numpy's "lower" interpolation, and renormalise
+    by the number kept: edufonseca/waspaa19 loss_time.py).
 Missing labels (section 6):
   bce              binary cross-entropy
   masked_bce       binary cross-entropy whose negative term is zeroed where the label mask is 0; its
@@ -46,9 +48,11 @@ def lq_per_example(targets, probabilities, q: float = 0.7):
 
 
 def lsoft_per_example(targets, probabilities, beta: float = 0.3):
-    """Soft bootstrapping (Reed et al. 2015): the target trusts the label by beta, the model by 1 - beta."""
+    """Soft bootstrapping (Reed et al. 2015): the target trusts the label by beta, the model by 1 - beta. The
+    gradient flows through the target's prediction too (edufonseca/icassp19 losses.py): the bootstrapping
+    term -(1 - beta) sum p log p is an entropy the model lowers, as in the paper's loss."""
     probabilities = _clipped(probabilities)
-    soft = beta * ops.cast(targets, "float32") + (1.0 - beta) * ops.stop_gradient(probabilities)
+    soft = beta * ops.cast(targets, "float32") + (1.0 - beta) * probabilities
     return -ops.sum(soft * ops.log(probabilities), axis=-1)
 
 
@@ -79,8 +83,11 @@ def keep_below_outlier_bound(losses, sigmas: float = 1.9):
 
 
 def keep_below_percentile(losses, percentile: float):
-    """Loss-based instance selection in the mini-batch: keep the losses at or below the percentile."""
-    return ops.cast(losses <= _percentile(losses, percentile), "float32")
+    """Loss-based instance selection in the mini-batch: keep the losses at or below the percentile (the
+    "lower" one: an actual loss of the batch, as the authors' tf percentile(interpolation="lower"))."""
+    ordered = ops.sort(ops.stop_gradient(losses))
+    position = ops.cast(ops.floor((ops.cast(ops.shape(ordered)[0], "float32") - 1.0) * (percentile / 100.0)), "int32")
+    return ops.cast(losses <= ops.take(ordered, position), "float32")
 
 
 def _median(values):
@@ -166,7 +173,8 @@ def per_example_loss(params: LossParams, targets, probabilities):
 @keras.saving.register_keras_serializable(package="sound_event")
 class SupervisionLoss(keras.losses.Loss):
     """One Keras loss for every supervision type: `LossParams` picks the per-example loss and the
-    in-batch selection rule; the batch loss is the mean over the examples kept."""
+    in-batch selection rule; the batch loss is the batch mean (over the examples kept, for percentile
+    discarding)."""
 
     def __init__(self, params: LossParams | dict = LossParams(), name: str = "supervision_loss", **kwargs):
         self.params = params if isinstance(params, LossParams) else LossParams(**params)
@@ -177,14 +185,13 @@ class SupervisionLoss(keras.losses.Loss):
         losses = per_example_loss(params, y_true, y_pred)
         if not params.single_label:
             return losses
-        keep = ops.ones_like(losses)
         if params.name == "cce_max":
-            keep = keep_below_max_fraction(ops.stop_gradient(losses), params.max_fraction)
+            losses = losses * keep_below_max_fraction(ops.stop_gradient(losses), params.max_fraction)
         elif params.name == "cce_outlier":
-            keep = keep_below_outlier_bound(ops.stop_gradient(losses), params.outlier_sigmas)
+            losses = losses * keep_below_outlier_bound(ops.stop_gradient(losses), params.outlier_sigmas)
         if params.discard_percentile < 100:
-            keep = keep * keep_below_percentile(ops.stop_gradient(losses), params.discard_percentile)
-        return renormalised(losses, keep)
+            return renormalised(losses, keep_below_percentile(ops.stop_gradient(losses), params.discard_percentile))
+        return losses
 
     def get_config(self):
         return {"params": dataclasses.asdict(self.params), "name": self.name}

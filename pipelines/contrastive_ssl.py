@@ -16,7 +16,7 @@ from pipelines.experiment import DatasetNeeds, PreparedDataset, experiment, trai
 
 DOWNSTREAM_SETS = [{"train_set": "noisy", "flag": "!manually_verified"},
                    {"train_set": "clean", "flag": "manually_verified"}]
-AUGMENTATIONS = ["rrc", "compander", "noise", "specaugment", "shift"]
+AUGMENTATIONS = ["rrc", "compander", "noise"]  # the released config's (keras_models.contrastive.ContrastiveParams)
 
 
 @experiment(name="contrastive-ssl",
@@ -41,7 +41,7 @@ def contrastive_ssl(
     fine_tune_learning_rate: float = 0.01,
     scratch_learning_rate: float = 1e-3,
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, exported_encoder=Model):
-    """Contrastive self-supervised learning: an encoder pretrained with NT-Xent on the unlabelled train clips,
+    """Contrastive self-supervised learning: an encoder pretrained with NT-Xent on the noisy train clips (labels unused),
     then kNN, linear evaluation and fine-tuning per downstream train set, next to training from scratch.
 
     Args:
@@ -51,7 +51,8 @@ def contrastive_ssl(
         tps: Temporal proximity sampling: the two views are patches from two random positions of the clip
             (false: the same patch twice).
         mix_back: Mix each view with a background from another clip of the batch.
-        augmentations: The views' augmentations, any of rrc, compander, noise, specaugment, shift.
+        augmentations: The views' augmentations, any of rrc, compander, noise, specaugment, shift (the released
+            config uses the first three).
         temperature: NT-Xent's temperature.
         pretrain_epochs: Pretraining epochs.
         pretrain_batch_size: Pretraining batch size (clips; two views each).
@@ -66,9 +67,10 @@ def contrastive_ssl(
         scratch_learning_rate: Adam's learning rate for the model trained from scratch.
     """
     seed = data.seed
-    unlabelled = select_train_set(manifest=data.manifest, source_splits=["train"], flag="",
+    # Pretraining sees the noisy train set, its labels unused (the released config's train_on_clean: 0).
+    unlabelled = select_train_set(manifest=data.manifest, source_splits=["train"], flag="!manually_verified",
                                   val_fraction=val_fraction, seed=seed)
-    unlabelled.set_display_name("unlabelled train set")
+    unlabelled.set_display_name("unlabelled train set (noisy)")
     clips = extract_features(manifest=unlabelled.outputs["split_manifest"], whole_clips=True,
                              feature_params=data.feature_params)
     clips.set_display_name("extract whole clips")

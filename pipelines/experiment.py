@@ -58,7 +58,7 @@ SHARED_DESCRIPTIONS = {
                       '(e.g. {"n_mels": 64}).',
     "synthetic_clips": "Clips of the synthetic dataset generated when `dataset_root` is empty (50 to 100,000).",
     "seed": "Seed of the synthetic dataset, the splits and the training runs.",
-    "architecture": "Classifier architecture: vgg_like, vgg41, vgg42, resnet18 or crnn.",
+    "architecture": "Classifier architecture: vgg_like, vgg41, vgg42, resnet18, crnn or densenet121.",
     "width": "Filter-count multiplier of the architecture (1 = its published size; 0.125-0.5 for CPU runs).",
     "epochs": "Training epochs at most (early stopping may end sooner).",
     "batch_size": "Training batch size (patches).",

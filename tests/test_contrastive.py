@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from beam_jobs.contracts.params import FeatureParams
 from keras_models import augment, contrastive
 
 
@@ -30,29 +31,40 @@ def test_nt_xent_matches_a_direct_numpy_computation(temperature):
     assert aligned < loss  # matching views are easier to identify than unrelated ones
 
 
+PARAMS = FeatureParams()
+
+
 def patches(seed=0, batch=3):
     rng = np.random.default_rng(seed)
-    return np.log(rng.gamma(1.0, 1.0, size=(batch, 101, 96)) + 1e-6).astype("float32")
+    return np.log10(rng.gamma(1.0, 1.0, size=(batch, 101, 96)) + PARAMS.log_offset).astype("float32")
 
 
 def test_mix_back_preserves_energy_and_is_identity_without_background():
     foreground, background = patches(0), patches(1) + 3.0  # a much louder background
-    unchanged = ops.convert_to_numpy(augment.mix_back(foreground, background, a_max=0.0))
+    unchanged = ops.convert_to_numpy(augment.mix_back(foreground, background, PARAMS, a_max=0.0))
     np.testing.assert_allclose(unchanged, foreground, atol=1e-4)
-    mixed = ops.convert_to_numpy(augment.mix_back(foreground, background, 0.05, keras.random.SeedGenerator(1)))
-    linear_mixed, linear_foreground = np.exp(mixed) - 1e-6, np.exp(foreground) - 1e-6
+    mixed = ops.convert_to_numpy(augment.mix_back(foreground, background, PARAMS, 0.05, keras.random.SeedGenerator(1)))
+    linear_mixed, linear_foreground = 10.0**mixed - PARAMS.log_offset, 10.0**foreground - PARAMS.log_offset
     # (1 - a) E_f + a E_f: the mix keeps the foreground's energy, whatever the background's level
     np.testing.assert_allclose(linear_mixed.mean(axis=(1, 2)), linear_foreground.mean(axis=(1, 2)), rtol=1e-3)
     assert not np.allclose(mixed, foreground, atol=1e-3)
     assert np.all(linear_mixed >= 0.95 * linear_foreground - 1e-5)  # the foreground keeps at least 1 - a_max
 
 
-def test_compander_compresses_the_dynamic_range():
-    x = patches()
-    np.testing.assert_allclose(ops.convert_to_numpy(augment.compander(x, 1.0)), x, atol=1e-4)
-    companded = ops.convert_to_numpy(augment.compander(x, 0.75))
-    loud = x > 0  # away from the log offset, log(p^a) = a log(p)
-    np.testing.assert_allclose(companded[loud], 0.75 * x[loud], rtol=1e-3, atol=1e-4)
+def test_compander_scales_each_patch_by_a_factor_between_alpha_and_one():
+    x = patches(batch=64)
+    np.testing.assert_allclose(ops.convert_to_numpy(augment.compander(x, 1.0)), x)
+    companded = ops.convert_to_numpy(augment.compander(x, 0.75, keras.random.SeedGenerator(3)))
+    factors = companded[:, 0, 0] / x[:, 0, 0]
+    np.testing.assert_allclose(companded, factors[:, None, None] * x, rtol=1e-5)
+    assert factors.min() >= 0.75 and factors.max() <= 1.0 and factors.std() > 0.03  # drawn per patch
+
+
+def test_mix_back_backgrounds_are_other_clips_drawn_independently():
+    others = [ops.convert_to_numpy(augment.random_others(16, keras.random.SeedGenerator(seed))) for seed in (1, 2)]
+    for drawn in others:
+        assert not np.any(drawn == np.arange(16)) and drawn.min() >= 0 and drawn.max() < 16
+    assert not np.array_equal(*others)
 
 
 def test_gaussian_noise_has_the_requested_spread():

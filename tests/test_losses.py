@@ -46,25 +46,40 @@ def test_lsoft_and_label_smoothing_hand_computed():
 
 def test_cce_max_and_outlier_drop_the_right_examples():
     cce = -np.log(P_TARGET)  # [0.357, 1.204, 0.223, 2.996]
-    # CCE_max: keep losses <= 0.6 x 2.996 = 1.797 -> examples 0, 1, 2; mean over those three
-    assert batch_loss(LossParams("cce_max")) == pytest.approx(cce[:3].mean(), rel=1e-5)
+    # CCE_max: keep losses <= 0.6 x 2.996 = 1.797 -> examples 0, 1, 2; the dropped one counts as a zero in the
+    # batch mean (the authors' masking: no renormalisation)
+    assert batch_loss(LossParams("cce_max")) == pytest.approx(cce[:3].sum() / 4, rel=1e-5)
     # CCE_outlier with 0.5 sigma: median 0.780 + 0.5 x std 1.104 = 1.332 -> the same three kept
-    assert batch_loss(LossParams("cce_outlier", outlier_sigmas=0.5)) == pytest.approx(cce[:3].mean(), rel=1e-5)
+    assert batch_loss(LossParams("cce_outlier", outlier_sigmas=0.5)) == pytest.approx(cce[:3].sum() / 4, rel=1e-5)
     # with 1.9 sigma (the default) the bound 2.878 still drops the 2.996 loss, a bound above keeps everything
-    assert batch_loss(LossParams("cce_outlier")) == pytest.approx(cce[:3].mean(), rel=1e-5)
+    assert batch_loss(LossParams("cce_outlier")) == pytest.approx(cce[:3].sum() / 4, rel=1e-5)
     assert batch_loss(LossParams("cce_outlier", outlier_sigmas=3.0)) == pytest.approx(cce.mean(), rel=1e-5)
 
 
 def test_batch_discard_percentile_renormalises_by_the_kept():
     lq = (1 - P_TARGET**0.5) / 0.5
-    # 4 losses; the 70th percentile (numpy's linear rule) lies between the 2nd and 3rd largest
-    bound = np.percentile(lq, 70)
+    # 4 losses; the 70th percentile (numpy's "lower" rule, the authors') is the 3rd smallest loss
+    bound = np.percentile(lq, 70, method="lower")
     kept = lq[lq <= bound]
     assert len(kept) == 3
     assert batch_loss(LossParams("lq", q=0.5, discard_percentile=70)) == pytest.approx(kept.mean(), rel=1e-5)
     assert batch_loss(LossParams("lq", q=0.5)) == pytest.approx(lq.mean(), rel=1e-5)
-    np.testing.assert_allclose(value(losses._percentile(ops.convert_to_tensor(lq.astype("float32")), 70)), bound,
-                               rtol=1e-5)
+    # The released config's 93rd percentile drops the 5 largest of a batch of 64 (floor(63 x 0.93) = 58)
+    batch = np.random.default_rng(0).uniform(size=64).astype("float32")
+    assert value(losses.keep_below_percentile(ops.convert_to_tensor(batch), 93.0)).sum() == 59
+
+
+def test_lsoft_gradient_keeps_the_bootstrapping_term():
+    import tensorflow as tf
+
+    probabilities = tf.constant(PROBS[:1])
+    with tf.GradientTape() as tape:
+        tape.watch(probabilities)
+        loss = losses.lsoft_per_example(TARGETS[:1], probabilities, 0.3)
+    # d/dp_k of -sum (0.3 y + 0.7 p) log p = -(0.3 y_k + 0.7 p_k) / p_k - 0.7 log p_k
+    p, y = PROBS[0], TARGETS[0]
+    np.testing.assert_allclose(tape.gradient(loss, probabilities).numpy()[0],
+                               -(0.3 * y + 0.7 * p) / p - 0.7 * np.log(p), rtol=1e-4)
 
 
 def test_masked_bce_hand_computed_and_zero_gradient_on_masked_entries():

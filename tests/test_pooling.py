@@ -83,3 +83,17 @@ def test_layers_survive_keras_serialisation(tmp_path):
     np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
     with pytest.raises(ValueError, match="Unknown pooling variant"):
         subsampling_pool("median")
+
+
+def test_the_authors_padding_and_initialisation_are_the_defaults():
+    ones = np.ones((1, 12, 12, 3), np.float32)
+    blurred = np.asarray(subsampling_pool("blurpool5")(ones))
+    # Zero padding (TensorFlow's SAME, shift_sec's choice): the filter loses mass at the border only
+    np.testing.assert_allclose(blurred[0, 2:-1, 2:-1], 1.0, rtol=1e-6)
+    assert blurred[0, 0, 0, 0] < 0.9
+    reflected = np.asarray(subsampling_pool("blurpool5", padding="reflect")(ones))
+    np.testing.assert_allclose(reflected, 1.0, rtol=1e-6)
+    trainable = subsampling_pool("tlpf")
+    trainable.build((None, 12, 12, 64))
+    logits = np.asarray(trainable.tap_logits)
+    assert 0.005 < logits.std() < 0.015 and abs(logits.mean()) < 0.003  # N(0, 0.01)

@@ -36,14 +36,15 @@ def binomial_kernel(size: int) -> np.ndarray:
 @keras.saving.register_keras_serializable(package="sound_events")
 class SubsamplingPool(keras.layers.Layer):
     def __init__(self, lowpass: str | None = None, selection: str = "max", criterion: str = "l1",
-                 padding: str = "reflect", **kwargs):
+                 padding: str = "zeros", **kwargs):
         super().__init__(**kwargs)
         if lowpass not in (None, "binomial3", "binomial5", "trainable"):
             raise ValueError(f"Unknown lowpass {lowpass!r}")
         if selection not in ("max", "fixed", "aps") or criterion not in ("l1", "l2"):
             raise ValueError(f"Unknown selection {selection!r} or criterion {criterion!r}")
-        if padding not in ("reflect", "circular"):
-            raise ValueError(f"padding must be 'reflect' or 'circular' (circular makes shifts exact), got {padding!r}")
+        if padding not in ("zeros", "reflect", "circular"):
+            raise ValueError(f"padding must be 'zeros' (the authors' SAME padding), 'reflect' or 'circular' "
+                             f"(circular makes shifts exact), got {padding!r}")
         if selection == "max" and lowpass is not None:
             raise ValueError("a plain max-pool has no low-pass filter")
         self.lowpass, self.selection, self.criterion, self.padding = lowpass, selection, criterion, padding
@@ -51,9 +52,10 @@ class SubsamplingPool(keras.layers.Layer):
     def build(self, input_shape):
         channels = input_shape[-1]
         if self.lowpass == "trainable":
-            # Zero logits = a uniform 5x5 average at initialisation; softmax keeps taps positive, summing to 1.
-            self.tap_logits = self.add_weight(name="tap_logits", shape=(25, channels), initializer="zeros",
-                                              trainable=True)
+            # Logits ~ N(0, 0.01), the authors' initialisation (edufonseca/shift_sec src/lpf.py: "works a bit
+            # better than" starting from the binomial); softmax keeps taps positive, summing to 1.
+            self.tap_logits = self.add_weight(name="tap_logits", shape=(25, channels), trainable=True,
+                                              initializer=keras.initializers.RandomNormal(0.0, 0.01))
         elif self.lowpass:
             size = int(self.lowpass[-1])
             fixed = np.repeat(binomial_kernel(size)[:, :, None, None], channels, axis=2)
@@ -67,7 +69,9 @@ class SubsamplingPool(keras.layers.Layer):
         return self.fixed_kernel
 
     def _pad(self, x, before, after):
-        """Pads time and frequency: mirrored, or wrapped around (circular shifts then commute exactly)."""
+        """Pads time and frequency: zeros, mirrored, or wrapped around (circular shifts then commute exactly)."""
+        if self.padding == "zeros":
+            return ops.pad(x, [(0, 0), (before, after), (before, after), (0, 0)])
         if self.padding == "reflect":
             return ops.pad(x, [(0, 0), (before, after), (before, after), (0, 0)], mode="reflect")
         x = ops.concatenate([x[:, x.shape[1] - before:]] * bool(before) + [x] + [x[:, :after]] * bool(after), axis=1)
@@ -75,7 +79,10 @@ class SubsamplingPool(keras.layers.Layer):
                                axis=2)
 
     def _dense_max(self, x):
-        """2x2 max-pool at stride 1 keeping the size (one row and column of padding at the end)."""
+        """2x2 max-pool at stride 1 keeping the size (one row and column of padding at the end; with "zeros",
+        TensorFlow's SAME max-pool, whose padding never wins)."""
+        if self.padding == "zeros":
+            return ops.max_pool(x, pool_size=2, strides=1, padding="same")
         return ops.max_pool(self._pad(x, 0, 1), pool_size=2, strides=1, padding="valid")
 
     def _low_pass(self, x, stride):
