@@ -132,7 +132,73 @@ def densenet121_encoder(input_shape: tuple[int, int], width: float = 1.0) -> ker
     return keras.Model(inputs, body(x), name="densenet121_w1_encoder")
 
 
-ARCHITECTURES = ("vgg_like", "vgg41", "vgg42", "resnet18", "crnn", "densenet121")
+def icassp19_cnn_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.Model:
+    """The FSDnoisy18k baseline of the ICASSP 2019 and WASPAA 2019 papers (edufonseca/icassp19
+    architectures.py, get_model_baseline): BN + ReLU, then 5x5 convs of 24, 48, 48 x width filters (He
+    initialisation) each followed by BN + ReLU, a 4x2 max-pool (time x frequency) after the first two and a
+    BN + ReLU before the next; flatten, dropout 0.5, dense 64 x width ReLU with L2 1e-3: h."""
+    inputs, x = _patch_input(input_shape, width)
+    for block, (filters, pooled) in enumerate(((24, True), (48, True), (48, False)), start=1):
+        x = layers.BatchNormalization(name=f"block{block}_in_bn")(x)
+        x = layers.ReLU(name=f"block{block}_in_relu")(x)
+        x = layers.Conv2D(max(4, round(filters * width)), 5, padding="same", kernel_initializer="he_normal",
+                          name=f"block{block}_conv")(x)
+        x = layers.BatchNormalization(name=f"block{block}_bn")(x)
+        x = layers.ReLU(name=f"block{block}_relu")(x)
+        if pooled:
+            x = layers.MaxPooling2D((4, 2), name=f"block{block}_pool")(x)
+    x = layers.Dropout(0.5, name="flat_dropout")(layers.Flatten(name="flatten")(x))
+    h = layers.Dense(max(4, round(64 * width)), activation="relu", kernel_initializer="he_normal",
+                     kernel_regularizer=keras.regularizers.L2(1e-3), name="dense_1")(x)
+    return keras.Model(inputs, h, name=f"icassp19_cnn_w{width:g}_encoder")
+
+
+def dcase2018_cnn_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.Model:
+    """DCASE2018 Task 2's baseline CNN (DCASE-REPO/dcase2018_baseline task2/model.py, README "Architecture"):
+    convs of 7x7 x 100, 5x5 x 150 and 3x3 x 200 (x width) filters with ReLU and biases, 3x3 stride-2 max-pools
+    between them, SAME padding, weights ~ truncated N(0, 0.001); h = the max over time and frequency."""
+    inputs, x = _patch_input(input_shape, width)
+    initializer = keras.initializers.TruncatedNormal(stddev=1e-3)
+    for block, (filters, size) in enumerate(((100, 7), (150, 5), (200, 3)), start=1):
+        x = layers.Conv2D(max(4, round(filters * width)), size, padding="same", activation="relu",
+                          kernel_initializer=initializer, name=f"block{block}_conv")(x)
+        if block < 3:
+            x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"block{block}_pool")(x)
+    return keras.Model(inputs, layers.GlobalMaxPooling2D(name="max")(x), name=f"dcase2018_cnn_w{width:g}_encoder")
+
+
+MOBILENET_V1_LAYERS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1),
+                       (512, 1), (512, 1), (1024, 2), (1024, 1))  # (depth, stride) of each separable conv
+
+
+def mobilenet_v1_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.Model:
+    """DCASE2019 Task 2's baseline MobileNet v1 (DCASE-REPO/dcase2019_task2_baseline README "Architecture"):
+    a 3x3 conv of 16 filters at stride 1, then 13 separable 3x3 convs (MOBILENET_V1_LAYERS, x width), each
+    with BN (decay 0.9997, epsilon 0.001) and ReLU, Xavier initialisation; h = global max pooling (the
+    baseline's recipe). 3.3M weights with 80 classes."""
+    inputs, x = _patch_input(input_shape, width)
+
+    def bn_relu(x, name):
+        x = layers.BatchNormalization(momentum=0.9997, epsilon=1e-3, name=f"{name}_bn")(x)
+        return layers.ReLU(name=f"{name}_relu")(x)
+
+    x = bn_relu(layers.Conv2D(max(4, round(16 * width)), 3, padding="same", use_bias=False, name="conv0")(x), "conv0")
+    for index, (depth, stride) in enumerate(MOBILENET_V1_LAYERS, start=1):
+        x = layers.SeparableConv2D(max(4, round(depth * width)), 3, strides=stride, padding="same", use_bias=False,
+                                   name=f"separable{index}")(x)
+        x = bn_relu(x, f"separable{index}")
+    return keras.Model(inputs, layers.GlobalMaxPooling2D(name="max")(x), name=f"mobilenet_v1_w{width:g}_encoder")
+
+
+ARCHITECTURES = ("vgg_like", "vgg41", "vgg42", "resnet18", "crnn", "densenet121", "icassp19_cnn", "dcase2018_cnn",
+                 "mobilenet_v1")
+# The classifier layer of the published recipes: dropout before it, L2 on its weights, its initialisation
+CLASSIFIER_LAYERS = {
+    "vgg41": {"dropout": 0.0}, "vgg42": {"dropout": 0.0},  # no dropout, as in their paper
+    "icassp19_cnn": {"dropout": 0.5, "l2": 1e-3, "initializer": "he_normal"},
+    "dcase2018_cnn": {"dropout": 0.0, "initializer": keras.initializers.TruncatedNormal(stddev=1e-3)},
+    "mobilenet_v1": {"dropout": 0.2},  # keep probability 0.8, the noisy-set recipe
+}
 
 
 def build_encoder(architecture: str, input_shape: tuple[int, int], width: float = 1.0,
@@ -144,28 +210,31 @@ def build_encoder(architecture: str, input_shape: tuple[int, int], width: float 
     if pooling != "max":
         raise ValueError(f"{architecture} only uses max-pooling; use vgg41/vgg42 for other pools")
     builders = {"vgg_like": vgg_like_encoder, "resnet18": resnet18_encoder, "crnn": crnn_encoder,
-                "densenet121": densenet121_encoder}
+                "densenet121": densenet121_encoder, "icassp19_cnn": icassp19_cnn_encoder,
+                "dcase2018_cnn": dcase2018_cnn_encoder, "mobilenet_v1": mobilenet_v1_encoder}
     if architecture not in builders:
         raise ValueError(f"Unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
     return builders[architecture](input_shape, width)
 
 
 def classifier(encoder: keras.Model, n_classes: int, output_activation: str = "sigmoid",
-               dropout: float = 0.2, name: str = "", hidden_units: int = 0) -> keras.Model:
+               dropout: float = 0.2, name: str = "", hidden_units: int = 0, l2: float = 0.0,
+               initializer="glorot_uniform") -> keras.Model:
     """Encoder -> [dense ReLU hidden layer] -> dropout -> dense -> sigmoid (multi-label) or softmax
     (single-label). The hidden layer makes the shallow classifier of frozen-embedding evaluations."""
     x = encoder.output
     if hidden_units:
         x = layers.Dense(hidden_units, activation="relu", name="hidden")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    x = layers.Dense(n_classes, name="logits")(x)
+    x = layers.Dense(n_classes, kernel_initializer=initializer, name="logits",
+                     kernel_regularizer=keras.regularizers.L2(l2) if l2 else None)(x)
     outputs = layers.Activation(output_activation, dtype="float32", name="scores")(x)
     return keras.Model(encoder.input, outputs, name=name or encoder.name.replace("_encoder", ""))
 
 
 def build_model(architecture: str, input_shape: tuple[int, int], n_classes: int, width: float = 1.0,
                 pooling: str = "max", output_activation: str = "sigmoid") -> keras.Model:
-    """A classifier of the architecture, from scratch (VGG41/VGG42 without dropout, as in their paper)."""
-    dropout = 0.0 if architecture in ("vgg41", "vgg42") else 0.2
+    """A classifier of the architecture, from scratch, with its recipe's classifier layer (CLASSIFIER_LAYERS;
+    dropout 0.2 otherwise)."""
     return classifier(build_encoder(architecture, input_shape, width, pooling), n_classes, output_activation,
-                      dropout)
+                      **{"dropout": 0.2, **CLASSIFIER_LAYERS.get(architecture, {})})

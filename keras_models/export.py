@@ -61,6 +61,8 @@ def tf_log_mel(waveform, params: FeatureParams):
     frames = tf.signal.frame(padded[:, offset:], params.win_length, params.hop_length)[:, :frames_count]
     spectrum = tf.signal.rfft(frames * analysis_window(params), fft_length=[params.n_fft])
     power = tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum))
+    if params.spectrum_power == 1.0:
+        power = tf.math.sqrt(power)
     return log_of(tf.linalg.matmul(power, mel_filterbank(params)) + params.log_offset, params, tf.math)
 
 

@@ -14,8 +14,9 @@ TRAIN_SETS = {"all": "", "verified": "manually_verified"}  # train set -> the fl
 
 
 @experiment(name="dcase2018-task2",
-            dataset=DatasetNeeds("fsdkaggle2018", "fsd50k", ("train", "test"), ("manually_verified",)),
-            training=Training())
+            dataset=DatasetNeeds("fsdkaggle2018", "dcase2018", ("train", "test"), ("manually_verified",)),
+            training=Training(architecture="dcase2018_cnn", epochs=5, learning_rate=1e-4, lr_patience=0,
+                              early_stopping_patience=0))
 def dcase2018_task2(
     data: PreparedDataset,
     val_fraction: float = 0.15,

@@ -13,14 +13,15 @@ from pipelines.experiment import (DatasetNeeds, PreparedDataset, Training, exper
 
 
 @experiment(name="dcase2019-task2",
-            dataset=DatasetNeeds("fsdkaggle2019", "fsd50k", ("train_curated", "train_noisy", "test")),
-            training=Training(epochs=None))
+            dataset=DatasetNeeds("fsdkaggle2019", "dcase2019", ("train_curated", "train_noisy", "test")),
+            training=Training(architecture="mobilenet_v1", epochs=None, learning_rate=1e-4, lr_patience=0,
+                              early_stopping_patience=0))
 def dcase2019_task2(
     data: PreparedDataset,
     val_fraction: float = 0.15,
-    noisy_epochs: int = 30,
-    curated_epochs: int = 30,
-    fine_tune_learning_rate: float = 3e-4,
+    noisy_epochs: int = 10,
+    curated_epochs: int = 100,
+    fine_tune_learning_rate: float = 3e-3,
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, fine_tuned_report=Markdown, exported=Model):
     """DCASE2019 Task 2 (FSDKaggle2019): train on the noisy set, then fine-tune on the curated set; lwlrap on
     the test set next to the noisy-only and curated-only models.

@@ -54,11 +54,13 @@ SHARED_DESCRIPTIONS = {
                        '(or "unbalanced", "both"), the subsets that become train. folder: {"group_by": "clip"} (or '
                        '"prefix": the file name up to its first _ - . or space; "subfolder": <class>/<source>/<clip>), '
                        'the clips of one source, which the splits ingest makes keep on one side.',
-    "feature_params": "A feature preset (fsd50k, fsdnoisy18k) or a JSON object of FeatureParams fields "
+    "feature_params": "A feature preset (fsd50k, fsdnoisy18k, dcase2018, dcase2019) or a JSON object of FeatureParams "
+                      "fields "
                       '(e.g. {"n_mels": 64}).',
     "synthetic_clips": "Clips of the synthetic dataset generated when `dataset_root` is empty (50 to 100,000).",
     "seed": "Seed of the synthetic dataset, the splits and the training runs.",
-    "architecture": "Classifier architecture: vgg_like, vgg41, vgg42, resnet18, crnn or densenet121.",
+    "architecture": "Classifier architecture: vgg_like, vgg41, vgg42, resnet18, crnn, densenet121, icassp19_cnn, "
+                    "dcase2018_cnn or mobilenet_v1.",
     "width": "Filter-count multiplier of the architecture (1 = its published size; 0.125-0.5 for CPU runs).",
     "epochs": "Training epochs at most (early stopping may end sooner).",
     "batch_size": "Training batch size (patches).",

@@ -21,7 +21,7 @@ DEFAULT_VARIANTS = [{"train_set": name, "flag": flag, "loss": loss} for name, fl
 
 @experiment(name="noisy-labels",
             dataset=DatasetNeeds("fsdnoisy18k", "fsdnoisy18k", ("train", "test"), ("manually_verified",)),
-            training=Training())
+            training=Training(architecture="icassp19_cnn", epochs=160))
 def noisy_labels(
     data: PreparedDataset,
     val_fraction: float = 0.15,

@@ -23,11 +23,12 @@ def sine(freq, seconds, rate, amplitude=0.5):
     return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-@pytest.mark.parametrize("mel_norm,librosa_norm", [("none", None), ("slaney", "slaney")])
-def test_mel_filterbank_matches_librosa(mel_norm, librosa_norm):
-    params = FeatureParams(mel_norm=mel_norm)
+@pytest.mark.parametrize("params,librosa_norm", [(FeatureParams(), None), (FeatureParams(mel_norm="slaney"), "slaney"),
+                                                (FeatureParams.dcase2018(), None)])
+def test_mel_filterbank_matches_librosa(params, librosa_norm):
     reference = librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels,
-                                    fmin=params.fmin, fmax=params.fmax, norm=librosa_norm)
+                                    fmin=params.fmin, fmax=params.fmax, norm=librosa_norm,
+                                    htk=params.mel_scale == "htk")
     np.testing.assert_allclose(features.mel_filterbank(params).T, reference, rtol=1e-4, atol=1e-7)
 
 
@@ -54,6 +55,13 @@ def test_log_mel_matches_librosa_melspectrogram():
     ours = features.log_mel_spectrogram(waveform, PARAMS)
     assert ours.shape == (reference.shape[1], PARAMS.n_mels)
     np.testing.assert_allclose(ours, np.log10(reference.T + PARAMS.log_offset), atol=1e-3)
+    magnitude = FeatureParams(spectrum_power=1.0)
+    reference_magnitude = librosa.feature.melspectrogram(
+        y=waveform, sr=PARAMS.sample_rate, n_fft=PARAMS.n_fft, hop_length=PARAMS.hop_length,
+        win_length=PARAMS.win_length, window=PARAMS.window, center=True, pad_mode="constant", power=1.0,
+        n_mels=PARAMS.n_mels, fmin=PARAMS.fmin, fmax=PARAMS.fmax, norm=None)
+    np.testing.assert_allclose(features.log_mel_spectrogram(waveform, magnitude),
+                               np.log10(reference_magnitude.T + PARAMS.log_offset), atol=1e-3)
     natural = FeatureParams(log_scale="natural")
     np.testing.assert_allclose(features.log_mel_spectrogram(waveform, natural),
                                np.log(reference.T + PARAMS.log_offset), atol=2e-3)

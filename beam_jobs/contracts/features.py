@@ -238,16 +238,20 @@ def replicate_to_length(waveform: np.ndarray, min_samples: int) -> np.ndarray:
     return np.tile(waveform, repeats)[:min_samples]
 
 
-def hz_to_mel(hz):
-    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
+def hz_to_mel(hz, scale: str = "slaney"):
+    """Slaney's mel scale (linear below 1 kHz, logarithmic above) or HTK's."""
     hz = np.asarray(hz, dtype=np.float64)
+    if scale == "htk":
+        return 2595.0 * np.log10(1.0 + hz / 700.0)
     linear = hz / (200.0 / 3)
     log_part = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
     return np.where(hz >= 1000.0, log_part, linear)
 
 
-def mel_to_hz(mel):
+def mel_to_hz(mel, scale: str = "slaney"):
     mel = np.asarray(mel, dtype=np.float64)
+    if scale == "htk":
+        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
     linear = mel * (200.0 / 3)
     log_part = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0))
     return np.where(mel >= 15.0, log_part, linear)
@@ -258,7 +262,9 @@ def mel_filterbank(params: FeatureParams) -> np.ndarray:
     """(n_fft // 2 + 1, n_mels) triangular filters of peak 1 (mel_norm "none": librosa's norm=None, the
     authors' choice) or of unit area (mel_norm "slaney")."""
     fft_hz = np.linspace(0.0, params.sample_rate / 2, params.n_fft // 2 + 1)
-    edges = mel_to_hz(np.linspace(hz_to_mel(params.fmin), hz_to_mel(params.fmax), params.n_mels + 2))
+    scale = params.mel_scale
+    edges = mel_to_hz(np.linspace(hz_to_mel(params.fmin, scale), hz_to_mel(params.fmax, scale), params.n_mels + 2),
+                      scale)
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     rising = (fft_hz[None, :] - lower) / (centre - lower)
     falling = (upper - fft_hz[None, :]) / (upper - centre)
@@ -292,6 +298,8 @@ def _log_mel_frames(segment: np.ndarray, n_frames: int, params: FeatureParams) -
     np.multiply(frames, analysis_window(params), out=buffer[:, : params.win_length])
     spectrum = scipy.fft.rfft(buffer, axis=-1, overwrite_x=True)
     power = spectrum.real**2 + spectrum.imag**2
+    if params.spectrum_power == 1.0:
+        power = np.sqrt(power, out=power)
     mel = power @ mel_filterbank(params)
     return log_of(mel + params.log_offset, params).astype(np.float32, copy=False)
 

@@ -9,6 +9,7 @@ import json
 COSINE_WINDOWS = {"hann": (0.5, 0.5), "hamming": (0.54, 0.46), "blackman": (0.42, 0.5, 0.08), "boxcar": (1.0,)}
 LOG_SCALES = ("log10", "natural")
 MEL_NORMS = ("none", "slaney")  # triangles of peak 1 (librosa norm=None), or of unit area (norm="slaney")
+MEL_SCALES = ("slaney", "htk")  # librosa's default mel formula, or HTK's 2595 log10(1 + f / 700) (htk=True)
 PEAK_HEAD_ROOM = 0.005  # waveform / (max |waveform - mean| + this): the authors' normalisation
 
 
@@ -29,6 +30,8 @@ class FeatureParams:
     log_offset: float = 1.1e-8
     log_scale: str = "log10"  # LOG_SCALES
     mel_norm: str = "none"  # MEL_NORMS
+    mel_scale: str = "slaney"  # MEL_SCALES
+    spectrum_power: float = 2.0  # |STFT| ** this before the mel filters: 2 = power (the authors'), 1 = magnitude
     normalize_waveform: bool = True  # mean removed, then divided by its peak + PEAK_HEAD_ROOM, before the STFT
     patch_frames: int = 101  # 1 s
     patch_hop_frames: int = 50  # 0.5 s
@@ -55,6 +58,10 @@ class FeatureParams:
             problems.append(f"log_scale must be one of {LOG_SCALES}, got {self.log_scale!r}")
         if self.mel_norm not in MEL_NORMS:
             problems.append(f"mel_norm must be one of {MEL_NORMS}, got {self.mel_norm!r}")
+        if self.mel_scale not in MEL_SCALES:
+            problems.append(f"mel_scale must be one of {MEL_SCALES}, got {self.mel_scale!r}")
+        if self.spectrum_power not in (1.0, 2.0):
+            problems.append(f"spectrum_power must be 1 (magnitude) or 2 (power), got {self.spectrum_power}")
         if problems:
             raise ValueError("Invalid FeatureParams: " + "; ".join(problems))
 
@@ -88,7 +95,7 @@ class FeatureParams:
         """A preset's name (PRESETS) or a JSON object of FeatureParams fields."""
         if spec.strip().startswith("{"):
             return cls.from_json(spec)
-        presets = {"fsd50k": cls, "fsdnoisy18k": cls.fsdnoisy18k}
+        presets = {"fsd50k": cls, "fsdnoisy18k": cls.fsdnoisy18k, "dcase2018": cls.dcase2018, "dcase2019": cls.dcase2019}
         if spec not in presets:
             raise ValueError(f"feature_params {spec!r}: expected a preset ({sorted(presets)}) or a JSON object of "
                              f"FeatureParams fields")
@@ -100,4 +107,24 @@ class FeatureParams:
         (edufonseca/icassp19 config/params.yaml `extract:`)."""
         return cls(sample_rate=44100, win_length=1764, hop_length=882, n_fft=2048, fmin=0.0, fmax=22050.0,
                    log_offset=2.220446049250313e-16, patch_frames=100, patch_hop_frames=50)
+
+    @classmethod
+    def _dcase_baseline(cls, **own) -> "FeatureParams":
+        """The DCASE Task 2 baselines' TensorFlow features: 44.1 kHz, 25 ms periodic Hann window, 10 ms hop,
+        magnitude STFT (2048 bins), HTK mel filters of peak 1, log(mel + 0.001), no waveform normalisation."""
+        return cls(sample_rate=44100, win_length=1102, hop_length=441, n_fft=2048, window="hann",
+                   log_offset=0.001, log_scale="natural", mel_norm="none", mel_scale="htk", spectrum_power=1.0,
+                   normalize_waveform=False, **own)
+
+    @classmethod
+    def dcase2018(cls) -> "FeatureParams":
+        """DCASE2018 Task 2's baseline (DCASE-REPO/dcase2018_baseline task2/README.md, inputs.py): 64 bands
+        of 125-7500 Hz, 0.25 s examples (25 frames) every 0.125 s (12 frames: Python's round(12.5))."""
+        return cls._dcase_baseline(n_mels=64, fmin=125.0, fmax=7500.0, patch_frames=25, patch_hop_frames=12)
+
+    @classmethod
+    def dcase2019(cls) -> "FeatureParams":
+        """DCASE2019 Task 2's baseline (DCASE-REPO/dcase2019_task2_baseline README.md): 96 bands of
+        20-20000 Hz, 1 s examples (100 frames) every 0.5 s."""
+        return cls._dcase_baseline(n_mels=96, fmin=20.0, fmax=20000.0, patch_frames=100, patch_hop_frames=50)
 
