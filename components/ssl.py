@@ -39,14 +39,15 @@ def train_on_encoder(encoder: Input[Model], features: Input[Dataset], freeze: bo
                      loss: str = "cce", head_hidden_units: int = 0):
     """A classifier on a pretrained encoder: frozen (linear evaluation; with `head_hidden_units`, a shallow
     classifier with one hidden layer) or trained end to end (fine-tuning)."""
+    from keras_models.contrastive import DOWNSTREAM_SGD
     from keras_models.losses import LossParams
     from keras_models.model_pages import training_page
     from keras_models.train import TrainParams, train_classifier
 
     summary = train_classifier(features.path, model.path, TrainParams(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer, seed=seed,
-        loss=LossParams(loss), head_hidden_units=head_hidden_units), initial_encoder_dir=encoder.path,
-        freeze_encoder=freeze)
+        loss=LossParams(loss), head_hidden_units=head_hidden_units, **(DOWNSTREAM_SGD if optimizer == "sgd" else {})),
+        initial_encoder_dir=encoder.path, freeze_encoder=freeze)
     model.metadata.update(framework="keras", frozen_encoder=freeze, **summary)
     with open(curves.path, "w") as handle:
         handle.write(training_page(model.path, "Classifier on a pretrained encoder, "

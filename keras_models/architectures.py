@@ -121,15 +121,19 @@ def crnn_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.Mode
     return keras.Model(inputs, h, name=f"crnn_w{width:g}_encoder")
 
 
-def densenet121_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.Model:
-    """DenseNet-121 (Keras' application, random initialisation, one input channel) with global average
-    pooling: the FSD50K paper's largest baseline; h has 1024 dimensions. It has no width option."""
+KERAS_APPLICATIONS = {"densenet121": keras.applications.DenseNet121, "resnet50": keras.applications.ResNet50}
+
+
+def application_encoder(architecture: str, input_shape: tuple[int, int], width: float = 1.0) -> keras.Model:
+    """A Keras application (random initialisation, one input channel) with global average pooling:
+    DenseNet-121, the FSD50K paper's largest baseline (h: 1024 dimensions), and ResNet-50, the missing-labels
+    teacher (h: 2048). Neither has a width option."""
     if width != 1.0:
-        raise ValueError(f"densenet121 has no width option (its growth rate and blocks are fixed), got {width}")
+        raise ValueError(f"{architecture} has no width option (its blocks are fixed), got {width}")
     inputs, x = _patch_input(input_shape, width)
-    body = keras.applications.DenseNet121(include_top=False, weights=None, input_shape=(*input_shape, 1),
-                                          pooling="avg")
-    return keras.Model(inputs, body(x), name="densenet121_w1_encoder")
+    body = KERAS_APPLICATIONS[architecture](include_top=False, weights=None, input_shape=(*input_shape, 1),
+                                           pooling="avg")
+    return keras.Model(inputs, body(x), name=f"{architecture}_w1_encoder")
 
 
 def icassp19_cnn_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.Model:
@@ -190,8 +194,8 @@ def mobilenet_v1_encoder(input_shape: tuple[int, int], width: float = 1.0) -> ke
     return keras.Model(inputs, layers.GlobalMaxPooling2D(name="max")(x), name=f"mobilenet_v1_w{width:g}_encoder")
 
 
-ARCHITECTURES = ("vgg_like", "vgg41", "vgg42", "resnet18", "crnn", "densenet121", "icassp19_cnn", "dcase2018_cnn",
-                 "mobilenet_v1")
+ARCHITECTURES = ("vgg_like", "vgg41", "vgg42", "resnet18", "crnn", "densenet121", "resnet50", "icassp19_cnn",
+                 "dcase2018_cnn", "mobilenet_v1")
 # The classifier layer of the published recipes: dropout before it, L2 on its weights, its initialisation
 CLASSIFIER_LAYERS = {
     "vgg41": {"dropout": 0.0}, "vgg42": {"dropout": 0.0},  # no dropout, as in their paper
@@ -209,8 +213,10 @@ def build_encoder(architecture: str, input_shape: tuple[int, int], width: float 
         return vgg4_encoder(input_shape, k=width * int(architecture[-1]), pooling=pooling)
     if pooling != "max":
         raise ValueError(f"{architecture} only uses max-pooling; use vgg41/vgg42 for other pools")
+    if architecture in KERAS_APPLICATIONS:
+        return application_encoder(architecture, input_shape, width)
     builders = {"vgg_like": vgg_like_encoder, "resnet18": resnet18_encoder, "crnn": crnn_encoder,
-                "densenet121": densenet121_encoder, "icassp19_cnn": icassp19_cnn_encoder,
+                "icassp19_cnn": icassp19_cnn_encoder,
                 "dcase2018_cnn": dcase2018_cnn_encoder, "mobilenet_v1": mobilenet_v1_encoder}
     if architecture not in builders:
         raise ValueError(f"Unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")

@@ -25,6 +25,7 @@ from keras_models.architectures import build_encoder
 from keras_models.guards import FiniteGuard
 from keras_models.metrics import clip_metrics, single_label_metrics
 from keras_models.model_folder import HistoryFile, load_encoder, save_encoder
+from keras_models.train import milestone_factor
 
 PARAMS_FILE = "contrastive_params.json"
 
@@ -69,11 +70,15 @@ class NTXentLoss(keras.losses.Loss):
 
 
 AUGMENTATIONS = ("rrc", "compander", "noise", "specaugment", "shift")
+# Linear evaluation and fine-tuning as released (edufonseca/uclser20 config/params_supervised_lineval.yaml and
+# _finetune.yaml): SGD with weight decay 1e-4, the rate x0.1 at epochs 80 and 160 of 200, no early stopping.
+DOWNSTREAM_SGD = {"lr_milestones": (0.4, 0.8), "weight_decay": 1e-4, "lr_patience": 0, "early_stopping_patience": 0}
 
 
 @dataclasses.dataclass(frozen=True)
 class ContrastiveParams:
-    """Pretraining settings (defaults from the thesis, except the CPU-sized encoder and epochs)."""
+    """Pretraining settings: the released config's (edufonseca/uclser20 config/params_unsupervised_cl.yaml;
+    docs/recipes.md)."""
 
     architecture: str = "resnet18"
     width: float = 1.0
@@ -85,15 +90,17 @@ class ContrastiveParams:
     augmentations: tuple[str, ...] = ("rrc", "compander", "noise")
     temperature: float = 0.2
     head_units: int = 512
-    epochs: int = 50
+    epochs: int = 500
     batch_size: int = 128
     learning_rate: float = 0.03  # SGD with momentum 0.9 and weight decay
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    lr_milestones: tuple[float, ...] = (0.65, 0.85)  # the rate x0.1 at epochs 325 and 425 of 500
     seed: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "augmentations", tuple(self.augmentations))
+        object.__setattr__(self, "lr_milestones", tuple(self.lr_milestones))
         unknown = sorted(set(self.augmentations) - set(AUGMENTATIONS))
         if unknown:
             raise ValueError(f"Unknown augmentations {unknown}; expected some of {AUGMENTATIONS}")
@@ -162,19 +169,23 @@ def pretrain_contrastive(features_dir: str, model_dir: str, params: ContrastiveP
     model.compile(optimizer=keras.optimizers.SGD(params.learning_rate, momentum=params.momentum,
                                                  weight_decay=params.weight_decay),
                   loss=NTXentLoss(params.temperature), jit_compile=False)
-    return fit_and_save_encoder(model, encoder, views, features_dir, model_dir, params, PARAMS_FILE)
+    return fit_and_save_encoder(model, encoder, views, features_dir, model_dir, params, PARAMS_FILE,
+                                params.lr_milestones)
 
 
 def fit_and_save_encoder(model: keras.Model, encoder: keras.Model, views: tf.data.Dataset, features_dir: str,
-                         model_dir: str, params, params_file: str) -> dict:
-    """Trains a pretraining model (resumable) for `params.epochs`, then writes the encoder (with its
+                         model_dir: str, params, params_file: str, lr_milestones: tuple[float, ...] = ()) -> dict:
+    """Trains a pretraining model (resumable) for `params.epochs` (the rate x0.1 at each of `lr_milestones`,
+    fractions of the epochs), then writes the encoder (with its
     `params.architecture` and `params.width`), `params` as `params_file`, the feature set's statistics and
     the history to model_dir; returns a summary."""
     model_folder.write_text(model_dir, params_file, json.dumps(dataclasses.asdict(params), indent=1))
     model_folder.copy_feature_set_files(features_dir, model_dir)
     backup = model_folder.path(model_folder.path(model_dir, model_folder.CHECKPOINTS_DIR), model_folder.BACKUP_DIR)
+    step_schedule = keras.callbacks.LearningRateScheduler(  # a function of the epoch index: resumes exactly
+        lambda epoch: params.learning_rate * milestone_factor(epoch, lr_milestones, params.epochs))
     model.fit(views, epochs=params.epochs, verbose=2, shuffle=False,
-              callbacks=[FiniteGuard(), HistoryFile(model_dir), keras.callbacks.BackupAndRestore(backup)])
+              callbacks=[FiniteGuard(), step_schedule, HistoryFile(model_dir), keras.callbacks.BackupAndRestore(backup)])
     save_encoder(encoder, model_dir, params.architecture, params.width)
     history = model_folder.read_history(model_dir)
     return {"epochs": len(history), "final_loss": history[-1]["loss"], "encoder_parameters": encoder.count_params(),

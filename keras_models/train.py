@@ -50,6 +50,10 @@ class TrainParams:
     lr_factor: float = 0.5
     early_stopping_patience: int = 15
     min_delta: float = 0.001
+    # A step schedule instead (edufonseca/uclser20's MultiStepLR, gamma 0.1): the rate x0.1 once each of these
+    # fractions of `epochs` has passed, e.g. (0.4, 0.8) = their epochs 80 and 160 of 200.
+    lr_milestones: tuple[float, ...] = ()
+    weight_decay: float = 0.0  # SGD's (decoupled) weight decay
 
     def __post_init__(self):
         if isinstance(self.loss, dict):  # from train_params.json
@@ -63,6 +67,10 @@ class TrainParams:
                              f"early_stopping_patience and min_delta must be >= 0: {self}")
         if not 0 < self.lr_factor < 1:
             raise ValueError(f"Invalid TrainParams: lr_factor must be in (0, 1), got {self.lr_factor}")
+        object.__setattr__(self, "lr_milestones", tuple(self.lr_milestones))
+        if not all(0 < milestone < 1 for milestone in self.lr_milestones) or self.weight_decay < 0:
+            raise ValueError(f"Invalid TrainParams: lr_milestones are fractions of the epochs in (0, 1) and "
+                             f"weight_decay >= 0: {self}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Invalid TrainParams: optimizer {self.optimizer!r} not in {sorted(OPTIMIZERS)}")
         from keras_models.layers.pooling import VARIANTS
@@ -71,8 +79,14 @@ class TrainParams:
             raise ValueError(f"Invalid TrainParams: pooling {self.pooling!r} not in {sorted(VARIANTS)}")
 
 
-OPTIMIZERS = {"adam": lambda rate: keras.optimizers.Adam(rate),
-              "sgd": lambda rate: keras.optimizers.SGD(rate, momentum=0.9)}
+OPTIMIZERS = {"adam": lambda rate, decay: keras.optimizers.Adam(rate, weight_decay=decay or None),
+              "sgd": lambda rate, decay: keras.optimizers.SGD(rate, momentum=0.9, weight_decay=decay or None)}
+STEP_GAMMA = 0.1
+
+
+def milestone_factor(epochs_done: int, milestones: tuple[float, ...], epochs: int) -> float:
+    """The step schedule's factor for the epoch after `epochs_done`: STEP_GAMMA per milestone passed."""
+    return STEP_GAMMA ** sum(epochs_done >= round(milestone * epochs) for milestone in milestones)
 
 
 class ClipValidation(keras.callbacks.Callback):
@@ -127,6 +141,7 @@ def schedule_state(scores: list[float], params: TrainParams) -> ScheduleState:
             if params.early_stopping_patience and stop_wait >= params.early_stopping_patience:
                 return ScheduleState(rate, True, f"stopped after epoch {epoch}: no gain of {params.min_delta} "
                                                  f"in {params.early_stopping_patience} epochs")
+    rate *= milestone_factor(len(scores), params.lr_milestones, params.epochs)
     reason = f"learning rate {rate:.3g} after {reductions} halving(s)" if reductions else f"learning rate {rate:.3g}"
     return ScheduleState(rate, False, reason)
 
@@ -231,7 +246,8 @@ def train_classifier(features_dir: str, model_dir: str, params: TrainParams = Tr
         else:
             model = build_model(params.architecture, features.input_shape, features.n_classes, params.width,
                                 params.pooling, output_activation)
-        model.compile(optimizer=OPTIMIZERS[params.optimizer](params.learning_rate), loss=SupervisionLoss(params.loss),
+        model.compile(optimizer=OPTIMIZERS[params.optimizer](params.learning_rate, params.weight_decay),
+                      loss=SupervisionLoss(params.loss),
                       jit_compile=False)
     criterion = "val_accuracy" if params.loss.single_label else "val_mAP"
     _write_model_description(model_dir, features, params)

@@ -30,13 +30,13 @@ def contrastive_ssl(
     mix_back: bool = True,
     augmentations: list = AUGMENTATIONS,
     temperature: float = 0.2,
-    pretrain_epochs: int = 100,
+    pretrain_epochs: int = 500,
     pretrain_batch_size: int = 128,
     pretrain_learning_rate: float = 0.03,
     knn_k: int = 200,
     downstream_sets: list = DOWNSTREAM_SETS,
-    downstream_epochs: int = 30,
-    batch_size: int = 64,
+    downstream_epochs: int = 200,
+    batch_size: int = 128,
     linear_learning_rate: float = 0.1,
     fine_tune_learning_rate: float = 0.01,
     scratch_learning_rate: float = 1e-3,
@@ -54,13 +54,14 @@ def contrastive_ssl(
         augmentations: The views' augmentations, any of rrc, compander, noise, specaugment, shift (the released
             config uses the first three).
         temperature: NT-Xent's temperature.
-        pretrain_epochs: Pretraining epochs.
+        pretrain_epochs: Pretraining epochs (the rate x0.1 after 65% and 85% of them: 325 and 425 of 500).
         pretrain_batch_size: Pretraining batch size (clips; two views each).
         pretrain_learning_rate: Pretraining learning rate.
         knn_k: Neighbours of the kNN evaluation on the frozen embedding.
         downstream_sets: The downstream train sets: {"train_set": a name, "flag": the dataset flag its clips
             need ("" for every clip, "!flag" for its absence)}.
-        downstream_epochs: Epochs of linear evaluation, fine-tuning and training from scratch.
+        downstream_epochs: Epochs of linear evaluation, fine-tuning and training from scratch (linear evaluation
+            and fine-tuning: the rate x0.1 after 40% and 80% of them, weight decay 1e-4).
         batch_size: Batch size of the downstream training.
         linear_learning_rate: SGD's learning rate for linear evaluation (the encoder frozen).
         fine_tune_learning_rate: SGD's learning rate for fine-tuning the pretrained encoder.

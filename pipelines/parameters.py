@@ -44,6 +44,17 @@ def _architecture(value):
         raise ValueError(f"unknown architecture {value!r}; expected one of {sorted(ARCHITECTURES)}")
 
 
+def _scaled(architecture_parameter: str):
+    """The rule that the architecture in `architecture_parameter` takes the run's width."""
+    def rule(values):
+        from keras_models.architectures import KERAS_APPLICATIONS
+
+        if values[architecture_parameter] in KERAS_APPLICATIONS and values["width"] != 1:
+            raise ValueError(f"{architecture_parameter} {values[architecture_parameter]!r} has no width option: "
+                             f"width must be 1, got {values['width']}")
+    return rule
+
+
 def _dataset_root(value):
     if value and FileSystems.get_scheme(value) is None and not os.path.isdir(value):
         raise ValueError(f"{value!r} is not a folder (empty = generate a synthetic dataset)")
@@ -198,6 +209,7 @@ JOINT_RULES = {  # parameters checked together, by the rule that needs them all
      "separator_batch_size", "separator_learning_rate"): _separator,
     ("settings", "checkpoint_steps"): _settings,
     ("pretrain_epochs", "pretrain_batch_size", "pretrain_learning_rate", "temperature"): _pretraining,
+    **{(name, "width"): _scaled(name) for name in ("architecture", "teacher_architecture", "student_architecture")},
 }
 
 

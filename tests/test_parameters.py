@@ -176,7 +176,15 @@ def test_run_local_help_lists_every_pipeline_and_each_ones_parameters(capsys):
     parameters = capsys.readouterr().out
     for name, spec in discover()["noisy_labels"].component_spec.inputs.items():
         assert f"  {name} (" in parameters
-    assert '  stage2_q (float, default 0.5)\n      Lq\'s q in stage 2.' in parameters
+    assert '  stage2_q (float, default 0.5)\n      Lq\'s q in stage 2 of in-batch discarding.' in parameters
     assert "  loss_variants (JSON list, default [{" in parameters
     assert run_local.main(["tag_audio", "-h"]) == 0
     assert "  model_uri (str, required)" in capsys.readouterr().out
+
+
+def test_an_architecture_without_a_width_option_refuses_another_width_before_work():
+    values = defaults(discover()["missing_labels"])
+    check_parameters("missing_labels", values)  # the paper's ResNet-50 teacher at width 1
+    with pytest.raises(ParameterError, match="teacher_architecture 'resnet50' has no width option"):
+        check_parameters("missing_labels", {**values, "width": 0.5})
+    check_parameters("missing_labels", {**values, "width": 0.5, "teacher_architecture": "vgg_like"})

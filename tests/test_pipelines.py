@@ -203,7 +203,7 @@ def test_missing_labels_wires_teacher_scoring_and_a_loop_over_tc(compiled):
     student_loss = inner["train-classifier-2"].inputs.parameters["loss"].runtime_value.constant.string_value
     assert student_loss == "masked_bce"
     tcs = spec.root.input_definitions.parameters["tc_percents"].default_value.list_value.values
-    assert [value.number_value for value in tcs] == [0, 0.5, 1, 2, 4, 6, 10, 20]
+    assert len(tcs) == 18 and tcs[0].number_value == 0 and tcs[-1].number_value == 20  # the thesis' 18 label sets
     assert spec.root.input_definitions.parameters["train_fraction"].default_value.number_value == 1.0
 
 

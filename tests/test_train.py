@@ -122,6 +122,7 @@ def test_the_published_architectures_have_their_published_shape():
     assert densenet.output_shape == (None, 200) and 7e6 < densenet.count_params() < 7.5e6
     with pytest.raises(ValueError, match="no width option"):
         build_encoder("densenet121", (101, 96), width=0.5)
+    assert build_encoder("resnet50", (101, 96)).output_shape == (None, 2048)  # the missing-labels teacher
 
 
 def test_encoders_give_an_embedding_and_scale_with_width():
@@ -186,3 +187,16 @@ def test_training_halves_the_rate_on_a_plateau_and_stops_early(features_dir, tmp
     rates = [entry["learning_rate"] for entry in history]
     assert summary["stopped_early"] and len(history) < 12  # a rate of 0.5 makes no progress to keep
     assert rates[0] == 0.5 and rates[-1] < 0.5 and all(later <= earlier for earlier, later in zip(rates, rates[1:]))
+
+
+def test_step_schedule_falls_tenfold_at_the_released_epochs():
+    from keras_models.contrastive import DOWNSTREAM_SGD, ContrastiveParams
+    from keras_models.train import milestone_factor, schedule_state
+
+    pretraining = ContrastiveParams()
+    factors = [milestone_factor(done, pretraining.lr_milestones, 500) for done in (0, 324, 325, 424, 425, 499)]
+    np.testing.assert_allclose(factors, [1, 1, 0.1, 0.1, 0.01, 0.01])
+    downstream = TrainParams(epochs=200, learning_rate=0.1, optimizer="sgd", **DOWNSTREAM_SGD)
+    rates = [schedule_state([0.5] * done, downstream).learning_rate for done in (79, 80, 159, 160)]
+    np.testing.assert_allclose(rates, [0.1, 0.01, 0.01, 0.001])  # flat scores: no plateau halving, no stop
+    assert not schedule_state([0.5] * 199, downstream).stop
