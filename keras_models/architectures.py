@@ -43,8 +43,9 @@ def vgg_like_encoder(input_shape: tuple[int, int], width: float = 1.0) -> keras.
 VGG4_FILTERS = (48, 64, 128, 256)
 
 
-def _conv_bn_relu(x, filters, name, strides=1):
-    x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
+def _conv_bn_relu(x, filters, name, strides=1, initializer="glorot_uniform"):
+    x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, kernel_initializer=initializer,
+                      name=f"{name}_conv")(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
@@ -55,18 +56,20 @@ def vgg4_encoder(input_shape: tuple[int, int], k: float = 1.0, pooling: str = "m
     A 3x3 front conv with 32k filters, then 4 blocks of 48k/64k/128k/256k filters, each two 3x3 conv + BN
     + ReLU without bias. Blocks 1-3 hold a size-3 stride-1 max-pool between their convs and are followed
     by the 2x2 subsampling pool `pooling` (max, blurpool3, blurpool5, tlpf, aps, tlpf_aps); block 4 has
-    none. Fractional k gives CPU-sized variants.
+    none. Every conv starts from N(0, 0.01) weights, as the authors' (edufonseca/shift_sec src/model.py).
+    Fractional k gives CPU-sized variants.
     """
     from keras_models.layers.pooling import subsampling_pool
 
     inputs, x = _patch_input(input_shape, k, "k")
-    x = _conv_bn_relu(x, max(4, round(32 * k)), "front")
+    initializer = keras.initializers.RandomNormal(0.0, 0.01)
+    x = _conv_bn_relu(x, max(4, round(32 * k)), "front", initializer=initializer)
     for block, base_filters in enumerate(VGG4_FILTERS, start=1):
         filters = max(4, round(base_filters * k))
-        x = _conv_bn_relu(x, filters, f"block{block}_1")
+        x = _conv_bn_relu(x, filters, f"block{block}_1", initializer=initializer)
         if block < 4:
             x = layers.MaxPooling2D(3, strides=1, padding="same", name=f"block{block}_dense_max")(x)
-        x = _conv_bn_relu(x, filters, f"block{block}_2")
+        x = _conv_bn_relu(x, filters, f"block{block}_2", initializer=initializer)
         if block < 4:
             x = subsampling_pool(pooling, name=f"block{block}_{pooling}")(x)
     return keras.Model(inputs, _embedding_from_feature_map(x), name=f"vgg4_k{k:g}_{pooling}_encoder")

@@ -23,7 +23,7 @@ def shift_invariance(
     mixup, compared on mAP, d' and classification consistency under time and frequency shifts.
 
     Args:
-        pooling_variants: One model per entry: {"pooling": max|blurpool3|blurpool5|tlpf|aps|tlpf_aps,
+        pooling_variants: One model per entry: {"pooling": max|blurpool3|blurpool5|tlpf|aps|aps_only|tlpf_aps,
             "mixup_alpha": 0 for none, else mixup's alpha}.
     """
     with dsl.ParallelFor(pooling_variants) as variant:

@@ -6,8 +6,11 @@
                5x5 [1,4,6,4,1], normalised) applied per channel with stride 2 (Zhang, 2019)
 - tlpf:       as blurpool5, but each channel's 5x5 filter is trainable; a softmax over its 25 taps keeps
                them positive and summing to one
-- aps:        dense max-pool at stride 1, then per example the one of the 4 polyphase components with the
-               largest l1 (or l2) norm (Chaman & Dokmanic, 2021); odd sizes are reflect-padded to even
+- aps:        dense max-pool at stride 1, the fixed 5x5 binomial low-pass at stride 1, then per example the
+               one of the 4 polyphase components with the largest l1 (or l2) norm (Chaman & Dokmanic, 2021);
+               odd sizes are reflect-padded to even. The low-pass is the authors' (edufonseca/shift_sec
+               src/model.py runs ApsPool with kernel_size=5)
+- aps_only:   APS without the low-pass (shift_sec's kernel_size=1 option)
 - tlpf_aps:   dense max-pool, trainable low-pass at stride 1, then APS (the thesis' best system)
 Inputs are (batch, time, frequency, channels).
 """
@@ -22,7 +25,8 @@ VARIANTS = {  # name -> (lowpass, selection)
     "blurpool3": ("binomial3", "fixed"),
     "blurpool5": ("binomial5", "fixed"),
     "tlpf": ("trainable", "fixed"),
-    "aps": (None, "aps"),
+    "aps": ("binomial5", "aps"),
+    "aps_only": (None, "aps"),
     "tlpf_aps": ("trainable", "aps"),
 }
 BINOMIAL = {3: np.array([1.0, 2.0, 1.0]), 5: np.array([1.0, 4.0, 6.0, 4.0, 1.0])}
