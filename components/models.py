@@ -55,16 +55,16 @@ def evaluate_classifier(model: Input[Model], features: Input[Dataset], split: st
     import json
 
     from keras_models.evaluate import evaluate_classifier as evaluate
-    from keras_models.model_pages import evaluation_page
+    from keras_models.model_pages import evaluation_page, model_selection
 
     evaluation = evaluate(model.path, features.path, split)
     for name, value in evaluation.finite_scalars.items():
         metrics.log_metric(name, value)
     title = title or ", ".join(f"{key} {value}" for key, value in variant.items())
     with open(report.path, "w") as handle:
-        handle.write(evaluation.markdown(title))
+        handle.write(evaluation.markdown(title, model_selection(model.path)))
     with open(page.path, "w") as handle:
-        handle.write(evaluation_page(evaluation, title))
+        handle.write(evaluation_page(evaluation, title, model.path))
     with open(result.path, "w") as handle:
         json.dump({**variant, **evaluation.scalars, "clips": evaluation.clips}, handle, indent=1)
 
@@ -78,7 +78,7 @@ def evaluate_single_label(model: Input[Model], features: Input[Dataset], split: 
     import json
 
     from keras_models.evaluate import evaluate_single_label as evaluate
-    from keras_models.model_pages import single_label_page
+    from keras_models.model_pages import model_selection, single_label_page
 
     evaluation = evaluate(model.path, features.path, split, aggregation)
     variant = {**variant, **({"method": method} if method else {})}
@@ -87,9 +87,9 @@ def evaluate_single_label(model: Input[Model], features: Input[Dataset], split: 
     confusion.log_confusion_matrix(list(evaluation.vocabulary), evaluation.metrics["confusion_matrix"].tolist())
     title = ", ".join(f"{key} {value}" for key, value in variant.items())
     with open(report.path, "w") as handle:
-        handle.write(evaluation.markdown(title))
+        handle.write(evaluation.markdown(title, model_selection(model.path)))
     with open(page.path, "w") as handle:
-        handle.write(single_label_page(evaluation, title))
+        handle.write(single_label_page(evaluation, title, model.path))
     row = {**variant, **evaluation.scalars, "clips": evaluation.clips}
     with open(result.path, "w") as handle:
         json.dump(row, handle, indent=1)

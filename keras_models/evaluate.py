@@ -66,9 +66,11 @@ class Evaluation:
             lines.append(f"| {self.vocabulary[i]} | {per_class['positives'][i]} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
-    def markdown(self, title: str) -> str:
+    def markdown(self, title: str, selection: str = "") -> str:
+        """`selection`: which epoch the model is and why (keras_models.model_pages.model_selection)."""
+        kept = f"Model kept: {selection}.\n\n" if selection else ""
         return (f"# {title}\n\n{self.clips} clips of the `{self.split}` split; clip score = mean of patch "
-                f"scores. Chance mAP is the mean class prevalence (a random ranking's expected AP).\n\n"
+                f"scores. Chance mAP is the mean class prevalence (a random ranking's expected AP).\n\n{kept}"
                 f"{self.summary_table()}\n\n## Per class\n\n{self.per_class_table()}\n")
 
 
@@ -90,12 +92,13 @@ class SingleLabelEvaluation:
     def scalars(self) -> dict[str, float]:
         return {name: self.metrics[name] for name in ("accuracy", "balanced_accuracy", "map_at_3")}
 
-    def markdown(self, title: str) -> str:
+    def markdown(self, title: str, selection: str = "") -> str:
         per_class = self.metrics["per_class"]
         lines = [f"# {title}", "", f"{self.clips} clips of the `{self.split}` split; clip score = {self.aggregation} "
                  "of patch scores; predicted class = top score. Balanced accuracy = mean of the per-class "
                  "accuracies (classes without clips left out); MAP@3 = mean of 1/rank of the true class among "
-                 "the three top-scored (0 when absent), DCASE2018 Task 2's metric.", "", "| metric | value |",
+                 "the three top-scored (0 when absent), DCASE2018 Task 2's metric.", "",
+                 *([f"Model kept: {selection}.", ""] if selection else []), "| metric | value |",
                  "|---|---|",
                  *(f"| {name} | {value:.4f} |" for name, value in self.scalars.items()), "", "## Per class", "",
                  "| class | clips | accuracy |", "|---|---:|---:|"]

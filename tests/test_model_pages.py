@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 
+from beam_jobs.contracts.model_folder import read_history
 from keras_models import model_pages
 from keras_models.evaluate import evaluate_classifier
 from keras_models.metrics import average_precision, precision_recall
@@ -39,7 +40,9 @@ def trained(features_dir, tmp_path_factory):
 def test_training_page_plots_every_epoch_and_marks_the_kept_one(trained, tmp_path):
     page = model_pages.training_page(trained, "Training")
     assert page.count("<tr>") == 3  # header and two epochs
-    assert "the model kept is the best by val_mAP" in page
+    history = read_history(trained)
+    best = max(history, key=lambda entry: entry["val_mAP"])
+    assert f"kept: the model of epoch {best['epoch']} of 2, the best val_mAP ({best['val_mAP']:.4f}); ran all 2" in page
     assert len(images(page)) == 1 and images(page)[0].startswith(b"\x89PNG")
     pretraining = str(tmp_path / "pretraining")
     logger = HistoryFile(pretraining)
@@ -54,6 +57,10 @@ def test_evaluation_page_shows_per_class_ap_and_precision_recall_curves(trained,
     assert "Eval, &lt;baseline&gt;" in page  # escaped
     assert f"mAP {evaluation.metrics['mAP']:.4f}" in page
     assert len(images(page)) == 2
+    # with the model's folder: its validation curve beside, and which epoch was kept and why
+    with_curve = model_pages.evaluation_page(evaluation, "Eval", trained)
+    assert len(images(with_curve)) == 3 and "Model kept: the model of epoch" in with_curve
+    assert "Model kept: the model of epoch" in evaluation.markdown("Eval", model_pages.model_selection(trained))
 
 
 def test_single_label_page_shows_the_confusion_matrix(noisy_features_dir, tmp_path):
