@@ -96,4 +96,4 @@ contrastive-ssl: $(STAMP)
 # separator, 2,000 steps, checkpoints at 250/500/1,000/2,000; 7 proxy-task settings, VGG-like width 0.5,
 # 20 pretraining epochs, shallow classifier 15 epochs; about 45 minutes on 2 cores).
 separation-ssl: $(STAMP)
-	$(BIN)/python pipelines/run_local.py separation_ssl --param synthetic_clips=1500 --param separator_steps=2000 --param 'checkpoint_steps=[250,500,1000,2000]' --param architecture=vgg_like --param width=0.5 --param pretrain_epochs=20 --param pretrain_batch_size=64 --param shallow_hidden_units=256 --param shallow_epochs=15
+	$(BIN)/python pipelines/run_local.py separation_ssl --param synthetic_clips=1500 --param separator_channels=4 --param separator_steps=2000 --param 'checkpoint_steps=[250,500,1000,2000]' --param architecture=vgg_like --param width=0.5 --param pretrain_epochs=20 --param pretrain_batch_size=64 --param shallow_hidden_units=256 --param shallow_epochs=15

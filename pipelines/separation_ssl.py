@@ -33,7 +33,7 @@ SETTINGS = [
 def separation_ssl(
     data: PreparedDataset,
     val_fraction: float = 0.15,
-    separator_channels: int = 4,
+    separator_channels: int = 8,
     separator_steps: int = 4000,
     checkpoint_steps: list = [500, 1000, 2000, 4000],
     separator_segment_seconds: float = 2.0,
@@ -61,7 +61,8 @@ def separation_ssl(
 
     Args:
         val_fraction: Share of the train clips held out (by uploader) for validation.
-        separator_channels: Output channels of the MixIT separator.
+        separator_channels: Output channels M of the MixIT separator (the paper's TDCN++ has 8; this one is an
+            STFT-masking network: docs/recipes.md).
         separator_steps: Training steps of the separator.
         checkpoint_steps: The steps at which separator checkpoints are kept (the channels are separated with each).
         separator_segment_seconds: Length of the training mixtures' segments.

@@ -91,6 +91,7 @@ RECIPE_DEFAULTS = {  # pipeline -> {parameter: its published default}, docs/reci
                        "tc_percents": [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0,
                                        15.0, 20.0]},
     "contrastive_ssl": {"pretrain_epochs": 500.0, "downstream_epochs": 200.0, "batch_size": 128.0},
+    "separation_ssl": {"separator_channels": 8.0},
     "noisy_labels": {"aggregation": "geometric_mean", "discard_percentile": 93.0, "stage2_epochs": 85.0,
                      "architecture": "icassp19_cnn", "epochs": 160.0},
     "dcase2018_task2": {"architecture": "dcase2018_cnn", "feature_params": "dcase2018", "epochs": 5.0,

@@ -212,6 +212,7 @@ def test_missing_labels_runs_locally_and_plots_map_against_tc(tmp_path):
     command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "missing_labels",
                "--param", "synthetic_clips=80", "--param", "width=0.25", "--param", "epochs=1",
                "--param", "batch_size=16", "--param", "tc_percents=[0, 20]", "--param", "train_fraction=0.8",
+               "--param", "teacher_architecture=vgg_like",
                "--pipeline-root", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -19,8 +19,8 @@ RUNS = {
                     "| uploader |"),
     "shift_invariance": ("folder", {"epochs": "1", "pooling_variants": '[{"pooling": "aps", "mixup_alpha": 0.0}]'},
                          "summarize-shift-invariance", "| aps |"),
-    "missing_labels": ("audioset", {"epochs": "1", "tc_percents": "[0, 20]"}, "summarize-missing-labels",
-                       "| 20 |"),
+    "missing_labels": ("audioset", {"epochs": "1", "tc_percents": "[0, 20]", "teacher_architecture": "vgg_like"},
+                       "summarize-missing-labels", "| 20 |"),
     "noisy_labels": ("fsdnoisy18k", {"epochs": "1", "stage1_epochs": "1", "stage2_epochs": "1",
                                      "loss_variants": '[{"train_set": "clean", "flag": "manually_verified", '
                                                  '"loss": "lq"}]'},
