@@ -70,7 +70,7 @@ missing-labels: $(STAMP)
 # measured with the FSD50K feature setting; the pipeline's default is FSDnoisy18k's.
 NOISY_VARIANTS ?= [{"train_set":"clean","flag":"manually_verified","loss":"cce"},{"train_set":"clean","flag":"manually_verified","loss":"lq"},{"train_set":"noisy","flag":"!manually_verified","loss":"cce"},{"train_set":"noisy","flag":"!manually_verified","loss":"lq"},{"train_set":"noisy_and_clean","flag":"","loss":"cce"},{"train_set":"noisy_and_clean","flag":"","loss":"lq"}]
 noisy-labels: $(STAMP)
-	$(BIN)/python pipelines/run_local.py noisy_labels --param feature_params=fsd50k --param synthetic_clips=1500 --param width=0.5 --param epochs=10 --param stage1_epochs=5 --param stage2_epochs=5 --param 'loss_variants=$(NOISY_VARIANTS)'
+	$(BIN)/python pipelines/run_local.py noisy_labels --param feature_params=fsd50k --param synthetic_clips=1500 --param width=0.5 --param epochs=10 --param stage1_epochs=5 --param discard_stage1_epochs=5 --param mixup_warmup_epochs=2 --param stage2_epochs=5 --param 'loss_variants=$(NOISY_VARIANTS)'
 
 # DCASE2019 Task 2 on synthetic FSDKaggle2019-format data (1,500 clips, width 0.5, 10 + 10 epochs).
 dcase2019: $(STAMP)

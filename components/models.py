@@ -8,7 +8,8 @@ from components import GPU, LIGHT, component
 def train_classifier(features: Input[Dataset], architecture: str, width: float, epochs: int, batch_size: int,
                      learning_rate: float, seed: int, mixed_precision: bool, model: Output[Model],
                      curves: Output[HTML], pooling: str = "max", mixup_alpha: float = 0.0, loss: str = "bce",
-                     loss_params: dict = {}, lr_patience: int = 5, early_stopping_patience: int = 15):
+                     loss_params: dict = {}, lr_patience: int = 5, early_stopping_patience: int = 15,
+                     mixup_warmup_epochs: int = 0):
     """Trains from scratch with a loss of keras_models.losses (`loss_params`: its hyperparameters); keeps
     the best model by clip-level validation mAP (accuracy for single-label losses); `curves`: the training
     curves page."""
@@ -17,7 +18,8 @@ def train_classifier(features: Input[Dataset], architecture: str, width: float, 
     from keras_models.train import TrainParams, train_classifier as train
 
     summary = train(features.path, model.path, TrainParams(
-        architecture=architecture, width=width, pooling=pooling, mixup_alpha=mixup_alpha, epochs=epochs,
+        architecture=architecture, width=width, pooling=pooling, mixup_alpha=mixup_alpha,
+        mixup_warmup_epochs=mixup_warmup_epochs, epochs=epochs,
         batch_size=batch_size, learning_rate=learning_rate, seed=seed, mixed_precision=mixed_precision,
         loss=LossParams.from_values(loss, loss_params), lr_patience=lr_patience,
         early_stopping_patience=early_stopping_patience))

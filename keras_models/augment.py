@@ -18,9 +18,10 @@ from beam_jobs.contracts.features import log_of
 from beam_jobs.contracts.params import FeatureParams
 
 
-def mixup(alpha: float):
+def mixup(alpha: float, active: tf.Variable | None = None):
     """Batch mixup (Zhang et al., 2018): each example is mixed with a random other one of its batch,
-    inputs and targets alike, with a weight lambda ~ Beta(alpha, alpha) per example."""
+    inputs and targets alike, with a weight lambda ~ Beta(alpha, alpha) per example. `active`: a boolean
+    variable; while it is false the batches pass unmixed (a warm-up)."""
     if alpha <= 0:
         raise ValueError(f"mixup alpha must be positive, got {alpha}")
 
@@ -28,6 +29,8 @@ def mixup(alpha: float):
         batch = tf.shape(inputs)[0]
         first, second = tf.random.gamma([batch], alpha), tf.random.gamma([batch], alpha)
         weight = first / (first + second)
+        if active is not None:
+            weight = tf.where(active, weight, tf.ones_like(weight))
         partner = tf.random.shuffle(tf.range(batch))
         input_weight = tf.reshape(weight, [-1] + [1] * (len(inputs.shape) - 1))
         target_weight = tf.reshape(weight, [-1, 1])

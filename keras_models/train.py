@@ -34,6 +34,7 @@ class TrainParams:
     width: float = 1.0
     pooling: str = "max"  # the 2x2 subsampling pool of vgg41/vgg42 (keras_models.layers.pooling.VARIANTS)
     mixup_alpha: float = 0.0  # 0 = no mixup
+    mixup_warmup_epochs: int = 0  # mixup starts after this many epochs (waspaa19 config: 10)
     epochs: int = 30
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -61,9 +62,9 @@ class TrainParams:
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0 or self.width <= 0:
             raise ValueError(f"Invalid TrainParams: epochs, batch_size, learning_rate and width must be "
                              f"positive: {self}")
-        if min(self.mixup_alpha, self.head_hidden_units, self.lr_patience, self.early_stopping_patience,
-               self.min_delta) < 0:
-            raise ValueError(f"Invalid TrainParams: mixup_alpha, head_hidden_units, lr_patience, "
+        if min(self.mixup_alpha, self.mixup_warmup_epochs, self.head_hidden_units, self.lr_patience,
+               self.early_stopping_patience, self.min_delta) < 0:
+            raise ValueError(f"Invalid TrainParams: mixup_alpha, mixup_warmup_epochs, head_hidden_units, lr_patience, "
                              f"early_stopping_patience and min_delta must be >= 0: {self}")
         if not 0 < self.lr_factor < 1:
             raise ValueError(f"Invalid TrainParams: lr_factor must be in (0, 1), got {self.lr_factor}")
@@ -223,8 +224,12 @@ def train_classifier(features_dir: str, model_dir: str, params: TrainParams = Tr
     train_data = model_input.supervised(model_input.patch_dataset(
         features, "train", params.batch_size, shuffle=True, seed=params.seed,
         shuffle_buffer=params.shuffle_buffer), with_mask=params.loss.uses_mask)
+    warmup_callbacks = []
     if params.mixup_alpha > 0:
-        train_data = train_data.map(mixup(params.mixup_alpha), num_parallel_calls=tf.data.AUTOTUNE)
+        mixing = tf.Variable(params.mixup_warmup_epochs == 0, trainable=False, name="mixup_on")
+        train_data = train_data.map(mixup(params.mixup_alpha, mixing), num_parallel_calls=tf.data.AUTOTUNE)
+        warmup_callbacks.append(keras.callbacks.LambdaCallback(  # by epoch index: a resumed run agrees
+            on_epoch_begin=lambda epoch, logs: mixing.assign(epoch >= params.mixup_warmup_epochs)))
     val_data = model_input.patch_dataset(features, "val", params.batch_size)
 
     output_activation = "softmax" if params.loss.single_label else "sigmoid"
@@ -258,6 +263,7 @@ def train_classifier(features_dir: str, model_dir: str, params: TrainParams = Tr
         ClipValidation(val_data, model_folder.path(model_dir, model_folder.MODEL_FILE),
                        model_folder.path(checkpoints, model_folder.BEST_FILE), criterion),
         PlateauSchedule(model_dir, params, criterion),
+        *warmup_callbacks,
         HistoryFile(model_dir),
         keras.callbacks.TensorBoard(model_folder.path(model_dir, model_folder.TENSORBOARD_DIR)),
         keras.callbacks.BackupAndRestore(model_folder.path(checkpoints, model_folder.BACKUP_DIR)),

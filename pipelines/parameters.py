@@ -177,6 +177,8 @@ RULES = {
     "tc_percents": lambda values: _percentiles(values, closed_top=False),
     "prune_percentile": lambda value: _percentiles([value], closed_top=True),
     "discard_percentile": lambda value: _loss("lq", discard_percentile=value),
+    "mixup_alpha": lambda value: _train(mixup_alpha=value),
+    "mixup_warmup_epochs": lambda value: _train(mixup_warmup_epochs=value),
     "stage2_q": lambda value: _loss("lq", q=value),
     "aggregation": check_aggregation,
     "strategies": _strategies,

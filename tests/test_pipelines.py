@@ -232,7 +232,8 @@ def test_noisy_labels_crosses_train_sets_with_losses_and_adds_instance_selection
     grid = {(v.struct_value.fields["train_set"].string_value, v.struct_value.fields["loss"].string_value)
             for v in variants}
     assert grid == {(train_set, loss) for train_set in ("clean", "noisy", "noisy_and_clean")
-                    for loss in ("cce", "lq", "lsoft", "cce_max", "cce_outlier", "label_smoothing")}
+                    for loss in ("cce", "lq", "lsoft", "cce_max", "cce_outlier", "label_smoothing")} | {
+        ("noisy_small", "cce")}  # clean and noisy labels at equal size
     loop = next(task for name, task in tasks.items() if name.startswith("for-loop"))
     inner = spec.components[loop.component_ref.name].dag.tasks
     assert {"select-train-set", "resplit-features", "train-classifier", "evaluate-single-label"} <= set(inner)
@@ -265,6 +266,7 @@ def test_noisy_labels_runs_locally_with_instance_selection(tmp_path):
     command = [sys.executable, os.path.join(REPOSITORY, "pipelines", "run_local.py"), "noisy_labels",
                "--param", "synthetic_clips=60", "--param", "width=0.25", "--param", "epochs=1",
                "--param", "stage1_epochs=1", "--param", "stage2_epochs=1", "--param", "batch_size=16",
+               "--param", "discard_stage1_epochs=1",
                "--param", 'loss_variants=[{"train_set": "noisy", "flag": "!manually_verified", "loss": "cce_outlier"}]',
                "--pipeline-root", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
@@ -320,7 +322,8 @@ def test_a_created_dataset_trains_through_the_baseline(tmp_path):
     assert "| Sweep |" in evaluation and "| Trill |" not in evaluation
     noisy = next((tmp_path / "creation").glob(f"{assembled}/dataset/FSDnoisy18k.meta")).parent
     run_local("noisy_labels", "--param", f"dataset_root={noisy}", "--param", "epochs=1", "--param", "stage1_epochs=1",
-              "--param", "stage2_epochs=1", "--param", "width=0.125", "--param", "batch_size=16", "--param",
+              "--param", "stage2_epochs=1", "--param", "discard_stage1_epochs=1", "--param", "width=0.125",
+              "--param", "batch_size=16", "--param",
               'loss_variants=[{"train_set": "noisy_and_clean", "flag": "", "loss": "lq"}]',
               "--pipeline-root", str(tmp_path / "noisy"))
     assert "| noisy_and_clean | lq |" in next((tmp_path / "noisy").glob("noisy-labels-*/summarize-noisy-labels/report")

@@ -22,6 +22,7 @@ RUNS = {
     "missing_labels": ("audioset", {"epochs": "1", "tc_percents": "[0, 20]", "teacher_architecture": "vgg_like"},
                        "summarize-missing-labels", "| 20 |"),
     "noisy_labels": ("fsdnoisy18k", {"epochs": "1", "stage1_epochs": "1", "stage2_epochs": "1",
+                                     "discard_stage1_epochs": "1",
                                      "loss_variants": '[{"train_set": "clean", "flag": "manually_verified", '
                                                  '"loss": "lq"}]'},
                      "summarize-noisy-labels", "| clean | lq |"),
