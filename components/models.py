@@ -32,8 +32,9 @@ def train_classifier(features: Input[Dataset], architecture: str, width: float, 
 def fine_tune_classifier(initial_model: Input[Model], features: Input[Dataset], epochs: int, batch_size: int,
                          learning_rate: float, seed: int, mixed_precision: bool, model: Output[Model],
                          curves: Output[HTML], loss: str = "bce", loss_params: dict = {}, mixup_alpha: float = 0.0,
-                         lr_patience: int = 5, early_stopping_patience: int = 15):
-    """Continues training `initial_model` on `features` (warm start; the architecture is the model's)."""
+                         lr_patience: int = 5, early_stopping_patience: int = 15, lr_decay: float = 1.0):
+    """Continues training `initial_model` on `features` (warm start; the architecture is the model's);
+    `lr_decay`: the rate x this every 2.5 epochs (1 = none)."""
     from keras_models.losses import LossParams
     from keras_models.model_pages import training_page
     from keras_models.train import TrainParams, train_classifier as train
@@ -41,7 +42,7 @@ def fine_tune_classifier(initial_model: Input[Model], features: Input[Dataset], 
     summary = train(features.path, model.path, TrainParams(
         mixup_alpha=mixup_alpha, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
         mixed_precision=mixed_precision, loss=LossParams.from_values(loss, loss_params), lr_patience=lr_patience,
-        early_stopping_patience=early_stopping_patience), initial_model_dir=initial_model.path)
+        early_stopping_patience=early_stopping_patience, lr_decay=lr_decay), initial_model_dir=initial_model.path)
     model.metadata.update(framework="keras", loss=loss, warm_start=initial_model.uri, **summary)
     with open(curves.path, "w") as handle:
         handle.write(training_page(model.path, f"Training continued from {initial_model.uri}"))

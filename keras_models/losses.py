@@ -16,7 +16,8 @@ Noisy labels (methods.md section 5):
     examples above that percentile of the batch's losses, numpy's "lower" interpolation, and renormalise
     by the number kept: edufonseca/waspaa19 loss_time.py).
 Missing labels (section 6):
-  bce              binary cross-entropy
+  bce              binary cross-entropy; `bce_smoothing` s moves the targets to (1 - s) y + s / 2 (the DCASE2019
+                   Task 2 baseline's label smoothing towards 0.5)
   masked_bce       binary cross-entropy whose negative term is zeroed where the label mask is 0; its
                    targets are [labels | label_mask] concatenated on the last axis.
 """
@@ -121,13 +122,14 @@ class LossParams:
     max_fraction: float = 0.6  # cce_max
     outlier_sigmas: float = 1.9  # cce_outlier
     discard_percentile: float = 100.0  # < 100: drop the batch's examples above this loss percentile
+    bce_smoothing: float = 0.0  # bce: targets (1 - s) y + s / 2
 
     def __post_init__(self):
         if self.name not in LOSSES:
             raise ValueError(f"Unknown loss {self.name!r}; expected one of {LOSSES}")
         if not 0 < self.q <= 1:
             raise ValueError(f"Lq needs 0 < q <= 1, got {self.q}")
-        for field in ("beta", "smoothing", "max_fraction"):
+        for field in ("beta", "smoothing", "max_fraction", "bce_smoothing"):
             if not 0 <= getattr(self, field) <= 1:
                 raise ValueError(f"loss parameter {field} must be in [0, 1], got {getattr(self, field)}")
         if not 0 < self.discard_percentile <= 100:
@@ -160,7 +162,8 @@ def per_example_loss(params: LossParams, targets, probabilities):
         n_classes = ops.shape(probabilities)[-1]
         return bce_per_example(targets[..., :n_classes], probabilities, mask=targets[..., n_classes:])
     if params.name == "bce":
-        return bce_per_example(targets, probabilities)
+        smoothed = (1.0 - params.bce_smoothing) * ops.cast(targets, "float32") + params.bce_smoothing / 2
+        return bce_per_example(smoothed, probabilities)
     if params.name == "lq":
         return lq_per_example(targets, probabilities, params.q)
     if params.name == "lsoft":

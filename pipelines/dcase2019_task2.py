@@ -22,6 +22,9 @@ def dcase2019_task2(
     noisy_epochs: int = 10,
     curated_epochs: int = 100,
     fine_tune_learning_rate: float = 3e-3,
+    fine_tune_lr_decay: float = 0.94,
+    noisy_label_smoothing: float = 0.3,
+    curated_label_smoothing: float = 0.1,
 ) -> NamedTuple("Outputs", metrics=Metrics, report=Markdown, fine_tuned_report=Markdown, exported=Model):
     """DCASE2019 Task 2 (FSDKaggle2019): train on the noisy set, then fine-tune on the curated set; lwlrap on
     the test set next to the noisy-only and curated-only models.
@@ -31,17 +34,22 @@ def dcase2019_task2(
         noisy_epochs: Epochs on the noisy set.
         curated_epochs: Epochs on the curated set (fine-tuning, and the curated-only model).
         fine_tune_learning_rate: Adam's learning rate when fine-tuning on the curated set.
+        fine_tune_lr_decay: The fine-tuning rate's factor every 2.5 epochs (exponential decay; 1 = none).
+        noisy_label_smoothing: Label smoothing towards 0.5 on the noisy set.
+        curated_label_smoothing: Label smoothing towards 0.5 on the curated set.
     """
     feature_sets = {}
     for name, split in (("noisy", "train_noisy"), ("curated", "train_curated")):
         _, features = train_set_features(data, [split], "", val_fraction, name=name)
         feature_sets[name] = features.outputs["features"]
-    noisy = train(data, feature_sets["noisy"], epochs=noisy_epochs)
+    noisy = train(data, feature_sets["noisy"], epochs=noisy_epochs,
+                  loss_params={"bce_smoothing": noisy_label_smoothing})
     noisy.set_display_name("train on noisy")
+    curated_loss = {"bce_smoothing": curated_label_smoothing}
     fine_tuned = fine_tune(data, noisy.outputs["model"], feature_sets["curated"], epochs=curated_epochs,
-                           learning_rate=fine_tune_learning_rate)
+                           learning_rate=fine_tune_learning_rate, lr_decay=fine_tune_lr_decay, loss_params=curated_loss)
     fine_tuned.set_display_name("fine-tune on curated")
-    curated = train(data, feature_sets["curated"], epochs=curated_epochs)
+    curated = train(data, feature_sets["curated"], epochs=curated_epochs, loss_params=curated_loss)
     curated.set_display_name("train on curated only")
     evaluations = {}
     for name, model_task in (("noisy only", noisy), ("noisy then curated", fine_tuned), ("curated only", curated)):

@@ -123,3 +123,12 @@ def test_loss_params_from_pipeline_values():
     assert params == LossParams("lq", q=0.5, discard_percentile=96.0)
     with pytest.raises(ValueError, match="Unknown loss parameters"):
         LossParams.from_values("lq", {"gamma": 2})
+
+
+def test_bce_label_smoothing_moves_the_targets_towards_one_half():
+    labels = np.array([[1, 0, 0]], dtype=np.float32)
+    probs = np.array([[0.8, 0.6, 0.3]], dtype=np.float32)
+    # s = 0.3: targets 0.85 and 0.15 (the DCASE2019 Task 2 baseline's noisy-set smoothing)
+    targets = np.array([0.85, 0.15, 0.15])
+    expected = -np.mean(targets * np.log(probs[0]) + (1 - targets) * np.log(1 - probs[0]))
+    assert batch_loss(LossParams("bce", bce_smoothing=0.3), labels, probs) == pytest.approx(expected, rel=1e-5)

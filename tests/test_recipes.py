@@ -110,6 +110,8 @@ def test_dcase_baselines(pipeline, architecture, features, learning_rate):
     if pipeline == "dcase2019_task2":
         assert (defaults["noisy_epochs"], defaults["curated_epochs"], defaults["fine_tune_learning_rate"]) == (
             10, 100, 3e-3)
+        assert (defaults["noisy_label_smoothing"], defaults["curated_label_smoothing"]) == (0.3, 0.1)
+        assert defaults["fine_tune_lr_decay"] == 0.94 and TrainParams().lr_decay_epochs == 2.5
     else:
         assert defaults["epochs"] == 5
 

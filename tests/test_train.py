@@ -200,3 +200,11 @@ def test_step_schedule_falls_tenfold_at_the_released_epochs():
     rates = [schedule_state([0.5] * done, downstream).learning_rate for done in (79, 80, 159, 160)]
     np.testing.assert_allclose(rates, [0.1, 0.01, 0.01, 0.001])  # flat scores: no plateau halving, no stop
     assert not schedule_state([0.5] * 199, downstream).stop
+
+
+def test_exponential_decay_is_the_dcase2019_curated_recipe():
+    from keras_models.train import schedule_state
+
+    params = TrainParams(learning_rate=3e-3, lr_decay=0.94, lr_patience=0, early_stopping_patience=0, epochs=100)
+    rates = [schedule_state([0.5] * done, params).learning_rate for done in (0, 5, 10)]
+    np.testing.assert_allclose(rates, [3e-3, 3e-3 * 0.94**2, 3e-3 * 0.94**4])  # x0.94 every 2.5 epochs
