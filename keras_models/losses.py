@@ -51,7 +51,7 @@ def lq_per_example(targets, probabilities, q: float = 0.7):
 def lsoft_per_example(targets, probabilities, beta: float = 0.3):
     """Soft bootstrapping (Reed et al. 2015): the target trusts the label by beta, the model by 1 - beta. The
     gradient flows through the target's prediction too (edufonseca/icassp19 losses.py): the bootstrapping
-    term -(1 - beta) sum p log p is an entropy the model lowers, as in the paper's loss."""
+    term -(1 - beta) sum p log p is an entropy the model lowers, as in Reed et al.'s loss."""
     probabilities = _clipped(probabilities)
     soft = beta * ops.cast(targets, "float32") + (1.0 - beta) * probabilities
     return -ops.sum(soft * ops.log(probabilities), axis=-1)
@@ -113,7 +113,7 @@ def renormalised(losses, keep):
 
 @dataclasses.dataclass(frozen=True)
 class LossParams:
-    """Which loss and its hyperparameters (defaults from the thesis)."""
+    """Which loss and its hyperparameters (defaults: icassp19's config/params.yaml `loss:`; docs/recipes.md)."""
 
     name: str = "bce"
     q: float = 0.7  # lq

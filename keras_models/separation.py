@@ -34,9 +34,10 @@ CHECKPOINT_DIR = "checkpoints"
 
 @dataclasses.dataclass(frozen=True)
 class SeparatorParams:
-    """The separator and its MixIT training (CPU-sized defaults; the thesis' model is a TDCN++ with M=8)."""
+    """The separator and its MixIT training (an STFT-masking network, CPU-sized; the paper's is a TDCN++ with
+    M=8: docs/recipes.md, "Separation SSL")."""
 
-    channels: int = 4  # M output channels
+    channels: int = 8  # M output channels (the paper's M)
     sample_rate: int = 22050  # the waveform rate, the feature rate (FeatureParams.sample_rate)
     fft_length: int = 512
     hop_length: int = 128

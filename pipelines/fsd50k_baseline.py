@@ -1,6 +1,7 @@
 """FSD50K baseline: ingest -> log-mel features (Beam) -> VGG-like training -> clip-level evaluation.
 
-Defaults are the paper's baseline model (VGG-like, width 1); `make demo` overrides them for a CPU run.
+Defaults: the VGG-like baseline (width 1) with the features and the training schedule of docs/recipes.md, which
+names each source and deviation; `make demo` overrides three of them for a CPU run.
 An empty `dataset_root` generates a synthetic FSD50K-format dataset of `synthetic_clips` clips.
 """
 from typing import NamedTuple
