@@ -29,6 +29,41 @@ def propagate(manifest: Manifest, ontology_path: str) -> Manifest:
     return dataclasses.replace(manifest, rows=rows, source={**manifest.source, "propagated_with": ontology_path})
 
 
+MISSING_EXAMPLES = 10  # clip ids listed per split in source.json's missing_audio
+
+
+def drop_missing_audio(manifest: Manifest) -> Manifest:
+    """Leaves out the rows whose audio file is not there, counting them per split in source.json
+    ("missing_audio", with examples) and in the log; a dataset where no listed clip has audio fails (metadata
+    downloaded without its audio, or audio unzipped elsewhere). Each audio folder is listed once, so the test
+    is cheap on object stores too."""
+    folders = sorted({row.audio_path.rsplit("/", 1)[0] for row in manifest.rows})
+    present = set()
+    for folder in folders:
+        try:
+            present.update(entry.path for entry in FileSystems.match([f"{folder}/*"])[0].metadata_list)
+        except (OSError, ValueError):  # a folder that is not there
+            continue
+    kept = tuple(row for row in manifest.rows if row.audio_path in present)
+    missing = [row for row in manifest.rows if row.audio_path not in present]
+    if not missing:
+        return manifest
+    where = f"{manifest.source.get('root', '')} ({manifest.source.get('format', '')} format)"
+    if not kept:
+        raise DatasetError(f"{where}: none of the {len(missing)} listed clips has its audio file (e.g. "
+                           f"{missing[0].audio_path}); is the audio downloaded and unzipped into the dataset root?")
+    by_split: dict[str, list[str]] = {}
+    for row in missing:
+        by_split.setdefault(row.split, []).append(row.clip_id)
+    counts = {split: len(clips) for split, clips in sorted(by_split.items())}
+    print(f"{where}: {len(missing)} of {len(manifest.rows)} listed clips have no audio file and are left out "
+          f"({counts}; e.g. {missing[0].audio_path}); source.json lists them as missing_audio", flush=True)
+    reported = {**manifest.source.get("missing_audio", {})}
+    for split, clips in sorted(by_split.items()):
+        reported[split] = {"clips": len(clips), "examples": clips[:MISSING_EXAMPLES]}
+    return dataclasses.replace(manifest, rows=kept, source={**manifest.source, "missing_audio": reported})
+
+
 def absolute(path: str) -> str:
     """Local paths made absolute, so that the manifest's audio paths hold from any working directory."""
     return path if FileSystems.get_scheme(path) else os.path.abspath(path)
@@ -47,7 +82,7 @@ def ingest(dataset_root: str, manifest_dir: str, dataset_format: str = "fsd50k",
     if not FileSystems.exists(dataset_root) or (not FileSystems.get_scheme(dataset_root)
                                                 and not os.path.isdir(dataset_root)):
         raise DatasetError(f"{dataset_root}: the dataset root is not a folder")
-    manifest = format_.reader(dataset_root, **options)
+    manifest = drop_missing_audio(format_.reader(dataset_root, **options))
     if ontology_path:
         manifest = propagate(manifest, ontology_path)
     extra_files = {}

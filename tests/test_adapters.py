@@ -320,3 +320,21 @@ def test_audio_files_the_metadata_does_not_list_are_accounted_for(dataset_format
     entry = next(entry for entry in manifest.source["ignored"] if entry["path"].endswith(audio_folder))
     assert entry["files"] == 2 and [path.rsplit("/", 1)[-1] for path in entry["examples"]] == [".DS_Store", "stray.wav"]
     assert json.loads((tmp_path / "manifest" / "source.json").read_text())["ignored"] == manifest.source["ignored"]
+
+
+def test_ingest_fails_on_metadata_without_audio_and_reports_missing_clips(tmp_path):
+    from replicas import fsd50k
+
+    root = fsd50k(tmp_path / "FSD50K")
+    missing = sorted((root / "FSD50K.dev_audio").glob("*.wav"))[0]
+    missing.unlink()
+    manifest = ingest.ingest(str(root), str(tmp_path / "manifest"), "fsd50k")
+    assert missing.stem not in {row.clip_id for row in manifest.rows} and len(manifest.rows) == 24 + 12 + 16 - 1
+    source = json.loads((tmp_path / "manifest" / "source.json").read_text())
+    split = next(split for split, entry in source["missing_audio"].items())
+    assert source["missing_audio"] == {split: {"clips": 1, "examples": [missing.stem]}}
+    for folder in ("FSD50K.dev_audio", "FSD50K.eval_audio"):  # the metadata alone, as downloaded first
+        for path in (root / folder).glob("*.wav"):
+            path.unlink()
+    with pytest.raises(DatasetError, match="none of the 52 listed clips has its audio file"):
+        ingest.ingest(str(root), str(tmp_path / "manifest2"), "fsd50k")
