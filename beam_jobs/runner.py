@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import gc
+import importlib
 import os
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions, StandardOptions
@@ -75,13 +76,36 @@ def local_workers(items: int) -> int:
     return max(1, min(available_cpus(), items // ITEMS_PER_LOCAL_WORKER))
 
 
+def canonical_runner(name: str) -> str:
+    """The runner a name means, accepted as Beam accepts it: a known runner in any case, with or without
+    "Runner" ("dataflow" -> "DataflowRunner"), or the dotted path of a PipelineRunner subclass (imported
+    here, so a runner whose package is missing is refused now, not when the job starts)."""
+    known = {runner.lower().removesuffix("runner"): runner for runner in KNOWN_RUNNERS}
+    if name.lower().removesuffix("runner") in known:
+        return known[name.lower().removesuffix("runner")]
+    expected = (f"expected one of {KNOWN_RUNNERS} (any case, \"Runner\" optional) or the dotted path of a "
+                "PipelineRunner subclass")
+    if "." in name:
+        from apache_beam.runners.runner import PipelineRunner
+
+        module, _, attribute = name.rpartition(".")
+        try:
+            runner = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as error:
+            raise ValueError(f"Beam runner {name!r} cannot be imported ({error}); {expected}") from None
+        if not (isinstance(runner, type) and issubclass(runner, PipelineRunner)):
+            raise ValueError(f"Beam runner {name!r} is not a PipelineRunner subclass; {expected}")
+        return name
+    raise ValueError(f"Unknown Beam runner {name!r}; {expected}")
+
+
 def pipeline_options(beam_args: list[str], items: int = 0) -> PipelineOptions:
     """Options from Beam's command-line flags. On the local runner a job over `items` clips (0: a job that
     does not scale with clips) gets local_workers(items) worker processes unless --direct_num_workers says."""
     options = PipelineOptions(list(beam_args))
     standard = options.view_as(StandardOptions)
-    if standard.runner not in (None, *KNOWN_RUNNERS):
-        raise ValueError(f"Unknown Beam runner {standard.runner!r}; expected one of {KNOWN_RUNNERS}")
+    if standard.runner is not None:
+        standard.runner = canonical_runner(standard.runner)
     if standard.runner in (None, "DirectRunner"):
         # Beam's DirectRunner first tries the Prism runner, which downloads a binary at run time (no network
         # here); the in-process FnApiRunner is what it falls back to for these batch jobs anyway.
@@ -112,8 +136,7 @@ class BeamSettings:
 
     def __post_init__(self):
         object.__setattr__(self, "options", tuple(self.options))
-        if self.runner not in KNOWN_RUNNERS:
-            raise ValueError(f"Unknown Beam runner {self.runner!r}; expected one of {KNOWN_RUNNERS}")
+        object.__setattr__(self, "runner", canonical_runner(self.runner))
         bad = [option for option in self.options
                if not isinstance(option, str) or option.split("=", 1)[0] == "--runner"]
         if bad:

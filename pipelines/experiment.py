@@ -71,7 +71,7 @@ SHARED_DESCRIPTIONS = {
                                "(the authors' EarlyStopping; 0 = never).",
     "mixed_precision": "Compute in float16 when a GPU is visible.",
     "beam_runner": "Runner of the Beam steps: DirectRunner (in the task's pod), DataflowRunner, FlinkRunner, "
-                   "SparkRunner, ...",
+                   "SparkRunner, ... (any case, \"Runner\" optional), or a PipelineRunner's dotted path.",
     "beam_options": 'The runner\'s extra flags, e.g. ["--project=P", "--region=R", "--temp_location=gs://B/tmp"].',
 }
 

@@ -160,6 +160,24 @@ def test_dataflow_options_reach_the_beam_steps(tmp_path):
         pipeline_options(["--runner=DataflowRuner"])
 
 
+def test_runner_names_are_accepted_as_beam_accepts_them_or_refused_with_the_list():
+    from beam_jobs.runner import canonical_runner
+
+    assert [canonical_runner(name) for name in ("dataflow", "DataflowRunner", "flinkrunner", "Spark", "direct")] == [
+        "DataflowRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "DirectRunner"]
+    dotted = "apache_beam.runners.direct.direct_runner.BundleBasedDirectRunner"
+    assert BeamSettings(dotted).runner == dotted
+    assert pipeline_options([f"--runner={dotted}"]).view_as(StandardOptions).runner == dotted
+    assert pipeline_options(["--runner=dataflow", "--project=p", "--region=r", "--temp_location=gs://b/t"]).view_as(
+        StandardOptions).runner == "DataflowRunner"
+    with pytest.raises(ValueError, match=r"cannot be imported .*expected one of \('DirectRunner'"):
+        BeamSettings("apache_beam.runners.no_such_runner.NoRunner")
+    with pytest.raises(ValueError, match="is not a PipelineRunner subclass"):
+        BeamSettings("apache_beam.pipeline.Pipeline")
+    with pytest.raises(ValueError, match=r"Unknown Beam runner 'Dask'; expected one of"):
+        BeamSettings("Dask")
+
+
 def test_flink_and_spark_options_parse_into_beam_options():
     from apache_beam.options.pipeline_options import FlinkRunnerOptions, PortableOptions, SparkRunnerOptions
 
