@@ -28,6 +28,7 @@ RESOURCE_CLASSES = {
 }
 BEAM_SETTINGS = ("beam_runner", "beam_options")
 _declared: dict[str, str] = {}
+_never_cached: set[str] = set()  # components whose result depends on more than their inputs (pipelines/deployment)
 _runner_settings: contextvars.ContextVar[dict] = contextvars.ContextVar("runner_settings", default={})
 _task_hooks: contextvars.ContextVar[tuple] = contextvars.ContextVar("task_hooks", default=())
 
@@ -69,12 +70,16 @@ class ProjectComponent(PythonComponent):
     arguments; inside `configuring_tasks`, its task is configured."""
 
     def __call__(self, *args, **kwargs):
-        return configure(super().__call__(*args, **with_runner_settings(self.component_spec.inputs, kwargs)))
+        task = super().__call__(*args, **with_runner_settings(self.component_spec.inputs, kwargs))
+        if never_cached(self.python_func.__name__):
+            task.set_caching_options(False)
+        return configure(task)
 
 
-def component(resource_class: str, checks_parameters: bool = False):
+def component(resource_class: str, checks_parameters: bool = False, cached: bool = True):
     """Declares a KFP component and its resource class (`checks_parameters`: a pipeline's parameter check,
-    which takes the runner settings to check them, not to run a job)."""
+    which takes the runner settings to check them, not to run a job; `cached=False`: a task whose result
+    depends on more than its inputs, e.g. on the files under a location, which KFP's cache must never serve)."""
     if resource_class not in RESOURCE_CLASSES:
         raise ValueError(f"unknown resource class {resource_class!r}; expected one of {sorted(RESOURCE_CLASSES)}")
 
@@ -90,10 +95,16 @@ def component(resource_class: str, checks_parameters: bool = False):
         if _declared.get(name, resource_class) != resource_class:
             raise ValueError(f"component {name} is declared twice with different resource classes")
         _declared[name] = resource_class
+        if not cached:
+            _never_cached.add(name)
         declared = dsl.component(base_image=PROJECT_IMAGE_PLACEHOLDER, install_kfp_package=False)(function)
         return ProjectComponent(component_spec=declared.component_spec, python_func=declared.python_func)
 
     return declare
+
+
+def never_cached(function_name: str) -> bool:
+    return function_name in _never_cached
 
 
 def resource_class_of(function_name: str) -> str:

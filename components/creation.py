@@ -7,9 +7,12 @@ from components import BEAM, component
 
 @component(BEAM)
 def nominate_candidates(raw_dir: str, synthetic_clips: int, seed: int, nomination_fields: list, beam_runner: str,
-                        beam_options: list, nomination: Output[Dataset], report: Output[Markdown]):
+                        beam_options: list, nomination: Output[Dataset], report: Output[Markdown],
+                        fingerprint: str = ""):
     """Beam job: candidate labels of every clip from its tags and text (empty `raw_dir`: generates
-    synthetic raw material, whose truth is known, inside the output)."""
+    synthetic raw material, whose truth is known, inside the output). `fingerprint`: the files under
+    `raw_dir` (components.data.fingerprint_locations), so that KFP's cache serves this task only while they
+    are unchanged."""
     from beam_jobs.creation import nominate, synthetic_raw
     from beam_jobs.runner import BeamSettings
 

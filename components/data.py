@@ -7,10 +7,11 @@ from components import BEAM, LIGHT, component
 @component(BEAM)
 def ingest_dataset(dataset_root: str, dataset_format: str, synthetic_clips: int, seed: int,
                    beam_runner: str, beam_options: list, manifest: Output[Dataset], required_splits: list = [],
-                   required_flags: list = [], dataset_options: dict = {}):
+                   required_flags: list = [], dataset_options: dict = {}, fingerprint: str = ""):
     """Validates a dataset (empty root: generates a synthetic one in that format) and writes its manifest;
     fails, saying what is missing, when the dataset lacks the splits or flags the experiment needs.
-    `dataset_options`: the options its format takes (beam_jobs.datasets.formats)."""
+    `dataset_options`: the options its format takes (beam_jobs.datasets.formats). `fingerprint`: the files
+    under `dataset_root` (fingerprint_location), so that KFP's cache serves this task only for unchanged files."""
     from beam_jobs import ingest, synthetic
     from beam_jobs.runner import BeamSettings
 
@@ -20,7 +21,19 @@ def ingest_dataset(dataset_root: str, dataset_format: str, synthetic_clips: int,
     result = ingest.ingest(root, beam.location(manifest), dataset_format, dataset_options=dataset_options,
                            needed_splits=tuple(required_splits), seed=seed)
     ingest.check_requirements(result, required_splits, required_flags)
-    manifest.metadata.update(clips=len(result.rows), classes=len(result.vocabulary), dataset_root=root)
+    manifest.metadata.update(clips=len(result.rows), classes=len(result.vocabulary), dataset_root=root,
+                             fingerprint=fingerprint)
+
+
+@component(LIGHT, cached=False)
+def fingerprint_locations(locations: list) -> str:
+    """The files under external locations (names, sizes, modification times; none read), one line each: never
+    cached, so a task that reads the locations and takes this as an input is served from KFP's cache only
+    while their files are unchanged."""
+    from beam_jobs.fingerprint import location_fingerprint
+
+    return "\n".join(f"{location}: {location_fingerprint(location)}" if location else "(no location: synthetic data)"
+                     for location in locations)
 
 
 @component(BEAM)

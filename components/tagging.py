@@ -18,9 +18,12 @@ def export_model(model: Input[Model], exported: Output[Model], aggregation: str 
 
 @component(GPU)
 def tag_audio_files(model: Input[Model], audio: list, timestamps: bool, aggregation: str, beam_runner: str,
-                    beam_options: list, scores: Output[Dataset], report: Output[Markdown]):
+                    beam_options: list, scores: Output[Dataset], report: Output[Markdown], audio_fingerprint: str = "",
+                    model_fingerprint: str = ""):
     """Beam job (beam_jobs.tag): the score table of every audio file under `audio` (files, folders, object
-    store prefixes), the files that could not be tagged with their reasons, and a report of the top labels."""
+    store prefixes), the files that could not be tagged with their reasons, and a report of the top labels.
+    `audio_fingerprint`, `model_fingerprint`: their files (components.data.fingerprint_locations), so that KFP's
+    cache serves this task only while neither changed."""
     from beam_jobs.runner import BeamSettings
     from beam_jobs.tag import tag_audio, tagging_report
 

@@ -10,6 +10,7 @@ from typing import NamedTuple
 from kfp.dsl import Dataset, Markdown
 
 from components.creation import assemble_dataset, nominate_candidates, validate_candidates
+from components.data import fingerprint_locations
 from pipelines.experiment import experiment
 
 
@@ -41,8 +42,10 @@ def dataset_creation(
         val_fraction: Share of the development clips in FSD50K's validation split.
         audio_mode: copy the clips into the dataset, or link them (a local disk only).
     """
+    raw_files = fingerprint_locations(locations=[raw_dir])
+    raw_files.set_display_name("fingerprint the raw material's files")
     nomination = nominate_candidates(raw_dir=raw_dir, synthetic_clips=synthetic_clips, seed=seed,
-                                     nomination_fields=nomination_fields)
+                                     nomination_fields=nomination_fields, fingerprint=raw_files.output)
     nomination.set_display_name("nominate candidate labels")
     validation = validate_candidates(nomination=nomination.outputs["nomination"], min_agreement=min_agreement)
     validation.set_display_name("validate with rater votes")

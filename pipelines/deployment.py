@@ -15,7 +15,7 @@ import dataclasses
 from kfp import dsl, kubernetes
 
 from beam_jobs.runner import TASK_CPUS_ENV
-from components import BEAM, GPU, LIGHT, PROJECT_IMAGE_PLACEHOLDER, resource_class_of
+from components import BEAM, GPU, LIGHT, PROJECT_IMAGE_PLACEHOLDER, never_cached, resource_class_of
 from pipelines import defaults
 from pipelines.experiment import NestedPipeline
 from pipelines.parameters import check_parameters
@@ -55,6 +55,8 @@ class Deployment:
         task.set_caching_options(self.enable_caching)
         if container is None:  # a nested pipeline's task: its own tasks are configured when it is rebuilt
             return
+        if never_cached(function_of(container.args)):
+            task.set_caching_options(False)
         role = resource_class_of(function_of(container.args))
         cpu, memory = self.resources[role]
         task.set_cpu_request(cpu).set_memory_request(memory).set_memory_limit(memory)

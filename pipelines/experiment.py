@@ -34,7 +34,8 @@ from kfp.dsl import Dataset, pipeline_context
 from kfp.dsl.pipeline_channel import PipelineChannel
 
 from components import LIGHT, component, configure, configuring_tasks, runner_settings, with_runner_settings
-from components.data import extract_features, ingest_dataset, resplit_features, select_train_set
+from components.data import (extract_features, fingerprint_locations, ingest_dataset, resplit_features,
+                             select_train_set)
 from components.models import fine_tune_classifier, train_classifier
 from pipelines.parameters import check_run_parameters
 
@@ -221,11 +222,15 @@ class NestedPipeline:
 def prepare_dataset(dataset_root: str, dataset_format: str, dataset_options: dict, feature_params: str,
                     synthetic_clips: int, seed: int, required_splits: list, required_flags: list, beam_runner: str,
                     beam_options: list) -> NamedTuple("Outputs", manifest=Dataset, features=Dataset):
-    """Ingests the dataset (empty root: generates a synthetic one), checks that it has the splits and flags
-    the experiment needs, and extracts its log-mel patches."""
+    """Fingerprints the dataset's files (never cached: ingest, which takes the fingerprint, is served from KFP's
+    cache only while they are unchanged), ingests the dataset (empty root: generates a synthetic one), checks
+    that it has the splits and flags the experiment needs, and extracts its log-mel patches."""
+    fingerprint = fingerprint_locations(locations=[dataset_root])
+    fingerprint.set_display_name("fingerprint the dataset's files")
     manifest = ingest_dataset(dataset_root=dataset_root, dataset_format=dataset_format,
                               dataset_options=dataset_options, synthetic_clips=synthetic_clips, seed=seed,
-                              required_splits=required_splits, required_flags=required_flags)
+                              required_splits=required_splits, required_flags=required_flags,
+                              fingerprint=fingerprint.output)
     manifest.set_display_name("ingest")
     features = extract_features(manifest=manifest.outputs["manifest"], feature_params=feature_params)
     features.set_display_name("extract log-mel features")

@@ -9,6 +9,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Dataset, Markdown, Model
 
+from components.data import fingerprint_locations
 from components.tagging import tag_audio_files
 from pipelines.experiment import experiment
 
@@ -31,7 +32,12 @@ def tag_audio(
     """
     model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=False)
     model.set_display_name("model")
-    tagged = tag_audio_files(model=model.output, audio=audio, timestamps=timestamps, aggregation=aggregation)
+    audio_files = fingerprint_locations(locations=audio)
+    audio_files.set_display_name("fingerprint the audio's files")
+    model_files = fingerprint_locations(locations=[model_uri])
+    model_files.set_display_name("fingerprint the model's files")
+    tagged = tag_audio_files(model=model.output, audio=audio, timestamps=timestamps, aggregation=aggregation,
+                             audio_fingerprint=audio_files.output, model_fingerprint=model_files.output)
     tagged.set_display_name("tag audio (Beam)")
     outputs = NamedTuple("Outputs", scores=Dataset, report=Markdown)
     return outputs(scores=tagged.outputs["scores"], report=tagged.outputs["report"])

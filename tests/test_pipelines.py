@@ -51,7 +51,8 @@ def test_fsd50k_baseline_wires_ingest_extract_train_evaluate(compiled):
     tasks = spec.root.dag.tasks
     assert set(tasks) == {"check-run-parameters", "prepare-dataset", "train-classifier", "evaluate-classifier",
                           "export-model"}
-    assert set(prepared_tasks(spec)) == {"ingest-dataset", "extract-features"}
+    assert set(prepared_tasks(spec)) == {"fingerprint-locations", "ingest-dataset", "extract-features"}
+    assert list(prepared_tasks(spec)["ingest-dataset"].dependent_tasks) == ["fingerprint-locations"]
     assert list(prepared_tasks(spec)["extract-features"].dependent_tasks) == ["ingest-dataset"]
     assert list(tasks["prepare-dataset"].dependent_tasks) == ["check-run-parameters"]
     assert list(tasks["train-classifier"].dependent_tasks) == ["prepare-dataset"]
