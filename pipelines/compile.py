@@ -1,8 +1,8 @@
 """Compiles every pipeline to `<output-dir>/<pipeline>.yaml`, ready to upload in the KFP UI.
 
     python pipelines/compile.py [--output-dir compiled] [--image REGISTRY/IMAGE:TAG] [--gpu-image ...]
-        [--gpu-count 1] [--accelerator-type nvidia.com/gpu] [--no-gpu-toleration] [--disable-caching]
-        [--pipeline NAME ...]
+        [--gpu-count 1] [--accelerator-type nvidia.com/gpu] [--no-gpu-toleration] [--gpu-retries 3]
+        [--disable-caching] [--pipeline NAME ...]
 
 Every task gets the project image (training and scoring tasks the GPU image), CPU and memory requests,
 and GPU tasks `gpu-count` accelerators and a toleration for tainted GPU nodes (pipelines/deployment.py).
@@ -42,6 +42,8 @@ def main(argv=None) -> list[str]:
                         help="KFP on Kubernetes: nvidia.com/gpu; Vertex AI Pipelines: e.g. NVIDIA_L4")
     parser.add_argument("--no-gpu-toleration", action="store_true",
                         help="do not tolerate the nvidia.com/gpu node taint (clusters without tainted GPU nodes)")
+    parser.add_argument("--gpu-retries", type=int, default=3,
+                        help="retries of a failed or preempted GPU task (60 s backoff, doubling up to an hour)")
     parser.add_argument("--disable-caching", action="store_true",
                         help="compile with caching off for every task (runs can also switch it off when submitted)")
     parser.add_argument("--pipeline", action="append", help="compile only these (default: all)")
@@ -52,7 +54,7 @@ def main(argv=None) -> list[str]:
         parser.error(f"unknown pipeline(s) {sorted(unknown)}; available: {sorted(pipelines)}")
     deployment = Deployment(image=args.image, gpu_image=args.gpu_image, gpu_count=args.gpu_count,
                             accelerator_type=args.accelerator_type, gpu_toleration=not args.no_gpu_toleration,
-                            enable_caching=not args.disable_caching)
+                            enable_caching=not args.disable_caching, gpu_retries=args.gpu_retries)
     os.makedirs(args.output_dir, exist_ok=True)
     written = [compile_pipeline(pipelines[name], os.path.join(args.output_dir, f"{name}.yaml"), deployment)
                for name in sorted(args.pipeline or pipelines)]

@@ -2,7 +2,7 @@
 
 Pipeline modules only wire components; `compile.py` applies a `Deployment` to every task when it
 compiles. Each component declares its resource class (components.component), and a task is configured by it:
-  gpu    the GPU image, `gpu_count` accelerators, the GPU toleration
+  gpu    the GPU image, `gpu_count` accelerators, the GPU toleration, `gpu_retries` retries with backoff
   beam   the CPU image and the requests of a Beam job on the DirectRunner in the task's pod
   light  the CPU image and small requests
 A component that declares no class fails compilation. Every task gets its CPU request in `TASK_CPUS` (local
@@ -39,11 +39,12 @@ class Deployment:
     accelerator_type: str = "nvidia.com/gpu"  # Vertex AI Pipelines takes e.g. NVIDIA_TESLA_T4 or NVIDIA_L4
     gpu_toleration: bool = True
     enable_caching: bool = True
+    gpu_retries: int = 3  # retries of a GPU task (preemptible nodes), 60 s backoff doubling up to an hour
     resources: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_RESOURCES))
 
     def __post_init__(self):
-        if self.gpu_count < 0:
-            raise ValueError(f"gpu_count must be >= 0, got {self.gpu_count}")
+        if self.gpu_count < 0 or self.gpu_retries < 0:
+            raise ValueError(f"gpu_count and gpu_retries must be >= 0, got {self.gpu_count}, {self.gpu_retries}")
         if set(self.resources) != set(DEFAULT_RESOURCES):
             raise ValueError(f"resources must give (cpu, memory) for {sorted(DEFAULT_RESOURCES)}")
 
@@ -61,6 +62,11 @@ class Deployment:
         cpu, memory = self.resources[role]
         task.set_cpu_request(cpu).set_memory_request(memory).set_memory_limit(memory)
         task.set_env_variable(TASK_CPUS_ENV, cpu)  # a pod sees its node's cores: local Beam workers size by this
+        if role == GPU:
+            # A preempted or failed GPU pod is retried; training resumes from its last epoch where the model's
+            # output path outlives the pod (Vertex AI's /gcs mount, a volume), not on a pod-local path.
+            task.set_retry(num_retries=self.gpu_retries, backoff_duration="60s", backoff_factor=2.0,
+                           backoff_max_duration="3600s")
         if role == GPU and self.gpu_count:
             task.set_accelerator_type(self.accelerator_type).set_accelerator_limit(self.gpu_count)
             if self.gpu_toleration:

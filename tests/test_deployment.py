@@ -237,3 +237,22 @@ def test_parameter_defaults_are_checked_when_compiling(tmp_path):
 
     with pytest.raises(ValueError, match="epochs=0"):
         compile_module.compile_pipeline(bad_epochs, str(tmp_path / "bad.yaml"))
+
+
+def test_gpu_tasks_are_retried_with_backoff_and_others_are_not(compiled):
+    spec = compiled["fsd50k_baseline"][1][0]
+    executors = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "componentRef" in node:
+                executors[node["componentRef"]["name"]] = node.get("retryPolicy")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    walk(spec)
+    assert executors["comp-train-classifier"] == {"backoffDuration": "60s", "backoffFactor": 2.0,
+                                                  "backoffMaxDuration": "3600s", "maxRetryCount": 3}
+    assert executors["comp-extract-features"] is None and executors["comp-ingest-dataset"] is None
