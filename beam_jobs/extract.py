@@ -141,7 +141,8 @@ def extract(manifest_dir: str, output_dir: str, params: FeatureParams = FeatureP
         with beam.Pipeline(options=options) as p:
             build_pipeline(p, manifest_dir, manifest, params, staging, num_shards, separation, splits,
                            spread=runs_in_parallel(options))
-        counts = feature_set.check_counts(read_json(join(staging, feature_set.COUNTS_FILE)), output_dir)
+        given = {split: sum(row.split == split for row in manifest.rows) for split in splits}
+        counts = feature_set.check_counts(read_json(join(staging, feature_set.COUNTS_FILE)), output_dir, given)
         check_no_empty_split(counts, staging, output_dir)
         publication.summary.update(counts=counts, params=json.loads(params.to_json()), manifest=manifest_dir)
     return counts

@@ -222,3 +222,18 @@ def test_two_worker_processes_write_exactly_what_one_writes(manifest_dir, tmp_pa
                    for split in counts}
         outputs.append((counts, stats, records))
     assert outputs[0] == outputs[1]  # the records byte for byte (in any shard order), the statistics to the bit
+
+
+def test_a_runner_that_loses_elements_fails_the_job_and_publishes_nothing(manifest_dir, tmp_path, monkeypatch):
+    # Beam's Dask runner lost the outputs of finish_bundle and the tagged outputs: counts.json came out {} with
+    # no shards, and read = written + rejected held trivially. The job compares what it read with its manifest.
+    from beam_jobs import extract as extract_module
+    from beam_jobs.contracts.storage import write_json
+
+    def losing_everything(pipeline, manifest_dir, manifest, params, staging, *args, **kwargs):
+        write_json(os.path.join(staging, "counts.json"), {})
+
+    monkeypatch.setattr(extract_module, "build_pipeline", losing_everything)
+    with pytest.raises(RuntimeError, match=r"split \w+: the job was given \d+ clips and counted 0 read"):
+        extract(manifest_dir, str(tmp_path / "features"))
+    assert not (tmp_path / "features").exists() or not os.listdir(tmp_path / "features")  # nothing published

@@ -246,8 +246,14 @@ def write_reports(output_dir: str, counts: dict, stats: dict | None = None) -> N
         write_json(join(output_dir, STATS_FILE), stats, sort_keys=True)
 
 
-def check_counts(counts: dict, where: str) -> dict:
-    """Every clip read was either written or rejected, per split."""
+def check_counts(counts: dict, where: str, expected_reads: dict[str, int] | None = None) -> dict:
+    """Every clip read was either written or rejected, per split; with `expected_reads` ({split: clips the job
+    was given}), every clip given was read: a runner that loses elements (or a whole split) fails here."""
+    for split, clips in (expected_reads or {}).items():
+        read = counts.get(split, {}).get("read", 0)
+        if read != clips:
+            raise RuntimeError(f"{where}/{COUNTS_FILE}: split {split}: the job was given {clips} clips and counted "
+                               f"{read} read: the runner lost elements, nothing is published")
     for split, split_counts in counts.items():
         if split_counts["read"] != split_counts["written"] + split_counts["rejected"]:
             raise RuntimeError(f"{where}/{COUNTS_FILE}: split {split}: read {split_counts['read']} != "
