@@ -24,6 +24,7 @@ AUGMENTATIONS = ["rrc", "compander", "noise"]  # the released config's (keras_mo
 def contrastive_ssl(
     data: PreparedDataset,
     val_fraction: float = 0.15,
+    pretrain_flag: str = "!manually_verified",
     architecture: str = "resnet18",
     width: float = 1.0,
     tps: bool = True,
@@ -46,6 +47,8 @@ def contrastive_ssl(
 
     Args:
         val_fraction: Share of each train set held out (by uploader) for validation.
+        pretrain_flag: The dataset flag the pretraining clips need: "!manually_verified" is FSDnoisy18k's noisy
+            set (the released config's); "" takes every train clip (a dataset without that flag).
         architecture: The encoder's architecture (resnet18, vgg_like, vgg41, vgg42, crnn).
         width: Filter-count multiplier of the encoder (1 = its published size).
         tps: Temporal proximity sampling: the two views are patches from two random positions of the clip
@@ -68,10 +71,10 @@ def contrastive_ssl(
         scratch_learning_rate: Adam's learning rate for the model trained from scratch.
     """
     seed = data.seed
-    # Pretraining sees the noisy train set, its labels unused (the released config's train_on_clean: 0).
-    unlabelled = select_train_set(manifest=data.manifest, source_splits=["train"], flag="!manually_verified",
+    # Pretraining sees the noisy train set by default, its labels unused (the released config's train_on_clean: 0).
+    unlabelled = select_train_set(manifest=data.manifest, source_splits=["train"], flag=pretrain_flag,
                                   val_fraction=val_fraction, seed=seed)
-    unlabelled.set_display_name("unlabelled train set (noisy)")
+    unlabelled.set_display_name("unlabelled train set")
     clips = extract_features(manifest=unlabelled.outputs["split_manifest"], whole_clips=True,
                              feature_params=data.feature_params)
     clips.set_display_name("extract whole clips")

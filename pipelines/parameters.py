@@ -8,6 +8,7 @@ and the use cannot disagree.
 from __future__ import annotations
 
 import os
+import re
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -35,6 +36,12 @@ def _loss(name: str, **values):
     from keras_models.losses import LossParams
 
     LossParams(name, **values)
+
+
+def _flag(value):
+    """A train-pool flag: "" (every clip), a per-clip flag's name, or "!" and a name (clips without it)."""
+    if not isinstance(value, str) or not re.fullmatch(r"(!?[A-Za-z_][A-Za-z0-9_]*)?", value):
+        raise ValueError(f"{value!r}: expected \"\", a flag's name or \"!\" and a flag's name")
 
 
 def _architecture(value):
@@ -178,6 +185,7 @@ RULES = {
     "prune_percentile": lambda value: _percentiles([value], closed_top=True),
     "discard_percentile": lambda value: _loss("lq", discard_percentile=value),
     "mixup_alpha": lambda value: _train(mixup_alpha=value),
+    "pretrain_flag": _flag,
     "fine_tune_lr_decay": lambda value: _train(lr_decay=value),
     "noisy_label_smoothing": lambda value: _loss("bce", bce_smoothing=value),
     "curated_label_smoothing": lambda value: _loss("bce", bce_smoothing=value),

@@ -276,7 +276,7 @@ def test_noisy_labels_runs_locally_with_instance_selection(tmp_path):
     assert "| noisy | cce_outlier |" in report
     assert decoded_clips(tmp_path, "noisy-labels") == 60  # the variant's and the pool's train sets are views
     for selection in ("none", "batch_discard", "pruning"):
-        assert f"| noisy_and_clean | lq | {selection} |" in report
+        assert f"| noisy | lq | {selection} |" in report  # instance selection runs on the noisy set
     pruned = next(tmp_path.glob("noisy-labels-*/prune-train-set/pruned"))
     assert (pruned / "pruned.csv").exists() and (pruned / "prune_report.json").exists()
 

@@ -79,6 +79,7 @@ def test_contrastive_recipe_is_uclser20s():
     pipeline = pipeline_defaults("contrastive_ssl")
     assert (pipeline["pretrain_epochs"], pipeline["downstream_epochs"], pipeline["batch_size"]) == (500, 200, 128)
     assert (pipeline["linear_learning_rate"], pipeline["fine_tune_learning_rate"]) == (0.1, 0.01)
+    assert pipeline["pretrain_flag"] == "!manually_verified"  # pretraining on the noisy set (train_on_clean: 0)
 
 
 def test_missing_labels_teacher_and_label_sets_are_the_thesis():
