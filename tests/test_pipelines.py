@@ -324,7 +324,8 @@ def test_a_created_dataset_trains_through_the_baseline(tmp_path):
     noisy = next((tmp_path / "creation").glob(f"{assembled}/dataset/FSDnoisy18k.meta")).parent
     run_local("noisy_labels", "--param", f"dataset_root={noisy}", "--param", "epochs=1", "--param", "stage1_epochs=1",
               "--param", "stage2_epochs=1", "--param", "discard_stage1_epochs=1", "--param", "width=0.125",
-              "--param", "batch_size=16", "--param",
+              "--param", "batch_size=16", "--param", "val_fraction=0.3",  # 11 noisy clips: 3 for validation
+              "--param",
               'loss_variants=[{"train_set": "noisy_and_clean", "flag": "", "loss": "lq"}]',
               "--pipeline-root", str(tmp_path / "noisy"))
     assert "| noisy_and_clean | lq |" in next((tmp_path / "noisy").glob("noisy-labels-*/summarize-noisy-labels/report")
