@@ -62,21 +62,21 @@ def test_every_task_uses_the_configured_image_and_gpu_tasks_request_gpus(compile
     assert [name for name, count in gpu_tasks.items() if not count] == ["dataset_creation"]  # the others train
 
 
+def nodes_with(node, key: str):
+    """Every mapping in a compiled document (nested pipelines and loops included) that has `key`."""
+    if isinstance(node, dict):
+        if key in node:
+            yield node
+        for value in node.values():
+            yield from nodes_with(value, key)
+    elif isinstance(node, list):
+        for value in node:
+            yield from nodes_with(value, key)
+
+
 def test_caching_is_on_by_default_but_for_fingerprints_and_can_be_switched_off(compiled, tmp_path):
     def caching_flags(document):
-        flags = []
-
-        def walk(node):
-            if isinstance(node, dict):
-                if "cachingOptions" in node:
-                    flags.append(node["cachingOptions"].get("enableCache", False))
-                for value in node.values():
-                    walk(value)
-            elif isinstance(node, list):
-                for value in node:
-                    walk(value)
-        walk(document)
-        return flags
+        return [node["cachingOptions"].get("enableCache", False) for node in nodes_with(document, "cachingOptions")]
 
     flags = caching_flags(compiled["fsd50k_baseline"][1][0])
     assert flags.count(False) == 1 and len(flags) > 5  # all but the dataset's fingerprint (tests/test_fingerprint.py)
@@ -240,19 +240,8 @@ def test_parameter_defaults_are_checked_when_compiling(tmp_path):
 
 
 def test_gpu_tasks_are_retried_with_backoff_and_others_are_not(compiled):
-    spec = compiled["fsd50k_baseline"][1][0]
-    executors = {}
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "componentRef" in node:
-                executors[node["componentRef"]["name"]] = node.get("retryPolicy")
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-    walk(spec)
+    executors = {task["componentRef"]["name"]: task.get("retryPolicy")
+                 for task in nodes_with(compiled["fsd50k_baseline"][1][0], "componentRef")}
     assert executors["comp-train-classifier"] == {"backoffDuration": "60s", "backoffFactor": 2.0,
                                                   "backoffMaxDuration": "3600s", "maxRetryCount": 3}
     assert executors["comp-extract-features"] is None and executors["comp-ingest-dataset"] is None
