@@ -35,10 +35,14 @@ MISSING_EXAMPLES = 10  # clip ids listed per split in source.json's missing_audi
 def drop_missing_audio(manifest: Manifest) -> Manifest:
     """Leaves out the rows whose audio file is not there, counting them per split in source.json
     ("missing_audio", with examples) and in the log; a dataset where no listed clip has audio fails (metadata
-    downloaded without its audio, or audio unzipped elsewhere). Each audio folder is listed once, so the test
-    is cheap on object stores too."""
-    folders = sorted({row.audio_path.rsplit("/", 1)[0] for row in manifest.rows})
-    present = set()
+    downloaded without its audio, or audio unzipped elsewhere). A local path is tested directly; on object
+    stores each audio folder is listed once."""
+    # A local path that is there in any form (a directory, a dangling link) stays: extraction rejects it
+    # with its reason. Object stores are listed, a folder at a time.
+    present = {row.audio_path for row in manifest.rows
+               if not FileSystems.get_scheme(row.audio_path) and os.path.lexists(row.audio_path)}
+    folders = sorted({row.audio_path.rsplit("/", 1)[0] for row in manifest.rows
+                      if FileSystems.get_scheme(row.audio_path)})
     for folder in folders:
         try:
             present.update(entry.path for entry in FileSystems.match([f"{folder}/*"])[0].metadata_list)
