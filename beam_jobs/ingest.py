@@ -12,6 +12,7 @@ import os
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs import splits
+from beam_jobs.contracts import storage
 from beam_jobs.contracts.manifest import DatasetError, Manifest, write_manifest
 from beam_jobs.datasets.formats import FORMATS, dataset_format as format_named
 from beam_jobs.ontology import load_ontology, propagate_labels
@@ -83,8 +84,7 @@ def ingest(dataset_root: str, manifest_dir: str, dataset_format: str = "fsd50k",
     format_ = format_named(dataset_format)
     options = format_.check_options(dataset_options or {})  # before any file is read
     dataset_root, manifest_dir = absolute(dataset_root).rstrip("/"), absolute(manifest_dir).rstrip("/")
-    if not FileSystems.exists(dataset_root) or (not FileSystems.get_scheme(dataset_root)
-                                                and not os.path.isdir(dataset_root)):
+    if not storage.is_folder(dataset_root):
         raise DatasetError(f"{dataset_root}: the dataset root is not a folder")
     manifest = drop_missing_audio(format_.reader(dataset_root, **options))
     if ontology_path:

@@ -130,6 +130,10 @@ def prune(features_dir: str, scores_dir: str, output_dir: str, percentile: float
                      output_dir=staging, percentile=percentile, loss=loss))
         report = read_json(join(staging, REPORT_FILE))
         split_counts = counts[split]
+        feature_set.check_written(output_dir, f"clips of split {split!r} kept or pruned",
+                                  report["kept"] + report["pruned"], split_counts["written"])
+        feature_set.check_written(output_dir, f"kept patches of split {split!r}", feature_set.count_records(
+            feature_set.shard_pattern(staging, split)), report["kept_patches"])
         counts[split] = {**split_counts, "written": report["kept"], "patches": report["kept_patches"],
                          "pruned": report["pruned"], "rejected": split_counts["rejected"] + report["pruned"]}
         feature_set.copy_feature_set(features_dir, staging, split, counts)

@@ -188,6 +188,8 @@ def relabel(features_dir: str, manifest_dir: str, scores_dir: str, tc_percent: f
                      lambda clip_id, c, score: csv_line([clip_id, vocabulary[c], f"{score:.6g}"]))
                  | "WriteFlagged" >> beam.io.WriteToText(join(staging, FLAGGED_FILE), shard_name_template="",
                                                          num_shards=1, header="clip_id,class,score"))
+        feature_set.check_written(output_dir, f"patches of split {split!r}", feature_set.count_records(
+            feature_set.shard_pattern(staging, split)), counts[split]["patches"])  # relabelling drops none
         feature_set.copy_feature_set(features_dir, staging, split, counts)
         publication.summary.update({key: value for key, value in read_report(staging).items() if key != "classes"})
     return read_report(output_dir)

@@ -130,9 +130,8 @@ def score_clips(model_dir: str, features_dir: str, output_dir: str, split: str =
         clips, patches = len(patch_counts), sum(patch_counts)
         summary = {"model_dir": model_dir, "features_dir": features_dir, "split": split, "aggregation": aggregation,
                    "clips": clips, "patches": patches}
-        if patches != counts[split]["patches"]:
-            raise RuntimeError(f"scored {patches} patches but {features_dir}/{feature_set.COUNTS_FILE} lists "
-                               f"{counts[split]['patches']} in split {split!r}")
+        feature_set.check_written(output_dir, f"clip scores of split {split!r}", clips, counts[split]["written"])
+        feature_set.check_written(output_dir, f"patches scored in split {split!r}", patches, counts[split]["patches"])
         write_json(join(staging, SCORING_FILE), summary)
         publication.summary.update(summary)
     return summary

@@ -14,15 +14,17 @@ def train_classifier(features: Input[Dataset], architecture: str, width: float, 
     the best model by clip-level validation mAP (accuracy for single-label losses); `curves`: the training
     curves page."""
     from keras_models.losses import LossParams
+    from keras_models.model_folder import resumable
     from keras_models.model_pages import training_page
     from keras_models.train import TrainParams, train_classifier as train
 
-    summary = train(features.path, model.path, TrainParams(
-        architecture=architecture, width=width, pooling=pooling, mixup_alpha=mixup_alpha,
-        mixup_warmup_epochs=mixup_warmup_epochs, epochs=epochs,
-        batch_size=batch_size, learning_rate=learning_rate, seed=seed, mixed_precision=mixed_precision,
-        loss=LossParams.from_values(loss, loss_params), lr_patience=lr_patience,
-        early_stopping_patience=early_stopping_patience))
+    with resumable(model.path, model.uri) as mirror:  # a retried pod resumes from the last finished epoch
+        summary = train(features.path, model.path, TrainParams(
+            architecture=architecture, width=width, pooling=pooling, mixup_alpha=mixup_alpha,
+            mixup_warmup_epochs=mixup_warmup_epochs, epochs=epochs,
+            batch_size=batch_size, learning_rate=learning_rate, seed=seed, mixed_precision=mixed_precision,
+            loss=LossParams.from_values(loss, loss_params), lr_patience=lr_patience,
+            early_stopping_patience=early_stopping_patience), extra_callbacks=mirror)
     model.metadata.update(framework="keras", loss=loss, **summary)
     with open(curves.path, "w") as handle:
         handle.write(training_page(model.path, f"Training: {architecture}, {loss}"))
@@ -36,13 +38,16 @@ def fine_tune_classifier(initial_model: Input[Model], features: Input[Dataset], 
     """Continues training `initial_model` on `features` (warm start; the architecture is the model's);
     `lr_decay`: the rate x this every 2.5 epochs (1 = none)."""
     from keras_models.losses import LossParams
+    from keras_models.model_folder import resumable
     from keras_models.model_pages import training_page
     from keras_models.train import TrainParams, train_classifier as train
 
-    summary = train(features.path, model.path, TrainParams(
-        mixup_alpha=mixup_alpha, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-        mixed_precision=mixed_precision, loss=LossParams.from_values(loss, loss_params), lr_patience=lr_patience,
-        early_stopping_patience=early_stopping_patience, lr_decay=lr_decay), initial_model_dir=initial_model.path)
+    with resumable(model.path, model.uri) as mirror:
+        summary = train(features.path, model.path, TrainParams(
+            mixup_alpha=mixup_alpha, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+            mixed_precision=mixed_precision, loss=LossParams.from_values(loss, loss_params), lr_patience=lr_patience,
+            early_stopping_patience=early_stopping_patience, lr_decay=lr_decay), initial_model_dir=initial_model.path,
+            extra_callbacks=mirror)
     model.metadata.update(framework="keras", loss=loss, warm_start=initial_model.uri, **summary)
     with open(curves.path, "w") as handle:
         handle.write(training_page(model.path, f"Training continued from {initial_model.uri}"))

@@ -66,12 +66,15 @@ def pretrain_separation_ssl(separated: Input[Dataset], setting: dict, cp_weight:
                             learning_rate: float, seed: int, encoder: Output[Model], curves: Output[HTML]):
     """Pretrains an encoder with the setting's proxy tasks (sm, cp, sm+cp) on mixture-vs-channel or
     mixture-vs-mixture views."""
+    from keras_models.model_folder import resumable
     from keras_models.model_pages import training_page
     from keras_models.separation_ssl import SeparationSSLParams, pretrain_separation_ssl as pretrain
 
-    summary = pretrain(separated.path, encoder.path, SeparationSSLParams.from_setting(
-        setting, cp_weight=cp_weight, tps=tps, specaugment=specaugment, architecture=architecture, width=width,
-        temperature=temperature, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed))
+    with resumable(encoder.path, encoder.uri) as mirror:
+        summary = pretrain(separated.path, encoder.path, SeparationSSLParams.from_setting(
+            setting, cp_weight=cp_weight, tps=tps, specaugment=specaugment, architecture=architecture, width=width,
+            temperature=temperature, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed),
+            extra_callbacks=mirror)
     encoder.metadata.update(framework="keras", **setting, **summary)
     with open(curves.path, "w") as handle:
         handle.write(training_page(encoder.path, f"Separation-based pretraining: {setting.get('name', setting)}"))

@@ -10,11 +10,14 @@ def pretrain_contrastive(clips: Input[Dataset], architecture: str, width: float,
                          learning_rate: float, seed: int, encoder: Output[Model], curves: Output[HTML]):
     """NT-Xent pretraining of an encoder on the unlabelled train clips (whole-clip features)."""
     from keras_models.contrastive import ContrastiveParams, pretrain_contrastive as pretrain
+    from keras_models.model_folder import resumable
     from keras_models.model_pages import training_page
 
-    summary = pretrain(clips.path, encoder.path, ContrastiveParams(
-        architecture=architecture, width=width, tps=tps, mix_back=mix_back, augmentations=tuple(augmentations),
-        temperature=temperature, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed))
+    with resumable(encoder.path, encoder.uri) as mirror:
+        summary = pretrain(clips.path, encoder.path, ContrastiveParams(
+            architecture=architecture, width=width, tps=tps, mix_back=mix_back, augmentations=tuple(augmentations),
+            temperature=temperature, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed),
+            extra_callbacks=mirror)
     encoder.metadata.update(framework="keras", **summary)
     with open(curves.path, "w") as handle:
         handle.write(training_page(encoder.path, "Contrastive pretraining (NT-Xent)"))
@@ -41,13 +44,16 @@ def train_on_encoder(encoder: Input[Model], features: Input[Dataset], freeze: bo
     classifier with one hidden layer) or trained end to end (fine-tuning)."""
     from keras_models.contrastive import DOWNSTREAM_SGD
     from keras_models.losses import LossParams
+    from keras_models.model_folder import resumable
     from keras_models.model_pages import training_page
     from keras_models.train import TrainParams, train_classifier
 
-    summary = train_classifier(features.path, model.path, TrainParams(
-        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer, seed=seed,
-        loss=LossParams(loss), head_hidden_units=head_hidden_units, **(DOWNSTREAM_SGD if optimizer == "sgd" else {})),
-        initial_encoder_dir=encoder.path, freeze_encoder=freeze)
+    with resumable(model.path, model.uri) as mirror:
+        summary = train_classifier(features.path, model.path, TrainParams(
+            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer, seed=seed,
+            loss=LossParams(loss), head_hidden_units=head_hidden_units,
+            **(DOWNSTREAM_SGD if optimizer == "sgd" else {})),
+            initial_encoder_dir=encoder.path, freeze_encoder=freeze, extra_callbacks=mirror)
     model.metadata.update(framework="keras", frozen_encoder=freeze, **summary)
     with open(curves.path, "w") as handle:
         handle.write(training_page(model.path, "Classifier on a pretrained encoder, "

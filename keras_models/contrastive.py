@@ -155,10 +155,11 @@ def pretraining_model(encoder: keras.Model, head: keras.Model) -> keras.Model:
     return keras.Model([first, second], z, name="contrastive_pretraining")
 
 
-def pretrain_contrastive(features_dir: str, model_dir: str, params: ContrastiveParams = ContrastiveParams()) -> dict:
+def pretrain_contrastive(features_dir: str, model_dir: str, params: ContrastiveParams = ContrastiveParams(),
+                         extra_callbacks: tuple = ()) -> dict:
     """Pretrains an encoder on the unlabelled train split of a whole-clip feature set; writes encoder.keras,
     history.json, contrastive_params.json, stats.json and vocabulary.json to model_dir; resumes after an
-    interruption."""
+    interruption. `extra_callbacks` run after the checkpoint of each epoch."""
     features = load_feature_set(features_dir)
     tf.io.gfile.makedirs(model_dir)
     keras.utils.set_random_seed(params.seed)
@@ -170,11 +171,12 @@ def pretrain_contrastive(features_dir: str, model_dir: str, params: ContrastiveP
                                                  weight_decay=params.weight_decay),
                   loss=NTXentLoss(params.temperature), jit_compile=False)
     return fit_and_save_encoder(model, encoder, views, features_dir, model_dir, params, PARAMS_FILE,
-                                params.lr_milestones)
+                                params.lr_milestones, extra_callbacks)
 
 
 def fit_and_save_encoder(model: keras.Model, encoder: keras.Model, views: tf.data.Dataset, features_dir: str,
-                         model_dir: str, params, params_file: str, lr_milestones: tuple[float, ...] = ()) -> dict:
+                         model_dir: str, params, params_file: str, lr_milestones: tuple[float, ...] = (),
+                         extra_callbacks: tuple = ()) -> dict:
     """Trains a pretraining model (resumable) for `params.epochs` (the rate x0.1 at each of `lr_milestones`,
     fractions of the epochs), then writes the encoder (with its
     `params.architecture` and `params.width`), `params` as `params_file`, the feature set's statistics and
@@ -185,7 +187,8 @@ def fit_and_save_encoder(model: keras.Model, encoder: keras.Model, views: tf.dat
     step_schedule = keras.callbacks.LearningRateScheduler(  # a function of the epoch index: resumes exactly
         lambda epoch: params.learning_rate * milestone_factor(epoch, lr_milestones, params.epochs))
     model.fit(views, epochs=params.epochs, verbose=2, shuffle=False,
-              callbacks=[FiniteGuard(), step_schedule, HistoryFile(model_dir), keras.callbacks.BackupAndRestore(backup)])
+              callbacks=[FiniteGuard(), step_schedule, HistoryFile(model_dir), keras.callbacks.BackupAndRestore(backup),
+                         *extra_callbacks])
     save_encoder(encoder, model_dir, params.architecture, params.width)
     history = model_folder.read_history(model_dir)
     return {"epochs": len(history), "final_loss": history[-1]["loss"], "encoder_parameters": encoder.count_params(),

@@ -197,10 +197,11 @@ def pretraining_model(encoder: keras.Model, similarity_head: keras.Model | None,
     return keras.Model([first, second], outputs, name="separation_ssl_pretraining")
 
 
-def pretrain_separation_ssl(features_dir: str, model_dir: str,
-                            params: SeparationSSLParams = SeparationSSLParams()) -> dict:
+def pretrain_separation_ssl(features_dir: str, model_dir: str, params: SeparationSSLParams = SeparationSSLParams(),
+                            extra_callbacks: tuple = ()) -> dict:
     """Pretrains an encoder on the train split of a separated-views feature set (beam_jobs.separate);
-    writes encoder.keras, history.json, separation_ssl_params.json and stats.json; resumable."""
+    writes encoder.keras, history.json, separation_ssl_params.json and stats.json; resumable
+    (`extra_callbacks` run after the checkpoint of each epoch)."""
     features = load_feature_set(features_dir)
     tf.io.gfile.makedirs(model_dir)
     keras.utils.set_random_seed(params.seed)
@@ -218,7 +219,8 @@ def pretrain_separation_ssl(features_dir: str, model_dir: str,
         metrics["coincidence"] = [coincidence_accuracy]
     model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss=losses, loss_weights=weights,
                   metrics=metrics, jit_compile=False)
-    summary = fit_and_save_encoder(model, encoder, views, features_dir, model_dir, params, PARAMS_FILE)
+    summary = fit_and_save_encoder(model, encoder, views, features_dir, model_dir, params, PARAMS_FILE,
+                                   extra_callbacks=extra_callbacks)
     last = read_history(model_dir)[-1]
     for key, value in last.items():  # Keras prefixes a metric with its output's name only with several outputs
         if key.endswith("coincidence_accuracy"):

@@ -63,8 +63,8 @@ class Deployment:
         task.set_cpu_request(cpu).set_memory_request(memory).set_memory_limit(memory)
         task.set_env_variable(TASK_CPUS_ENV, cpu)  # a pod sees its node's cores: local Beam workers size by this
         if role == GPU:
-            # A preempted or failed GPU pod is retried; training resumes from its last epoch where the model's
-            # output path outlives the pod (Vertex AI's /gcs mount, a volume), not on a pod-local path.
+            # A preempted or failed GPU pod is retried; training resumes from its last epoch from the checkpoints
+            # it keeps beside the model's remote URI (keras_models.model_folder.resumable).
             task.set_retry(num_retries=self.gpu_retries, backoff_duration="60s", backoff_factor=2.0,
                            backoff_max_duration="3600s")
         if role == GPU and self.gpu_count:

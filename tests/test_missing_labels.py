@@ -138,3 +138,32 @@ def test_student_trains_with_the_masked_loss(features_dir, manifest_with_negativ
     summary = train_classifier(output, str(tmp_path / "student"),
                                TrainParams(width=0.25, epochs=1, batch_size=16, loss=LossParams("masked_bce")))
     assert 0 <= summary["best_val_mAP"] <= 1
+
+
+def _losing_one_clip(monkeypatch, transform, clip_id):
+    """Makes `transform` lose the elements of one clip, as a runner that drops outputs would."""
+    import apache_beam as beam
+
+    original = transform.expand
+    monkeypatch.setattr(transform, "expand", lambda self, pcoll: original(self, pcoll) | "LoseOneClip" >> beam.Filter(
+        lambda element: element[0] != clip_id))
+
+
+@pytest.mark.parametrize("job", ["scoring", "relabel", "prune"])
+def test_a_runner_that_loses_elements_fails_each_job_before_it_publishes(job, teacher_dir, features_dir,
+                                                                         manifest_with_negatives, scores_dir,
+                                                                         tmp_path, monkeypatch):
+    from beam_jobs import prune
+    from beam_jobs.contracts import feature_set
+
+    lost = read_split(features_dir)[0][schema.CLIP_ID]
+    output = tmp_path / job
+    transform, run = {
+        "scoring": (scoring.NormalisePatches, lambda: scoring.score_clips(teacher_dir, features_dir, str(output))),
+        "relabel": (feature_set.ReadPatchesByClip,
+                    lambda: relabel.relabel(features_dir, manifest_with_negatives, scores_dir, 10.0, str(output))),
+        "prune": (prune.ClipLosses, lambda: prune.prune(features_dir, scores_dir, str(output), 90.0))}[job]
+    _losing_one_clip(monkeypatch, transform, lost)
+    with pytest.raises(RuntimeError, match="written where the input holds .*the runner lost elements"):
+        run()
+    assert not (output / "_COMPLETE.json").exists()

@@ -235,6 +235,28 @@ class ReadPatchesByClip(beam.PTransform):
                                                               serialized)))
 
 
+def count_records(pattern: str) -> int:
+    """How many TFRecords the files matching `pattern` hold, from the records' length prefixes alone (each
+    payload is skipped, not read): what a job checks its written shards by before it publishes."""
+    total = 0
+    for path in list_files(pattern):
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            while header := handle.read(12):  # length (8 bytes, little-endian) and its CRC
+                if len(header) < 12:
+                    raise RuntimeError(f"{path}: a truncated record after {total} records")
+                handle.seek(struct.unpack("<Q", header[:8])[0] + 4, 1)  # payload and its CRC
+                total += 1
+    return total
+
+
+def check_written(where: str, what: str, written: int, expected: int) -> None:
+    """A job's written count against what its input says it should be: a runner that lost elements fails
+    the job here, before it publishes."""
+    if written != expected:
+        raise RuntimeError(f"{where}: {written} {what} written where the input holds {expected}: the runner lost "
+                           f"elements, nothing is published")
+
+
 def write_description(output_dir: str, params: FeatureParams, vocabulary) -> None:
     write_text(join(output_dir, PARAMS_FILE), params.to_json())
     write_json(join(output_dir, VOCABULARY_FILE), list(vocabulary))

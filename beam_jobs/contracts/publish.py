@@ -6,7 +6,8 @@ marker lists every file (with its size), the folders kept from before (e.g. the 
 manifest points into) and the job's summary (counts, parameters). A reader refuses a folder without the
 marker, or holding a file the marker does not list or of another size, so a killed run, a run on top of
 an older one or a half-copied folder is never read as a result. Rerunning into the same folder replaces
-it whole.
+it whole. While a job writes, it holds the folder's lock (beam_jobs.contracts.folder_lock): a second run into
+the folder fails at once.
 
     with publishing(output_dir, "extract") as publication:
         ... write into publication.staging ...
@@ -22,11 +23,13 @@ import time
 
 from apache_beam.io.filesystems import FileSystems
 
+from beam_jobs.contracts import folder_lock
 from beam_jobs.contracts.storage import join, read_text, write_text
 
 MARKER_FILE = "_COMPLETE.json"
 PUBLISHING_FILE = "_PUBLISHING"  # present while a publication replaces the folder's contents
 STAGING_DIR = ".staging"
+UNPUBLISHED = (STAGING_DIR, PUBLISHING_FILE, folder_lock.LOCK_FILE)  # a run's working files, never its output
 
 
 class IncompleteOutputError(RuntimeError):
@@ -51,8 +54,8 @@ def _relative(folder: str, path: str) -> str:
 
 def _entries(folder: str) -> dict[str, int]:
     """Every file below `folder` (recursively), relative path -> size."""
-    if not FileSystems.exists(folder):
-        return {}
+    if FileSystems.get_scheme(folder) is None and not FileSystems.exists(folder):
+        return {}  # (an object store has no folders: a prefix without objects matches nothing)
     found = {}
     for pattern in (join(folder, "**"), join(folder, ".*"), join(folder, ".*", "**")):
         for match in FileSystems.match([pattern])[0].metadata_list:
@@ -79,7 +82,8 @@ def _delete_tree(folder: str) -> None:
 
 def _check_replaceable(publication: Publication) -> None:
     """Only a folder this project published (or began to) is replaced; anything else is left alone."""
-    entries = {_top(name) for name in _entries(publication.output_dir)} - set(publication.keep) - {STAGING_DIR}
+    entries = {_top(name) for name in _entries(publication.output_dir)} - set(publication.keep) - {STAGING_DIR,
+                                                                                          folder_lock.LOCK_FILE}
     if entries and not ({MARKER_FILE, PUBLISHING_FILE} & entries):
         raise IncompleteOutputError(
             f"{publication.output_dir}: holds files that no run of this project published "
@@ -89,17 +93,20 @@ def _check_replaceable(publication: Publication) -> None:
 @contextlib.contextmanager
 def publishing(output_dir: str, job: str, keep: tuple[str, ...] = ()):
     """Yields a Publication whose `staging` folder the job writes into; publishes it when the block ends
-    without an error, and removes it when the block fails."""
+    without an error, and removes it when the block fails. The folder is locked throughout: a live run
+    already writing it makes this fail before the block starts (folder_lock.FolderBusyError)."""
     publication = Publication(output_dir.rstrip("/"), job, tuple(keep))
-    _check_replaceable(publication)
-    _delete_tree(publication.staging)  # a killed run's leftovers
-    FileSystems.mkdirs(publication.staging)
-    try:
-        yield publication
-    except BaseException:
-        _delete_tree(publication.staging)
-        raise
-    _publish(publication)
+    with folder_lock.holding(publication.output_dir, job) as check_lock:
+        _check_replaceable(publication)
+        _delete_tree(publication.staging)  # a killed run's leftovers
+        FileSystems.mkdirs(publication.staging)
+        try:
+            yield publication
+            check_lock()
+        except BaseException:
+            _delete_tree(publication.staging)
+            raise
+        _publish(publication)
 
 
 def _publish(publication: Publication) -> None:
@@ -108,7 +115,7 @@ def _publish(publication: Publication) -> None:
     write_text(join(folder, PUBLISHING_FILE), publication.job)
     _delete([join(folder, MARKER_FILE)])
     old = [join(folder, name) for name in _entries(folder)
-           if _top(name) not in (*publication.keep, STAGING_DIR, PUBLISHING_FILE)]
+           if _top(name) not in (*publication.keep, *UNPUBLISHED)]
     _delete(old)
     names = sorted(staged)
     for parent in sorted({join(folder, name.rsplit("/", 1)[0]) for name in names if "/" in name}):
@@ -136,7 +143,8 @@ def check_complete(folder: str, what: str) -> dict:
             f"into this folder")
     marker = json.loads(read_text(marker_path))
     listed, kept = marker["files"], tuple(marker.get("kept", ()))
-    present = {name: size for name, size in _entries(folder).items() if name != MARKER_FILE and _top(name) not in kept}
+    present = {name: size for name, size in _entries(folder).items()
+               if name not in (MARKER_FILE, folder_lock.LOCK_FILE) and _top(name) not in kept}
     unlisted = sorted(set(present) - set(listed))
     missing = sorted(set(listed) - set(present))
     resized = sorted(name for name in set(listed) & set(present) if listed[name] != present[name])

@@ -63,6 +63,14 @@ def parse_csv_line(line: str) -> list[str]:
     return next(csv.reader([line]))
 
 
+def is_folder(path: str) -> bool:
+    """A local directory, or an object-store prefix holding at least one object (object stores have no
+    folders: FileSystems.exists is false for a prefix)."""
+    if FileSystems.get_scheme(path) is None:
+        return os.path.isdir(path)
+    return bool(FileSystems.match([join(path, "**")], limits=[1])[0].metadata_list)
+
+
 def list_files(pattern: str) -> list[str]:
     """Sorted paths matching a glob."""
     return sorted(match.path for match in FileSystems.match([pattern])[0].metadata_list)
