@@ -3,7 +3,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
+# GPU=1 installs TensorFlow with its CUDA libraries (tensorflow[and-cuda], as the GPU image does); without it,
+# TensorFlow runs on the CPU even where a GPU is present.
+GPU ?=
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)$(if $(GPU),-gpu)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
 # The CPU demo: 1,000 synthetic clips, the tiny VGG-like (width 0.5), 15 epochs (about 5 minutes on 2 cores).
@@ -14,6 +17,7 @@ DEMO_PARAMS ?= --param synthetic_clips=1000 --param width=0.5 --param epochs=15
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(if $(GPU),sed 's/^tensorflow==/tensorflow[and-cuda]==/' requirements.txt > $(VENV)/requirements-gpu.txt && $(BIN)/python -m pip install --quiet -r $(VENV)/requirements-gpu.txt)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 

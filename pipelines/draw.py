@@ -2,14 +2,18 @@
 to another, a frame per nested pipeline and per loop.
 
     python pipelines/draw.py [--compiled DIR] [--output-dir docs/pipelines] [--pipeline NAME ...]
+    python pipelines/draw.py --run runs/fsd50k-baseline-... --output-dir docs/pictures
 
 Compiles the pipelines (or reads `--compiled`'s YAML), writes `<pipeline>.dot`, and `<pipeline>.svg` where
-Graphviz's `dot` is installed (Debian: `apt-get install graphviz`).
+Graphviz's `dot` is installed (Debian: `apt-get install graphviz`). With `--run`, instead saves the plots of a
+local run's HTML pages (training curves, per-class AP, ...) as `<task>-<output>-<n>.png`.
 """
 from __future__ import annotations
 
 import argparse
+import base64
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -124,12 +128,40 @@ def draw(compiled_dir: str, output_dir: str, names: list[str]) -> list[str]:
     return written
 
 
+INLINE_PNG = re.compile(rb"""src=["']data:image/png;base64,([A-Za-z0-9+/=]+)["']""")
+
+
+def run_pictures(run_dir: str, output_dir: str) -> list[str]:
+    """The PNG plots inlined in a local run's HTML artifacts (<task>/<output> files), one file each."""
+    os.makedirs(output_dir, exist_ok=True)
+    written = []
+    for task in sorted(os.listdir(run_dir)):
+        task_dir = os.path.join(run_dir, task)
+        for output in sorted(os.listdir(task_dir)) if os.path.isdir(task_dir) else []:
+            path = os.path.join(task_dir, output)
+            if not os.path.isfile(path):
+                continue
+            with open(path, "rb") as handle:
+                content = handle.read()
+            for number, match in enumerate(INLINE_PNG.finditer(content), start=1):
+                picture = os.path.join(output_dir, f"{task}-{output}-{number}.png")
+                with open(picture, "wb") as handle:
+                    handle.write(base64.b64decode(match.group(1)))
+                written.append(picture)
+    return written
+
+
 def main(argv=None) -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--compiled", default="", help="a folder of compiled YAML (default: compile them now)")
     parser.add_argument("--output-dir", default=os.path.join(REPOSITORY_ROOT, "docs", "pipelines"))
     parser.add_argument("--pipeline", action="append", help="draw only these (default: all)")
+    parser.add_argument("--run", default="", help="save the plots of this local run's HTML pages instead")
     args = parser.parse_args(argv)
+    if args.run:
+        written = run_pictures(args.run, args.output_dir)
+        print("\n".join(written))
+        return written
     sys.path.insert(0, REPOSITORY_ROOT)
     from pipelines import compile as compile_module
     from pipelines import discover

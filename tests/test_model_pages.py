@@ -72,3 +72,20 @@ def test_single_label_page_shows_the_confusion_matrix(noisy_features_dir, tmp_pa
     evaluation = evaluate_single_label(str(tmp_path / "model"), noisy_features_dir, "test")
     page = model_pages.single_label_page(evaluation, "Test")
     assert f"{evaluation.scalars['accuracy']:.4f}" in page and len(images(page)) == 1
+
+
+def test_draw_saves_the_plots_of_a_runs_pages_byte_for_byte(tmp_path):
+    from keras_models.study_reports import figure_png, html_page, subplots
+    from pipelines.draw import run_pictures
+
+    pictures = []
+    for value in (1, 2):
+        figure, axis = subplots()
+        axis.plot([0, value])
+        pictures.append(figure_png(figure))
+    (tmp_path / "run" / "train-classifier").mkdir(parents=True)
+    (tmp_path / "run" / "train-classifier" / "curves").write_text(html_page("t", "i", "| a |\n|---|\n| 1 |", *pictures))
+    (tmp_path / "run" / "train-classifier" / "model").mkdir()  # folders are not pages
+    written = run_pictures(str(tmp_path / "run"), str(tmp_path / "pictures"))
+    assert [path.rsplit("/", 1)[1] for path in written] == ["train-classifier-curves-1.png", "train-classifier-curves-2.png"]
+    assert [open(path, "rb").read() for path in written] == pictures
