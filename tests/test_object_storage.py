@@ -2,8 +2,10 @@
 (fake-gcs-server, which honours ifGenerationMatch), and a dataset, its manifest, features and a training's
 checkpoints on gs:// (gcp-storage-emulator, which answers the JSON batch requests Beam's GCS filesystem
 sends to rename and delete; fake-gcs-server does not). TensorFlow's own GCS filesystem cannot reach an
-emulator (its endpoint is fixed to storage.googleapis.com), so training reads its feature set from a local
-copy, as a KFP task does (the launcher downloads input artifacts into the pod)."""
+emulator (its endpoint is fixed to storage.googleapis.com), so training and evaluation read their feature set
+from a local copy, as a KFP task does (the launcher downloads input artifacts into the pod). kfp.local takes
+only a local pipeline root (it makes the path absolute), so the tasks' gs:// artifact URIs are given by hand,
+as KFP's launcher gives them."""
 import json
 import os
 import signal
@@ -12,14 +14,16 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs import ingest
+from beam_jobs import ingest, scoring
 from beam_jobs.contracts import folder_lock
 from beam_jobs.contracts.publish import check_complete, publishing
 from beam_jobs.contracts.storage import join, read_text, write_text
 from beam_jobs.extract import extract
+from keras_models.evaluate import evaluate_classifier
 
 BUCKET = "runs-bucket"
 
@@ -144,7 +148,7 @@ def _training_task(features: str, model_path: str, model_uri: str, curves: str) 
 
 
 @pytest.mark.slow
-def test_a_run_on_gcs_ingests_extracts_and_resumes_a_killed_training(gcs_emulator, synthetic_root, tmp_path):
+def test_a_run_on_gcs_ingests_extracts_resumes_a_killed_training_evaluates_and_scores(gcs_emulator, synthetic_root, tmp_path):
     dataset_root, manifest_dir, features_dir = (f"{gcs_emulator}/{name}" for name in ("fsd50k", "manifest", "features"))
     _upload(synthetic_root, dataset_root)
     manifest = ingest.ingest(dataset_root, manifest_dir)
@@ -182,3 +186,11 @@ def test_a_run_on_gcs_ingests_extracts_and_resumes_a_killed_training(gcs_emulato
     history = json.load(open(tmp_path / "pod2" / "model" / "history.json"))
     assert [entry["epoch"] for entry in history] == [1, 2, 3, 4, 5]
     assert not FileSystems.match([f"{resume}/**"])[0].metadata_list  # removed once the task succeeded
+
+    model_dir = str(tmp_path / "pod2" / "model")  # evaluation reads the local copies, as its task would
+    evaluation = evaluate_classifier(model_dir, local_features, "eval")
+    assert evaluation.clips == counts["eval"]["written"] and np.isfinite(evaluation.metrics["mAP"])
+    scores_dir = f"{gcs_emulator}/scores"  # a Beam job reading the features' shards from gs:// and writing there
+    scored = scoring.score_clips(model_dir, features_dir, scores_dir, split="eval")
+    assert scored["clips"] == counts["eval"]["written"]
+    check_complete(scores_dir, "a scoring")
