@@ -12,12 +12,15 @@ def train_separator(manifest: Input[Dataset], channels: int, steps: int, checkpo
     """MixIT training of an M-channel masking separator on mixtures of two train clips (at the features'
     sample rate); checkpoints at `checkpoint_steps`."""
     from beam_jobs.contracts.params import FeatureParams
+    from keras_models.model_folder import resumable
     from keras_models.separation import ManifestWaveforms, SeparatorParams, train_separator as train
 
     params = SeparatorParams(channels=channels, steps=steps, checkpoint_steps=tuple(checkpoint_steps),
                              segment_seconds=segment_seconds, batch_size=batch_size, learning_rate=learning_rate,
                              seed=seed, sample_rate=FeatureParams.resolve(feature_params).sample_rate)
-    summary = train(ManifestWaveforms(manifest.path, "train", params.sample_rate), separator.path, params)
+    with resumable(separator.path, separator.uri) as mirror:
+        summary = train(ManifestWaveforms(manifest.path, "train", params.sample_rate), separator.path, params,
+                        extra_callbacks=mirror)
     separator.metadata.update(framework="keras", **summary)
 
 

@@ -30,6 +30,7 @@ from keras_models.model_folder import HistoryFile
 
 PARAMS_FILE = "separator_params.json"
 CHECKPOINT_DIR = "checkpoints"
+BACKUP_DIR = "backup"  # the last finished epoch while training runs (deleted when it ends)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -316,20 +317,26 @@ class ManifestWaveforms:
 class StepCheckpoints(keras.callbacks.Callback):
     """Saves the weights after each of the given (global) training steps."""
 
-    def __init__(self, separator_dir: str, steps: tuple[int, ...]):
+    def __init__(self, separator_dir: str, steps: tuple[int, ...], steps_per_epoch: int):
         super().__init__()
-        self.separator_dir, self.steps, self.step = separator_dir, set(steps), 0
+        self.separator_dir, self.steps, self.steps_per_epoch, self.epoch = separator_dir, set(steps), steps_per_epoch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch  # a resumed run begins at the epoch after its last backup: steps count from there
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        if self.step in self.steps:
-            self.model.save_weights(checkpoint_path(self.separator_dir, self.step))
+        step = self.epoch * self.steps_per_epoch + batch + 1
+        if step in self.steps:
+            self.model.save_weights(checkpoint_path(self.separator_dir, step))
 
 
 def train_separator(waveforms, separator_dir: str, params: SeparatorParams = SeparatorParams(),
-                    log_every: int = 50) -> dict:
+                    log_every: int = 50, extra_callbacks: tuple = ()) -> dict:
     """MixIT training on mixtures of mixtures drawn from `waveforms` (e.g. ManifestWaveforms); writes the
-    params, the loss history (mean MixIT loss per `log_every` steps) and one checkpoint per checkpoint step."""
+    params, the loss history (mean MixIT loss per `log_every` steps) and one checkpoint per checkpoint step.
+    Rerun on the same folder after an interruption, it resumes after the last `log_every` steps it finished
+    (with fresh mixtures: the draws after the resume differ from an uninterrupted run's); `extra_callbacks`
+    run after that backup."""
     import tensorflow as tf
 
     tf.io.gfile.makedirs(f"{separator_dir}/{CHECKPOINT_DIR}")
@@ -341,8 +348,9 @@ def train_separator(waveforms, separator_dir: str, params: SeparatorParams = Sep
     log_every = min(log_every, params.steps)
     separator.fit(mixture_of_mixtures_dataset(waveforms, params), epochs=-(-params.steps // log_every),
                   steps_per_epoch=log_every, verbose=2,
-                  callbacks=[FiniteGuard(), StepCheckpoints(separator_dir, params.checkpoint_steps),
-                             HistoryFile(separator_dir)])
+                  callbacks=[FiniteGuard(), StepCheckpoints(separator_dir, params.checkpoint_steps, log_every),
+                             HistoryFile(separator_dir),
+                             keras.callbacks.BackupAndRestore(f"{separator_dir}/{BACKUP_DIR}"), *extra_callbacks])
     history = read_history(separator_dir)
     return {"steps": params.steps, "log_every": log_every, "first_loss": history[0]["loss"],
             "final_loss": history[-1]["loss"],

@@ -340,3 +340,26 @@ def test_shallow_classifier_trains_a_hidden_layer_on_the_frozen_encoder(views_di
     assert model.get_layer("hidden").units == 12
     for old, new in zip(before, model.get_weights()[:len(before)]):
         np.testing.assert_array_equal(old, new)
+
+
+class _Preempted(Exception):
+    pass
+
+
+def test_an_interrupted_separator_training_resumes_after_its_last_finished_steps(manifest_dir, tmp_path):
+    from beam_jobs.contracts.model_folder import read_history
+
+    params = dataclasses.replace(TINY_SEPARATOR, steps=6, checkpoint_steps=(2, 6))
+    waveforms = separation.ManifestWaveforms(manifest_dir, "train", params.sample_rate)
+    preempt = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: (_ for _ in ()).throw(_Preempted())
+                                             if epoch == 1 else None)
+    with pytest.raises(_Preempted):  # killed after 4 of 6 steps (two epochs of log_every = 2)
+        separation.train_separator(waveforms, str(tmp_path), params, log_every=2, extra_callbacks=(preempt,))
+    epochs_run = []
+    counter = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs_run.append(epoch))
+    summary = separation.train_separator(waveforms, str(tmp_path), params, log_every=2, extra_callbacks=(counter,))
+    assert epochs_run == [2]  # only the last two steps are trained again
+    assert [entry["epoch"] for entry in read_history(str(tmp_path))] == [1, 2, 3] and summary["steps"] == 6
+    files = sorted(os.path.basename(path) for path in glob.glob(f"{tmp_path}/checkpoints/*.weights.h5"))
+    assert files == ["step-000002.weights.h5", "step-000006.weights.h5"]  # step 6 counted across the resume
+    assert not os.path.exists(tmp_path / separation.BACKUP_DIR)
