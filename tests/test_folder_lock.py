@@ -55,3 +55,16 @@ def test_runs_one_after_another_into_one_folder_need_no_takeover(tmp_path, capsy
             write_text(join(publication.staging, "run.txt"), str(run))
     assert "taking over" not in capsys.readouterr().out
     assert open(os.path.join(folder, "run.txt")).read() == "1"
+
+
+def test_a_filesystem_without_locks_runs_unlocked_and_says_so(tmp_path, monkeypatch, capsys):
+    import errno as errors
+
+    def no_locks(descriptor, operation):
+        raise OSError(errors.ENOLCK, os.strerror(errors.ENOLCK))
+
+    monkeypatch.setattr(folder_lock.fcntl, "flock", no_locks)  # e.g. a FUSE mount of a bucket
+    with publishing(str(tmp_path / "out"), "extract") as publication:
+        write_text(join(publication.staging, "counts.json"), "{}")
+    assert "this filesystem has no file locks" in capsys.readouterr().out
+    assert set(check_complete(str(tmp_path / "out"), "an extraction")["files"]) == {"counts.json"}

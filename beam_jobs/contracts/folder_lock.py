@@ -76,8 +76,11 @@ def _local_lock(folder: str, holder: dict):
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
             os.close(descriptor)
-            if error.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
+            if error.errno not in (errno.EAGAIN, errno.EACCES):  # no locks on this filesystem (e.g. a FUSE mount)
+                print(f"{folder}: this filesystem has no file locks ({os.strerror(error.errno)}), so a second run "
+                      f"into this folder is not detected; give each run its own output folder", flush=True)
+                yield
+                return
             other = {}
             for _ in range(20):  # the holder writes its name just after taking the flock
                 with open(lock_path) as handle:
