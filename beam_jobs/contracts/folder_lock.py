@@ -111,11 +111,11 @@ def _local_lock(folder: str, holder: dict):
 
 
 def storage_client():
-    """A google-cloud-storage client (anonymous against an emulator named by STORAGE_EMULATOR_HOST)."""
-    from google.cloud import storage
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        return storage.Client.create_anonymous_client()
-    return storage.Client()
+    """The google-cloud-storage client Beam's GCS filesystem makes (its credentials, or anonymous where
+    there are none), so the lock reaches the bucket exactly as the job's reads and writes do."""
+    from apache_beam.io.gcp.gcsio import create_storage_client
+    from apache_beam.options.pipeline_options import PipelineOptions
+    return create_storage_client(PipelineOptions())
 
 
 def _gcs_blob(path: str):
